@@ -1,0 +1,270 @@
+"""The aefast model file: a safetensors file holding a stacked dense autoencoder.
+
+Format (version 1) is documented in docs/format.md. In short:
+  tensors   dense_{i}.kernel  (in_i, out_i)  F32 or F16
+            dense_{i}.bias    (out_i,)       F32 or F16
+  metadata  format="aefast.autoencoder", format_version="1", and JSON values for
+            layer_sizes, activations, encoder_layers, input_shape, pixel_scale, training, metrics, data_sha256.
+
+`read_model` validates everything before returning, and raises `ModelFileError` (a ValueError) for any
+defect; `save_model` writes atomically.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._io import write_bytes_atomic
+from .errors import ModelFileError
+
+FORMAT_NAME = "aefast.autoencoder"
+FORMAT_VERSION = 1
+ACTIVATIONS = ("linear", "elu", "sigmoid")
+STORAGE_DTYPES = {"float32": "F32", "float16": "F16"}
+_NP_DTYPES = {"F32": np.float32, "F16": np.float16}
+_DTYPE_SIZES = {"F32": 4, "F16": 2}
+# A header larger than this is not an aefast model; refuse before reading it.
+MAX_HEADER_BYTES = 1 << 20
+MAX_LAYERS = 64
+MAX_WIDTH = 1 << 20
+
+
+@dataclass
+class AutoencoderWeights:
+    """A stacked dense autoencoder: layer i maps (N, kernels[i].shape[0]) -> (N, kernels[i].shape[1]).
+
+    kernels[i]: (in_i, out_i); biases[i]: (out_i,); activations[i] in ACTIVATIONS.
+    The first `encoder_layers` layers are the encoder; the output of layer encoder_layers-1 is the latent code.
+    Pixels are stored as value / pixel_scale in [0, 1].
+    """
+
+    kernels: list[np.ndarray]
+    biases: list[np.ndarray]
+    activations: list[str]
+    encoder_layers: int
+    input_shape: tuple[int, ...] = (28, 28)
+    pixel_scale: float = 255.0
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    data_sha256: dict = field(default_factory=dict)
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [int(self.kernels[0].shape[0])] + [int(k.shape[1]) for k in self.kernels]
+
+    @property
+    def latent_size(self) -> int:
+        return int(self.kernels[self.encoder_layers - 1].shape[1])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.kernels[0].shape[0])
+
+    def validate(self, source: str = "model") -> "AutoencoderWeights":
+        """Check the invariants; raise ModelFileError naming `source` and the defect."""
+        def fail(msg: str):
+            raise ModelFileError(f"{source}: {msg}")
+
+        n = len(self.kernels)
+        if not 2 <= n <= MAX_LAYERS:
+            fail(f"expected 2..{MAX_LAYERS} layers (an encoder and a decoder), found {n}")
+        if len(self.biases) != n or len(self.activations) != n:
+            fail(f"{n} kernels but {len(self.biases)} biases and {len(self.activations)} activations")
+        if not 1 <= self.encoder_layers <= n - 1:
+            fail(f"encoder_layers={self.encoder_layers} must be between 1 and {n - 1}")
+        for i, (k, b, a) in enumerate(zip(self.kernels, self.biases, self.activations)):
+            if not isinstance(k, np.ndarray) or k.ndim != 2:
+                fail(f"dense_{i}.kernel must be a 2-D array, got shape {getattr(k, 'shape', None)}")
+            if not isinstance(b, np.ndarray) or b.ndim != 1:
+                fail(f"dense_{i}.bias must be a 1-D array, got shape {getattr(b, 'shape', None)}")
+            if k.dtype not in (np.float32, np.float16) or b.dtype not in (np.float32, np.float16):
+                fail(f"layer {i}: weights must be float32 or float16, got {k.dtype} and {b.dtype}")
+            if min(k.shape) < 1 or max(k.shape) > MAX_WIDTH:
+                fail(f"dense_{i}.kernel shape {k.shape} out of range 1..{MAX_WIDTH}")
+            if b.shape[0] != k.shape[1]:
+                fail(f"dense_{i}.bias has {b.shape[0]} values, expected {k.shape[1]} (kernel {k.shape})")
+            if i > 0 and k.shape[0] != self.kernels[i - 1].shape[1]:
+                fail(f"dense_{i}.kernel takes {k.shape[0]} inputs but dense_{i-1} gives "
+                     f"{self.kernels[i - 1].shape[1]}: shapes do not chain")
+            if a not in ACTIVATIONS:
+                fail(f"layer {i}: unknown activation {a!r}, expected one of {ACTIVATIONS}")
+            if not (np.isfinite(k).all() and np.isfinite(b).all()):
+                fail(f"layer {i}: weights contain NaN or infinite values")
+        if self.layer_sizes[-1] != self.layer_sizes[0]:
+            fail(f"output width {self.layer_sizes[-1]} differs from input width {self.layer_sizes[0]}")
+        shape = tuple(self.input_shape)
+        if not shape or any(not isinstance(s, int) or s < 1 for s in shape) or math.prod(shape) != self.input_size:
+            fail(f"input_shape {shape} does not hold {self.input_size} values")
+        if not (isinstance(self.pixel_scale, (int, float)) and math.isfinite(self.pixel_scale)
+                and self.pixel_scale > 0):
+            fail(f"pixel_scale must be a positive number, got {self.pixel_scale!r}")
+        return self
+
+
+def _metadata(model: AutoencoderWeights) -> dict[str, str]:
+    return {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "layer_sizes": json.dumps(model.layer_sizes),
+        "activations": json.dumps(list(model.activations)),
+        "encoder_layers": json.dumps(int(model.encoder_layers)),
+        "input_shape": json.dumps(list(model.input_shape)),
+        "pixel_scale": json.dumps(float(model.pixel_scale)),
+        "training": json.dumps(model.training, sort_keys=True),
+        "metrics": json.dumps(model.metrics, sort_keys=True),
+        "data_sha256": json.dumps(model.data_sha256, sort_keys=True),
+    }
+
+
+def save_model(path: str | os.PathLike, model: AutoencoderWeights, dtype: str = "float32") -> Path:
+    """Validate `model` and write it to `path` atomically, weights stored as `dtype` (float32 or float16)."""
+    from safetensors.numpy import save
+
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}")
+    model.validate(str(path))
+    np_dtype = np.dtype(dtype)
+    tensors = {}
+    for i, (k, b) in enumerate(zip(model.kernels, model.biases)):
+        kk = np.ascontiguousarray(k, dtype=np_dtype)
+        bb = np.ascontiguousarray(b, dtype=np_dtype)
+        if not (np.isfinite(kk).all() and np.isfinite(bb).all()):
+            raise ValueError(f"layer {i}: weights overflow {dtype} (values beyond its range)")
+        tensors[f"dense_{i}.kernel"] = kk
+        tensors[f"dense_{i}.bias"] = bb
+    return write_bytes_atomic(path, save(tensors, metadata=_metadata(model)))
+
+
+def _read_header(data: bytes, source: str) -> tuple[dict, int]:
+    """Parse and bounds-check the safetensors header before any tensor is touched."""
+    if len(data) < 8:
+        raise ModelFileError(f"{source}: file is {len(data)} bytes, too short for a safetensors header")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n == 0 or n > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{source}: header length {n} is absurd (expected 1..{MAX_HEADER_BYTES} bytes)")
+    if 8 + n > len(data):
+        raise ModelFileError(f"{source}: header length {n} runs past the end of the {len(data)}-byte file "
+                             "(truncated?)")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{source}: header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{source}: header must be a JSON object")
+    return header, 8 + n
+
+
+def _tensors_from(data: bytes, header: dict, start: int, source: str) -> dict[str, np.ndarray]:
+    body = len(data) - start
+    tensors: dict[str, np.ndarray] = {}
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise ModelFileError(f"{source}: tensor {name!r} entry malformed: {info!r}")
+        dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+        if dt not in _NP_DTYPES:
+            raise ModelFileError(f"{source}: tensor {name!r} has dtype {dt!r}, expected F32 or F16")
+        if (not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s <= MAX_WIDTH for s in shape)
+                or len(shape) > 2):
+            raise ModelFileError(f"{source}: tensor {name!r} has bad shape {shape!r}")
+        if (not isinstance(offs, list) or len(offs) != 2 or not all(isinstance(o, int) for o in offs)
+                or not 0 <= offs[0] <= offs[1] <= body):
+            raise ModelFileError(f"{source}: tensor {name!r} offsets {offs!r} fall outside the "
+                                 f"{body}-byte data section (truncated?)")
+        nbytes = math.prod(shape) * _DTYPE_SIZES[dt]
+        if offs[1] - offs[0] != nbytes:
+            raise ModelFileError(f"{source}: tensor {name!r} spans {offs[1] - offs[0]} bytes, "
+                                 f"its shape {shape} and dtype {dt} need {nbytes}")
+        spans.append((offs[0], offs[1], name))
+        arr = np.frombuffer(data, dtype=_NP_DTYPES[dt], count=math.prod(shape), offset=start + offs[0])
+        tensors[name] = arr.reshape(shape).copy()
+    spans.sort()
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+        if b0 < a1:
+            raise ModelFileError(f"{source}: tensors {an!r} and {bn!r} overlap")
+    return tensors
+
+
+def _json_field(meta: dict, key: str, source: str):
+    if key not in meta:
+        raise ModelFileError(f"{source}: metadata lacks {key!r}")
+    if not isinstance(meta[key], str):
+        raise ModelFileError(f"{source}: metadata {key!r} must be a string")
+    try:
+        return json.loads(meta[key])
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{source}: metadata {key!r} is not valid JSON ({e})") from None
+
+
+def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
+    """Parse and fully validate the bytes of a model file."""
+    header, start = _read_header(data, source)
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{source}: no metadata: not an aefast model file")
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{source}: format is {meta.get('format')!r}, expected {FORMAT_NAME!r}")
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise ModelFileError(f"{source}: format_version {meta.get('format_version')!r} is not supported "
+                             f"(this aefast reads version {FORMAT_VERSION})")
+    sizes = _json_field(meta, "layer_sizes", source)
+    acts = _json_field(meta, "activations", source)
+    enc = _json_field(meta, "encoder_layers", source)
+    shape = _json_field(meta, "input_shape", source)
+    scale = _json_field(meta, "pixel_scale", source)
+    extras = {k: _json_field(meta, k, source) for k in ("training", "metrics", "data_sha256")}
+    if not (isinstance(sizes, list) and 2 <= len(sizes) <= MAX_LAYERS + 1
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)):
+        raise ModelFileError(f"{source}: layer_sizes must be a list of 2..{MAX_LAYERS + 1} integers, got {sizes!r}")
+    if not (isinstance(acts, list) and all(isinstance(a, str) for a in acts)):
+        raise ModelFileError(f"{source}: activations must be a list of names, got {acts!r}")
+    if not isinstance(enc, int) or isinstance(enc, bool):
+        raise ModelFileError(f"{source}: encoder_layers must be an integer, got {enc!r}")
+    if not (isinstance(shape, list) and all(isinstance(s, int) for s in shape)):
+        raise ModelFileError(f"{source}: input_shape must be a list of integers, got {shape!r}")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        raise ModelFileError(f"{source}: pixel_scale must be a number, got {scale!r}")
+    for k, v in extras.items():
+        if not isinstance(v, dict):
+            raise ModelFileError(f"{source}: metadata {k!r} must be a JSON object")
+
+    tensors = _tensors_from(data, header, start, source)
+    n = len(sizes) - 1
+    expected = {f"dense_{i}.{p}" for i in range(n) for p in ("kernel", "bias")}
+    missing, extra = sorted(expected - tensors.keys()), sorted(tensors.keys() - expected)
+    if missing or extra:
+        raise ModelFileError(f"{source}: tensors do not match layer_sizes {sizes}: "
+                             f"missing {missing}, unexpected {extra}")
+    kernels = [tensors[f"dense_{i}.kernel"] for i in range(n)]
+    biases = [tensors[f"dense_{i}.bias"] for i in range(n)]
+    for i, k in enumerate(kernels):
+        if k.ndim != 2 or tuple(k.shape) != (sizes[i], sizes[i + 1]):
+            raise ModelFileError(f"{source}: dense_{i}.kernel has shape {tuple(k.shape)}, metadata layer_sizes "
+                                 f"says ({sizes[i]}, {sizes[i + 1]})")
+    model = AutoencoderWeights(kernels, biases, acts, enc, tuple(shape), float(scale), **extras)
+    return model.validate(source)
+
+
+def read_model(path: str | os.PathLike) -> AutoencoderWeights:
+    """Read and fully validate a model file; ModelFileError names the file and the defect."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > 8 + MAX_HEADER_BYTES + 4 * MAX_LAYERS * MAX_WIDTH * 64:
+            raise ModelFileError(f"{path}: {size} bytes is far larger than any aefast model")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: is a directory, expected a .safetensors model file") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_model(data, str(path))

@@ -1,0 +1,45 @@
+#include "dispatch.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#define AEFAST_X86 1
+#endif
+
+namespace aefast {
+
+static CpuFeatures detect() {
+  CpuFeatures f;
+#ifdef AEFAST_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & bit_OSXSAVE;
+  const bool avx = c & bit_AVX;
+  bool ymm_enabled = false, zmm_enabled = false;
+  if (osxsave) {
+    unsigned xlo, xhi;
+    __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    ymm_enabled = (xlo & 0x6) == 0x6;
+    zmm_enabled = (xlo & 0xe6) == 0xe6;
+  }
+  const bool fma = c & bit_FMA;
+  const bool f16c = c & bit_F16C;
+  unsigned a7, b7, c7, d7;
+  bool avx2 = false, avx512f = false;
+  if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7)) {
+    avx2 = b7 & bit_AVX2;
+    avx512f = b7 & bit_AVX512F;
+  }
+  f.avx2 = avx && avx2 && ymm_enabled;
+  f.fma = fma && ymm_enabled;
+  f.f16c = f16c && ymm_enabled;
+  f.avx512f = avx512f && zmm_enabled;
+#endif
+  return f;
+}
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+}  // namespace aefast
