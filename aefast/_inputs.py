@@ -1,0 +1,82 @@
+"""Checking what users pass to the engine, before any compute runs.
+
+Accepted images: array-likes of shape (N, *input_shape), (N, input_size), input_shape or (input_size,) (one image).
+  - uint8: raw pixels 0..pixel_scale; passed on as uint8 (the engine folds 1/pixel_scale into the first layer).
+  - float16/float32/float64: pixels already scaled to [0, 1]; values must lie in [-RANGE_TOL, 1 + RANGE_TOL]
+    (not clipped: a value of 255.0 almost always means "forgot to divide", which we say rather than hide).
+  - everything else (bool, other integer types, complex, object, strings, datetimes) is a TypeError: a bool or an
+    int16 image has no single obvious meaning, so we ask the caller to convert explicitly.
+Accepted codes: float16/float32/float64 of shape (N, latent) or (latent,), finite.
+Any memory layout is accepted (strided, reversed, Fortran, read-only); the caller's array is never written.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+RANGE_TOL = 1e-3
+_FLOAT_KINDS = (np.float16, np.float32, np.float64)
+
+
+def _as_array(value, what: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nested lists and the like
+        raise TypeError(f"{what} must be an array (or nested lists of numbers): {e}") from None
+
+
+def _check_finite(x: np.ndarray, what: str, lo: float | None = None, hi: float | None = None) -> None:
+    """NaN/inf (and, when lo/hi are given, the range) in one min/max pass: NaN propagates into min and max."""
+    if x.size == 0:
+        return
+    vmin, vmax = float(x.min()), float(x.max())
+    if not (math.isfinite(vmin) and math.isfinite(vmax)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"{what} contain NaN or infinite values (first at index {tuple(int(i) for i in bad)})")
+    if lo is not None and (vmin < lo or vmax > hi):
+        raise ValueError(f"{what} must be floating point in [0, 1] (tolerance {RANGE_TOL}), found values in "
+                         f"[{vmin:g}, {vmax:g}]; for raw 0..255 pixels pass uint8, or divide by 255")
+
+
+def _batch_shape(x: np.ndarray, item_shapes: list[tuple[int, ...]], what: str) -> bool:
+    """True when x is one item (no batch axis); ValueError naming the accepted shapes otherwise."""
+    if x.shape in item_shapes:
+        return True
+    if x.ndim >= 1 and x.shape[1:] in item_shapes:
+        return False
+    accepted = ", ".join(f"(N, {', '.join(map(str, s))})" for s in item_shapes)
+    singles = " or ".join(str(s) for s in item_shapes)
+    raise ValueError(f"{what} have shape {x.shape}; expected {accepted}, or one item of shape {singles}")
+
+
+def image_batch(images, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """-> (x, single): x is a C-contiguous (N, input_size) uint8 or float32 array; single = no batch axis given."""
+    x = _as_array(images, "images")
+    size = math.prod(input_shape)
+    shapes = list(dict.fromkeys([tuple(input_shape), (size,)]))
+    if x.dtype == np.uint8:
+        pass
+    elif x.dtype.type in _FLOAT_KINDS:
+        _check_finite(x, "images", -RANGE_TOL, 1 + RANGE_TOL)
+    else:
+        raise TypeError(f"images have dtype {x.dtype}; expected uint8 (0..255) or float16/float32/float64 in "
+                        "[0, 1] (convert other types explicitly, e.g. images.astype(np.uint8))")
+    single = _batch_shape(x, shapes, "images")
+    x2 = x.reshape(1 if single else x.shape[0], size)
+    return np.ascontiguousarray(x2, dtype=np.uint8 if x.dtype == np.uint8 else np.float32), single
+
+
+def code_batch(codes, latent_size: int) -> tuple[np.ndarray, bool]:
+    """-> (c, single): c is a C-contiguous (N, latent_size) float32 array."""
+    c = _as_array(codes, "codes")
+    if c.dtype.type not in _FLOAT_KINDS:
+        raise TypeError(f"codes have dtype {c.dtype}; expected float16/float32/float64 (as from compress)")
+    single = _batch_shape(c, [(latent_size,)], "codes")
+    _check_finite(c, "codes")
+    c2 = np.ascontiguousarray(c.reshape(1 if single else c.shape[0], latent_size), dtype=np.float32)
+    if not np.isfinite(c2).all():  # float64 codes beyond the float32 range
+        raise ValueError("codes overflow float32 (values beyond +-3.4e38)")
+    return c2, single

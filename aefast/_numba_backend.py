@@ -1,0 +1,255 @@
+"""The numba backend: the same `Network` interface as the C++ `aefast._core.Network` (minus `isa`).
+
+numba is imported when this module is imported, so `aefast` imports it only on first use of this backend.
+
+Kernel layout (why): each layer's weights are packed ONCE, transposed to (out_pad, in) with out_pad a multiple of
+NR (zero rows), so every output value is a dot product of two contiguous rows. The register tile is MR rows x NR
+output channels: the k loop keeps MR*NR scalar accumulators, which LLVM (fastmath) turns into vector registers.
+Row blocks of MB rows are the parallel unit (prange); inside a row block, output channels go in panels of NB
+that are decoded (fp16 bits / int8 -> float32) or copied into a contiguous float32 scratch once per row block.
+The input rows are widened (uint8 -> float32) into a zero-padded MR-multiple scratch, so the tail rows of a batch
+run through exactly the same arithmetic as full tiles: rows are bit-identical whatever N is.
+"""
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+from numba import njit, prange
+from numba.extending import overload
+
+MR = 4     # rows per register tile
+NR = 2     # output channels per register tile
+MB = 64    # rows per parallel row block (multiple of MR)
+NB = 128   # output channels per decoded weight panel (multiple of NR)
+ACTIVATION_CODES = {"linear": 0, "elu": 1, "sigmoid": 2}
+WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8))
+
+# 2**(e - 25) for fp16 exponent field e (e = 0: subnormal, 2**-24); value = (mantissa | implicit bit) * table[e].
+_HALF_EXP_TABLE = np.array([2.0 ** -24] + [2.0 ** (e - 25) for e in range(1, 32)], dtype=np.float32)
+
+
+def _decode_panel(wt, j0, jn, panel):  # pragma: no cover - replaced by the overload below inside njit code
+    raise NotImplementedError
+
+
+@overload(_decode_panel, jit_options={"fastmath": True})
+def _decode_panel_impl(wt, j0, jn, panel):
+    """panel[:jn, :] = float32 values of packed rows wt[j0:j0+jn, :] (float32 copy, fp16 bits, or int8)."""
+    if wt.dtype == numba.types.float32 or wt.dtype == numba.types.int8:
+        def impl(wt, j0, jn, panel):
+            for j in range(jn):
+                for k in range(wt.shape[1]):
+                    panel[j, k] = np.float32(wt[j0 + j, k])
+        return impl
+    if wt.dtype == numba.types.uint16:  # fp16 stored as its bit pattern (numba has no CPU float16)
+        table = _HALF_EXP_TABLE
+
+        def impl(wt, j0, jn, panel):
+            for j in range(jn):
+                for k in range(wt.shape[1]):
+                    h = np.int32(wt[j0 + j, k])
+                    e = (h >> 10) & 0x1F
+                    m = (h & 0x3FF) | (np.int32(e != 0) << 10)
+                    v = np.float32(m) * table[e]
+                    panel[j, k] = -v if h & 0x8000 else v
+        return impl
+    return None
+
+
+@njit(fastmath=True, cache=True)
+def _activate(v, act, clip):
+    if act == 1:
+        v = v if v > 0 else np.float32(np.expm1(v))
+    elif act == 2:
+        v = np.float32(1.0) / (np.float32(1.0) + np.float32(np.exp(-v)))
+    if clip:
+        v = min(max(v, np.float32(0.0)), np.float32(1.0))
+    return v
+
+
+@njit(fastmath=True, cache=True)
+def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
+    """out[r0:r1] = act((x[r0:r1] @ W) * in_scale * col_scale + bias), W = wt.T; one row block, serially."""
+    k_in = x.shape[1]
+    m_out = out.shape[1]
+    rows = r1 - r0
+    rows_pad = (rows + MR - 1) // MR * MR
+    xb = np.zeros((rows_pad, k_in), np.float32)   # widened, zero-padded copy of the rows
+    for i in range(rows):
+        for k in range(k_in):
+            xb[i, k] = np.float32(x[r0 + i, k])
+    panel = np.empty((NB, k_in), np.float32)
+    for j0 in range(0, wt.shape[0], NB):
+        jn = min(NB, wt.shape[0] - j0)
+        _decode_panel(wt, j0, jn, panel)
+        for i in range(0, rows_pad, MR):
+            for j in range(0, jn, NR):
+                s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = np.float32(0.0)
+                for k in range(k_in):
+                    w0 = panel[j, k]
+                    w1 = panel[j + 1, k]
+                    a0 = xb[i, k]
+                    a1 = xb[i + 1, k]
+                    a2 = xb[i + 2, k]
+                    a3 = xb[i + 3, k]
+                    s00 += a0 * w0
+                    s01 += a0 * w1
+                    s10 += a1 * w0
+                    s11 += a1 * w1
+                    s20 += a2 * w0
+                    s21 += a2 * w1
+                    s30 += a3 * w0
+                    s31 += a3 * w1
+                tile = ((s00, s01), (s10, s11), (s20, s21), (s30, s31))
+                for ii in range(MR):
+                    if i + ii >= rows:
+                        break
+                    for jj in range(NR):
+                        c = j0 + j + jj
+                        if c < m_out:
+                            v = tile[ii][jj] * (in_scale * col_scale[c]) + bias[c]
+                            out[r0 + i + ii, c] = _activate(v, act, clip)
+
+
+@njit(fastmath=True, cache=True)
+def _dense_serial(x, wt, col_scale, bias, act, in_scale, clip, out):
+    n = x.shape[0]
+    for b in range((n + MB - 1) // MB):
+        _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, b * MB, min(b * MB + MB, n))
+
+
+@njit(fastmath=True, parallel=True, cache=True)
+def _dense_parallel(x, wt, col_scale, bias, act, in_scale, clip, out):
+    n = x.shape[0]
+    for b in prange((n + MB - 1) // MB):
+        _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, b * MB, min(b * MB + MB, n))
+
+
+# The workqueue threading layer aborts on concurrent parallel launches; tbb and omp are thread-safe.
+_PARALLEL_LOCK = threading.Lock()
+_layer_is_threadsafe = False   # set after the first parallel launch, when numba has picked its layer
+
+
+def _check_layer(i: int, layer, n_in) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    if not isinstance(layer, dict):
+        raise TypeError(f"layers[{i}] must be a dict with weight/bias/activation, got {type(layer).__name__}")
+    expected = {"weight", "bias", "activation"} | ({"scale"} if "scale" in layer else set())
+    if set(layer) != expected:
+        raise ValueError(f"layers[{i}] has keys {sorted(layer)}, expected weight, bias, activation (+ scale)")
+    w, b, act = layer["weight"], layer["bias"], layer["activation"]
+    if not isinstance(w, np.ndarray) or w.ndim != 2 or w.dtype not in WEIGHT_DTYPES:
+        raise TypeError(f"layers[{i}]['weight'] must be a 2-D float32/float16/int8 ndarray, got "
+                        f"{getattr(w, 'dtype', type(w).__name__)} {getattr(w, 'shape', '')}")
+    if not w.flags.c_contiguous:
+        raise ValueError(f"layers[{i}]['weight'] must be C-contiguous")
+    if min(w.shape) < 1:
+        raise ValueError(f"layers[{i}]['weight'] has shape {w.shape}; widths must be >= 1")
+    if n_in is not None and w.shape[0] != n_in:
+        raise ValueError(f"layers[{i}]['weight'] takes {w.shape[0]} inputs but layer {i - 1} gives {n_in}")
+    out = w.shape[1]
+    for key in ("bias", "scale"):
+        v = layer.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.shape != (out,):
+            raise TypeError(f"layers[{i}][{key!r}] must be a float32 ndarray of shape ({out},), got "
+                            f"{getattr(v, 'dtype', type(v).__name__)} {getattr(v, 'shape', '')}")
+        if not np.isfinite(v).all():
+            raise ValueError(f"layers[{i}][{key!r}] contains NaN or infinite values")
+    if (w.dtype == np.int8) != ("scale" in layer):
+        raise ValueError(f"layers[{i}]: 'scale' is required iff the weight is int8 (weight is {w.dtype})")
+    if w.dtype != np.int8 and not np.isfinite(w).all():
+        raise ValueError(f"layers[{i}]['weight'] contains NaN or infinite values")
+    if act not in ACTIVATION_CODES:
+        raise ValueError(f"layers[{i}]['activation'] is {act!r}, expected one of {sorted(ACTIVATION_CODES)}")
+    return w, b, layer.get("scale"), act
+
+
+def _pack(w: np.ndarray) -> np.ndarray:
+    """(in, out) weight -> (out_pad, in) transposed, zero rows up to a multiple of NR; fp16 kept as its bits."""
+    k_in, m_out = w.shape
+    m_pad = -(-m_out // NR) * NR
+    packed = np.zeros((m_pad, k_in), dtype=np.uint16 if w.dtype == np.float16 else w.dtype)
+    packed[:m_out] = (w.view(np.uint16) if w.dtype == np.float16 else w).T
+    return packed
+
+
+class Network:
+    """A chain of fused dense+bias+activation layers; see the `_core.Network` contract in csrc/bindings.cpp."""
+
+    isa = "numba"
+
+    def __init__(self, layers, threads: int = 0):
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise TypeError("layers must be a non-empty list of layer dicts")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+            raise ValueError(f"threads must be an integer >= 0 (0 = all cores), got {threads!r}")
+        cores = numba.config.NUMBA_NUM_THREADS
+        self.threads = cores if threads == 0 else min(int(threads), cores)
+        self._layers = []
+        sizes = []
+        for i, layer in enumerate(layers):
+            w, b, scale, act = _check_layer(i, layer, sizes[-1] if sizes else None)
+            if not sizes:
+                sizes.append(int(w.shape[0]))
+            sizes.append(int(w.shape[1]))
+            col_scale = np.ones(w.shape[1], np.float32) if scale is None else scale.copy()
+            self._layers.append((_pack(w), col_scale, b.copy(), ACTIVATION_CODES[act]))
+        self.layer_sizes = sizes
+        self.nbytes = sum(wt.nbytes + b.nbytes + (s.nbytes if lay.get("scale") is not None else 0)
+                          for (wt, s, b, _), lay in zip(self._layers, layers))
+
+    def __repr__(self) -> str:
+        return f"<aefast numba Network layer_sizes={self.layer_sizes} threads={self.threads}>"
+
+    def _check_forward(self, x, out, begin, end, input_scale):
+        n_layers = len(self._layers)
+        end = n_layers if end == -1 else end
+        if not (0 <= begin < end <= n_layers):
+            raise ValueError(f"need 0 <= begin < end <= {n_layers}, got begin={begin} end={end}")
+        if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.uint8) or x.ndim != 2:
+            raise TypeError(f"x must be a 2-D float32 or uint8 ndarray, got {getattr(x, 'dtype', type(x))}")
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.ndim != 2:
+            raise TypeError(f"out must be a 2-D float32 ndarray, got {getattr(out, 'dtype', type(out))}")
+        if not (x.flags.c_contiguous and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError("x and out must be C-contiguous and out writeable")
+        if x.shape != (x.shape[0], self.layer_sizes[begin]) or out.shape != (x.shape[0], self.layer_sizes[end]):
+            raise ValueError(f"expected x of shape (N, {self.layer_sizes[begin]}) and out of shape "
+                             f"(N, {self.layer_sizes[end]}), got {x.shape} and {out.shape}")
+        if np.shares_memory(x, out):
+            raise ValueError("out must not alias x")
+        if not np.isfinite(input_scale):
+            raise ValueError(f"input_scale must be finite, got {input_scale}")
+        return end
+
+    def forward(self, x, out, begin: int = 0, end: int = -1, clip: bool = False, input_scale: float = 1.0):
+        """Run layers [begin, end) on x (N, layer_sizes[begin]) into out (N, layer_sizes[end]) (overwritten)."""
+        end = self._check_forward(x, out, begin, end, input_scale)
+        if x.shape[0] == 0:
+            return out
+        serial = self.threads == 1 or x.shape[0] <= MB
+        scale = np.float32(input_scale)
+        cur = x
+        for li in range(begin, end):
+            wt, col_scale, bias, act = self._layers[li]
+            dst = out if li == end - 1 else np.empty((x.shape[0], self.layer_sizes[li + 1]), np.float32)
+            args = (cur, wt, col_scale, bias, act, scale, bool(clip and li == end - 1), dst)
+            if serial:
+                _dense_serial(*args)
+            else:
+                self._run_parallel(args)
+            cur, scale = dst, np.float32(1.0)
+        return out
+
+    def _run_parallel(self, args):
+        global _layer_is_threadsafe
+        if _layer_is_threadsafe:
+            numba.set_num_threads(self.threads)   # thread-local setting in numba
+            _dense_parallel(*args)
+            return
+        with _PARALLEL_LOCK:   # first launch (layer not chosen yet) or the workqueue layer
+            numba.set_num_threads(self.threads)
+            _dense_parallel(*args)
+            _layer_is_threadsafe = numba.threading_layer() != "workqueue"
