@@ -41,11 +41,18 @@ def _make_network(layers: list[dict], backend: str, isa: str, threads: int):
         if cpp is None:
             raise RuntimeError(f"backend='cpp' requested but {why}; use backend='numba' or 'auto'")
         return cpp(layers, isa=isa, threads=threads), "cpp"
-    if isa not in ("auto", "numba"):
+    if isa not in ("auto", "numba"):  # numba has one code path
         raise ValueError(f"isa={isa!r} applies to the cpp backend only; the numba backend has isa 'numba'")
     from ._numba_backend import Network  # imports numba: only now
 
     return Network(layers, threads=threads), "numba"
+
+
+def available_backends() -> list[tuple[str, str]]:
+    """(backend, isa) pairs usable here, best first: each cpp ISA when the compiled Network exists, then numba."""
+    cpp, _ = _cpp_network_class()
+    pairs = [("cpp", isa) for isa in _backend.core.isas()] if cpp is not None else []
+    return pairs + [("numba", "numba")]
 
 
 class Engine:

@@ -1,0 +1,143 @@
+"""Every Network implementation (numba, and each cpp ISA once `_core.Network` exists) against the float64 reference.
+
+Sizes straddle the tiles of both backends (numba: MR=4 rows, NR=2 channels, MB=64 rows, NB=128 channels),
+outputs are pre-filled with NaN so an unwritten element fails.
+"""
+import numpy as np
+import pytest
+
+from aefast._quantize import backend_layers
+from aefast._reference import random_weights, reference_forward
+from aefast.engine import available_backends
+
+FP32_TOL = 1e-4          # max abs error of float32 math vs float64 on these sizes
+FP16_TOL = 5e-3          # fp16-rounded weights vs float32 weights, max abs on ELU/sigmoid outputs
+INT8_TOL = 5e-2          # int8 per-channel weights vs float32 weights
+TOLS = {"fp32": FP32_TOL, "fp16": FP16_TOL, "int8": INT8_TOL}
+BATCHES = [0, 1, 2, 3, 5, 7, 16, 17, 63, 64, 65, 255, 1025]
+WIDTHS = [(7, 1, 3, 7), (784, 129, 2, 127, 784), (40, 128, 130, 40), (5, 256, 5)]
+
+
+def make_network(backend_isa, layers, threads=0):
+    backend, isa = backend_isa
+    if backend == "numba":
+        from aefast._numba_backend import Network
+        return Network(layers, threads=threads)
+    from aefast import _core
+    return _core.Network(layers, isa=isa, threads=threads)
+
+
+BACKENDS = available_backends()
+ids = [f"{b}-{i}" for b, i in BACKENDS]
+
+
+def _weights(sizes, seed=0):
+    return random_weights(sizes, encoder_layers=len(sizes) // 2, seed=seed, last_activation="sigmoid")
+
+
+def _nan_out(n, width):
+    return np.full((n, width), np.nan, dtype=np.float32)
+
+
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("sizes", WIDTHS, ids=lambda s: "-".join(map(str, s)))
+def test_forward_matches_float64_reference(backend_isa, precision, sizes):
+    w = _weights(sizes)
+    net = make_network(backend_isa, backend_layers(w, precision))
+    rng = np.random.default_rng(1)
+    x = rng.random((1025, sizes[0]), dtype=np.float32)
+    ref = reference_forward(w, x)
+    for n in BATCHES:
+        out = _nan_out(n, sizes[-1])
+        net.forward(x[:n], out)
+        err = np.abs(out - ref[:n]).max(initial=0.0)
+        assert err <= TOLS[precision], f"N={n}: max abs error {err:.3g} > {TOLS[precision]}"
+
+
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_uint8_input_scale_clip_and_layer_ranges(backend_isa):
+    sizes = (784, 129, 17, 129, 784)
+    w = _weights(sizes, seed=3)
+    w.activations[-1] = "linear"  # so that clip has something to clamp
+    net = make_network(backend_isa, backend_layers(w, "fp32"))
+    x = np.random.default_rng(2).integers(0, 256, (70, 784), dtype=np.uint8)
+    for begin, end in [(0, 4), (0, 2), (2, 4), (1, 3), (3, 4)]:
+        src = x if begin == 0 else reference_forward(w, x, 0, begin, input_scale=1 / 255).astype(np.float32)
+        scale = 1 / 255 if begin == 0 else 1.0
+        for clip in (False, True):
+            out = _nan_out(70, sizes[end])
+            net.forward(src, out, begin, end, clip, scale)
+            ref = reference_forward(w, src, begin, end, clip, scale)
+            assert np.abs(out - ref).max() <= FP32_TOL * 10, (begin, end, clip)
+            if clip:
+                assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_rows_do_not_depend_on_batch_size_or_threads(backend_isa, precision):
+    sizes = (784, 130, 9, 130, 784)
+    layers = backend_layers(_weights(sizes, seed=5), precision)
+    x = np.random.default_rng(4).random((300, 784), dtype=np.float32)
+    serial = make_network(backend_isa, layers, threads=1)
+    full = _nan_out(300, 784)
+    serial.forward(x, full)
+    for threads in (1, 0):
+        net = make_network(backend_isa, layers, threads=threads)
+        for n in (1, 3, 64, 65, 129, 300):
+            out = _nan_out(n, 784)
+            net.forward(x[300 - n:], out)   # the rows land in other tiles than in the full batch
+            np.testing.assert_array_equal(out, full[300 - n:], err_msg=f"N={n} threads={threads}")
+
+
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_network_attributes_and_nbytes(backend_isa):
+    sizes = (784, 130, 9, 130, 784)
+    w = _weights(sizes)
+    nb = {p: make_network(backend_isa, backend_layers(w, p)).nbytes for p in ("fp32", "fp16", "int8")}
+    net = make_network(backend_isa, backend_layers(w, "fp32"), threads=1)
+    assert net.layer_sizes == list(sizes) and net.threads == 1 and isinstance(net.isa, str)
+    n_weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    assert n_weights * 4 <= nb["fp32"] < n_weights * 4 * 1.1
+    assert nb["fp32"] > nb["fp16"] > nb["int8"] >= n_weights
+
+
+def _good_layers():
+    return backend_layers(_weights((6, 4, 6)), "fp32")
+
+
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+@pytest.mark.parametrize("mutate, exc, words", [
+    (lambda L: L[0].update(weight=L[0]["weight"].astype(np.float64)), TypeError, "weight"),
+    (lambda L: L[0].update(weight=np.asfortranarray(L[0]["weight"])), ValueError, "contiguous"),
+    (lambda L: L[1].update(weight=L[1]["weight"][:3].copy()), ValueError, "inputs"),
+    (lambda L: L[0].update(bias=L[0]["bias"][:2].copy()), TypeError, "bias"),
+    (lambda L: L[0].update(activation="relu"), ValueError, "activation"),
+    (lambda L: L[0].update(scale=np.ones(4, np.float32)), ValueError, "scale"),
+    (lambda L: L[0]["bias"].__setitem__(0, np.nan), ValueError, "NaN"),
+], ids=["f64-weight", "fortran", "no-chain", "bias-shape", "activation", "scale-without-int8", "nan-bias"])
+def test_constructor_rejects_bad_layers(backend_isa, mutate, exc, words):
+    layers = _good_layers()
+    mutate(layers)
+    with pytest.raises(exc, match=words):
+        make_network(backend_isa, layers)
+
+
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_forward_rejects_bad_arguments(backend_isa):
+    net = make_network(backend_isa, _good_layers())
+    x = np.zeros((3, 6), np.float32)
+    with pytest.raises(ValueError):
+        net.forward(x, np.zeros((2, 6), np.float32))                      # rows differ
+    with pytest.raises(ValueError):
+        net.forward(x, np.zeros((3, 4), np.float32))                      # wrong width for end
+    with pytest.raises(TypeError):
+        net.forward(x.astype(np.float64), np.zeros((3, 6), np.float32))   # dtype
+    with pytest.raises(ValueError):
+        net.forward(x, np.zeros((3, 6), np.float32), 1, 1)                # empty layer range
+    with pytest.raises(ValueError):
+        net.forward(np.zeros((6, 3), np.float32).T, np.zeros((3, 6), np.float32))  # not C-contiguous
+    buf = np.zeros((3, 6), np.float32)
+    with pytest.raises(ValueError):
+        net.forward(buf, buf)                                             # out aliases x
