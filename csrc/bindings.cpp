@@ -1,11 +1,179 @@
 // The one pybind11 file. Shapes and dtypes are checked here with the GIL held;
-// compute runs with the GIL released.
+// compute runs with the GIL released. Nothing unchecked reaches the C++ side.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "dispatch.h"
+#include "network.h"
 
 namespace py = pybind11;
+using aefast::Activation;
+using aefast::InputType;
+using aefast::WeightType;
+
+namespace {
+
+std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+template <typename T>
+bool has_dtype(const py::array& a) { return a.dtype().equal(py::dtype::of<T>()); }
+
+// `what` must be a C-contiguous numpy array with ndim dimensions (dtype checked by the caller).
+py::array checked_array(const py::handle& obj, const std::string& what, int ndim) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(what + " must be a numpy.ndarray, got " + py::str(py::type::of(obj)).cast<std::string>());
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (a.ndim() != ndim)
+    throw py::value_error(what + " must be " + std::to_string(ndim) + "-D, got shape " + shape_of(a));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(what + " must be C-contiguous (use numpy.ascontiguousarray)");
+  return a;
+}
+
+[[noreturn]] void bad_dtype(const std::string& what, const py::array& a, const char* expected) {
+  throw py::type_error(what + " has dtype " + dtype_of(a) + ", expected " + expected);
+}
+
+const aefast::IsaKernels& checked_isa(const std::string& name) {
+  const aefast::IsaKernels* isa = aefast::find_isa(name);
+  if (!isa) {
+    std::string usable;
+    for (const auto& n : aefast::usable_isas()) usable += (usable.empty() ? "" : ", ") + n;
+    throw py::value_error("isa '" + name + "' is not usable on this CPU; expected 'auto' or one of: " + usable);
+  }
+  return *isa;
+}
+
+Activation checked_activation(const py::handle& obj, const std::string& what) {
+  if (!py::isinstance<py::str>(obj)) throw py::type_error(what + " must be a str");
+  const std::string s = obj.cast<std::string>();
+  if (s == "linear") return Activation::linear;
+  if (s == "elu") return Activation::elu;
+  if (s == "sigmoid") return Activation::sigmoid;
+  throw py::value_error(what + " is '" + s + "', expected 'linear', 'elu' or 'sigmoid'");
+}
+
+// A float32 (n,) vector from the layer dict.
+py::array checked_vector(const py::dict& layer, const char* key, const std::string& where, std::size_t n) {
+  const std::string what = where + "[\"" + key + "\"]";
+  py::array v = checked_array(layer[key], what, 1);
+  if (!has_dtype<float>(v)) bad_dtype(what, v, "float32");
+  if (std::size_t(v.shape(0)) != n)
+    throw py::value_error(what + " has shape " + shape_of(v) + ", expected (" + std::to_string(n) + ",)");
+  return v;
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const auto* a0 = static_cast<const char*>(a.data());
+  const auto* b0 = static_cast<const char*>(b.data());
+  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+// Owns the packed network; the Python-visible object.
+class PyNetwork {
+ public:
+  PyNetwork(const py::list& layers, const std::string& isa, long threads) {
+    const aefast::IsaKernels& kernels = checked_isa(isa);
+    if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+    if (layers.empty()) throw py::value_error("layers must hold at least one layer dict");
+    std::vector<aefast::LayerSpec> specs;
+    std::vector<py::array> keep_alive;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const std::string where = "layers[" + std::to_string(i) + "]";
+      if (!py::isinstance<py::dict>(layers[i])) throw py::type_error(where + " must be a dict");
+      const auto layer = layers[i].cast<py::dict>();
+      for (const char* key : {"weight", "bias", "activation"})
+        if (!layer.contains(key)) throw py::value_error(where + " is missing the key \"" + key + "\"");
+      for (const auto& item : layer) {
+        const std::string key = py::str(item.first).cast<std::string>();
+        if (key != "weight" && key != "bias" && key != "activation" && key != "scale")
+          throw py::value_error(where + " has an unknown key \"" + key + "\" (expected weight, scale, bias, activation)");
+      }
+      py::array w = checked_array(layer["weight"], where + "[\"weight\"]", 2);
+      WeightType type;
+      if (has_dtype<float>(w)) type = WeightType::f32;
+      else if (w.dtype().kind() == 'f' && w.itemsize() == 2 && w.dtype().byteorder() != '>') type = WeightType::f16;
+      else if (has_dtype<std::int8_t>(w)) type = WeightType::i8;
+      else bad_dtype(where + "[\"weight\"]", w, "float32, float16 or int8");
+      const std::size_t in = w.shape(0), out = w.shape(1);
+      if (in == 0 || out == 0)
+        throw py::value_error(where + "[\"weight\"] has shape " + shape_of(w) + "; widths must be >= 1");
+      if (!specs.empty() && specs.back().out != in)
+        throw py::value_error(where + "[\"weight\"] has " + std::to_string(in) + " inputs but layers[" +
+                              std::to_string(i - 1) + "] has " + std::to_string(specs.back().out) +
+                              " outputs; layers must chain");
+      const bool has_scale = layer.contains("scale") && !layer["scale"].is_none();
+      const float* scale = nullptr;
+      if (type == WeightType::i8) {
+        if (!has_scale) throw py::value_error(where + " has int8 weights but no \"scale\" (float32, (out,))");
+        py::array s = checked_vector(layer, "scale", where, out);
+        scale = static_cast<const float*>(s.data());
+        keep_alive.push_back(s);
+      } else if (has_scale) {
+        throw py::value_error(where + " has a \"scale\" but " + dtype_of(w) + " weights; scale is for int8 only");
+      }
+      py::array b = checked_vector(layer, "bias", where, out);
+      keep_alive.push_back(w);
+      keep_alive.push_back(b);
+      specs.push_back({type, w.data(), scale, static_cast<const float*>(b.data()), in, out,
+                       checked_activation(layer["activation"], where + "[\"activation\"]")});
+    }
+    std::size_t n_threads = threads ? std::size_t(threads) : std::max(1u, std::thread::hardware_concurrency());
+    net_ = std::make_unique<aefast::Network>(specs, kernels, n_threads);  // packs (copies) the weights
+  }
+
+  void forward(const py::handle& x_obj, const py::handle& out_obj, long begin, long end, bool clip,
+               double input_scale) const {
+    const long n_layers = long(net_->layer_count());
+    if (end == -1) end = n_layers;
+    if (begin < 0 || begin >= n_layers || end < 1 || end > n_layers || begin >= end)
+      throw py::value_error("need 0 <= begin < end <= " + std::to_string(n_layers) + " (end=-1 means " +
+                            std::to_string(n_layers) + "), got begin=" + std::to_string(begin) +
+                            ", end=" + std::to_string(end));
+    if (!std::isfinite(input_scale)) throw py::value_error("input_scale must be finite");
+    const auto sizes = net_->layer_sizes();
+    py::array x = checked_array(x_obj, "x", 2);
+    InputType x_type;
+    if (has_dtype<float>(x)) x_type = InputType::f32;
+    else if (has_dtype<std::uint8_t>(x)) x_type = InputType::u8;
+    else bad_dtype("x", x, "float32 or uint8");
+    const std::size_t rows = x.shape(0);
+    if (std::size_t(x.shape(1)) != sizes[begin])
+      throw py::value_error("x has shape " + shape_of(x) + ", expected (N, " + std::to_string(sizes[begin]) +
+                            ") for begin=" + std::to_string(begin));
+    py::array out = checked_array(out_obj, "out", 2);
+    if (!has_dtype<float>(out)) bad_dtype("out", out, "float32");
+    if (!out.writeable()) throw py::value_error("out must be writeable");
+    if (std::size_t(out.shape(0)) != rows || std::size_t(out.shape(1)) != sizes[end])
+      throw py::value_error("out has shape " + shape_of(out) + ", expected (" + std::to_string(rows) + ", " +
+                            std::to_string(sizes[end]) + ") for end=" + std::to_string(end));
+    if (overlaps(x, out)) throw py::value_error("out must not share memory with x");
+    const void* x_data = x.data();
+    float* out_data = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release release;
+    net_->forward(x_data, x_type, out_data, rows, begin, end, clip, float(input_scale));
+  }
+
+  const aefast::Network& net() const { return *net_; }
+
+ private:
+  std::unique_ptr<aefast::Network> net_;
+};
+
+}  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "aefast compiled core: fused dense kernels with run-time ISA dispatch";
@@ -18,4 +186,32 @@ PYBIND11_MODULE(_core, m) {
     d["avx512f"] = f.avx512f;
     return d;
   }, "CPU features detected at run time (CPUID + XGETBV).");
+
+  m.def("isas", &aefast::usable_isas, "ISAs usable on this CPU, best first; 'scalar' is always there.");
+
+  m.def("elu", [](const py::handle& x_obj, const std::string& isa) {
+    const aefast::IsaKernels& kernels = checked_isa(isa);
+    py::array x = checked_array(x_obj, "x", 1);
+    if (!has_dtype<float>(x)) bad_dtype("x", x, "float32");
+    py::array_t<float> y(x.shape(0));
+    const float* src = static_cast<const float*>(x.data());
+    float* dst = y.mutable_data();
+    const std::size_t n = x.shape(0);
+    {
+      py::gil_scoped_release release;
+      kernels.elu(src, dst, n);
+    }
+    return y;
+  }, py::arg("x"), py::arg("isa") = "auto", "ELU (alpha = 1) of a float32 1-D array, with the chosen ISA's kernel.");
+
+  py::class_<PyNetwork>(m, "Network", "A chain of fused dense layers, weights packed once at construction.")
+      .def(py::init<const py::list&, const std::string&, long>(), py::arg("layers"), py::arg("isa") = "auto",
+           py::arg("threads") = 0)
+      .def("forward", &PyNetwork::forward, py::arg("x"), py::arg("out"), py::arg("begin") = 0, py::arg("end") = -1,
+           py::arg("clip") = false, py::arg("input_scale") = 1.0,
+           "out[:] = layers[begin:end](x); x float32 or uint8 (N, width[begin]), out float32 (N, width[end]).")
+      .def_property_readonly("isa", [](const PyNetwork& n) { return std::string(n.net().isa_name()); })
+      .def_property_readonly("threads", [](const PyNetwork& n) { return n.net().threads(); })
+      .def_property_readonly("nbytes", [](const PyNetwork& n) { return n.net().nbytes(); })
+      .def_property_readonly("layer_sizes", [](const PyNetwork& n) { return n.net().layer_sizes(); });
 }

@@ -1,5 +1,8 @@
 #include "dispatch.h"
 
+#include "kernels/avx2.h"
+#include "kernels/scalar.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #define AEFAST_X86 1
@@ -40,6 +43,45 @@ static CpuFeatures detect() {
 const CpuFeatures& cpu_features() {
   static const CpuFeatures features = detect();
   return features;
+}
+
+static const IsaKernels kScalar = {
+    "scalar",
+    {{dense_f32w_f32x__scalar, dense_f32w_u8x__scalar},
+     {dense_f16w_f32x__scalar, dense_f16w_u8x__scalar},
+     {dense_i8w_f32x__scalar, dense_i8w_u8x__scalar}},
+    elu__scalar,
+};
+
+static const IsaKernels kAvx2 = {
+    "avx2",
+    {{dense_f32w_f32x__avx2, dense_f32w_u8x__avx2},
+     {dense_f16w_f32x__avx2, dense_f16w_u8x__avx2},
+     {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
+    elu__avx2,
+};
+
+// Best first. The AVX2 file is compiled with -mavx2 -mfma -mf16c, so it needs all three.
+static std::vector<const IsaKernels*> usable() {
+  std::vector<const IsaKernels*> isas;
+  const CpuFeatures& f = cpu_features();
+  if (f.avx2 && f.fma && f.f16c) isas.push_back(&kAvx2);
+  isas.push_back(&kScalar);
+  return isas;
+}
+
+std::vector<std::string> usable_isas() {
+  std::vector<std::string> names;
+  for (const IsaKernels* isa : usable()) names.emplace_back(isa->name);
+  return names;
+}
+
+const IsaKernels* find_isa(const std::string& name) {
+  const auto isas = usable();
+  if (name == "auto") return isas.front();
+  for (const IsaKernels* isa : isas)
+    if (name == isa->name) return isa;
+  return nullptr;
 }
 
 }  // namespace aefast

@@ -1,0 +1,153 @@
+#include "network.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace aefast {
+namespace {
+
+std::size_t element_size(WeightType t) {
+  switch (t) {
+    case WeightType::f32: return 4;
+    case WeightType::f16: return 2;
+    case WeightType::i8: return 1;
+  }
+  return 4;
+}
+
+// Rows per task when rows are split between threads (a multiple of the 6-row tile;
+// a block's activations, 96 x 1000 floats, stay in L2 between layers).
+constexpr std::size_t kMaxRowBlock = 96;
+// Below this many multiply-adds per call, waking workers costs more than it saves.
+constexpr std::size_t kMinParallelWork = std::size_t(1) << 18;
+
+std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+}  // namespace
+
+Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, std::size_t threads)
+    : isa_(isa), pool_(threads) {
+  for (const LayerSpec& spec : layers) {
+    PackedLayer layer{spec.weight_type, spec.in, spec.out, {}, {}, {}, spec.activation};
+    const std::size_t es = element_size(spec.weight_type), panels = panel_count(spec.out);
+    layer.weights.assign(panels * spec.in * kPanelWidth * es, 0);
+    const auto* src = static_cast<const std::uint8_t*>(spec.weight);
+    for (std::size_t p = 0; p < panels; ++p) {
+      const std::size_t j0 = p * kPanelWidth, cols = std::min(kPanelWidth, spec.out - j0);
+      for (std::size_t k = 0; k < spec.in; ++k)
+        std::memcpy(&layer.weights[(p * spec.in + k) * kPanelWidth * es], src + (k * spec.out + j0) * es, cols * es);
+    }
+    layer.scale.assign(panels * kPanelWidth, 1.0f);
+    layer.bias.assign(panels * kPanelWidth, 0.0f);
+    if (spec.scale) std::copy(spec.scale, spec.scale + spec.out, layer.scale.begin());
+    std::copy(spec.bias, spec.bias + spec.out, layer.bias.begin());
+    max_width_ = std::max({max_width_, spec.in, spec.out});
+    layers_.push_back(std::move(layer));
+  }
+}
+
+std::size_t Network::nbytes() const {
+  std::size_t total = 0;
+  for (const PackedLayer& l : layers_) total += l.weights.size() + (l.scale.size() + l.bias.size()) * sizeof(float);
+  return total;
+}
+
+std::vector<std::size_t> Network::layer_sizes() const {
+  std::vector<std::size_t> sizes{layers_.front().in};
+  for (const PackedLayer& l : layers_) sizes.push_back(l.out);
+  return sizes;
+}
+
+void Network::run_layer(std::size_t layer, const void* a, InputType a_type, std::size_t lda, float* c,
+                        std::size_t ldc, std::size_t rows, std::size_t panel_begin, std::size_t panel_end,
+                        bool clip, float input_scale) const {
+  const PackedLayer& l = layers_[layer];
+  const DenseBlock block{a,         lda,    l.weights.data(), l.scale.data(), l.bias.data(), input_scale,
+                         l.in,      l.out,  c,                ldc,            0,             rows,
+                         panel_begin, panel_end, l.activation, clip};
+  isa_.dense[int(l.weight_type)][int(a_type)](block);
+}
+
+void Network::run_rows(const void* x, InputType x_type, float* out, std::size_t rows, std::size_t begin,
+                       std::size_t end, bool clip, float input_scale, float* ping, float* pong) const {
+  const void* a = x;
+  InputType a_type = x_type;
+  for (std::size_t l = begin; l < end; ++l) {
+    const bool last = l + 1 == end;
+    float* c = last ? out : ((l - begin) % 2 ? pong : ping);
+    run_layer(l, a, a_type, layers_[l].in, c, layers_[l].out, rows, 0, panel_count(layers_[l].out), clip && last,
+              l == begin ? input_scale : 1.0f);
+    a = c;
+    a_type = InputType::f32;
+  }
+}
+
+void Network::forward(const void* x, InputType x_type, float* out, std::size_t rows, std::size_t begin,
+                      std::size_t end, bool clip, float input_scale) const {
+  if (rows == 0) return;
+  const std::size_t x_row_bytes = layers_[begin].in * (x_type == InputType::u8 ? 1 : sizeof(float));
+  const std::size_t out_width = layers_[end - 1].out;
+  std::size_t work = 0;
+  for (std::size_t l = begin; l < end; ++l) work += rows * layers_[l].in * layers_[l].out;
+  const std::size_t threads = work < kMinParallelWork ? 1 : pool_.size();
+
+  if (threads == 1 || rows >= 2 * threads * kMaxRowBlock) {
+    // Rows split into blocks; each task runs the whole chain on its block (no barrier between layers).
+    const std::size_t block = std::min(kMaxRowBlock, round_up((rows + 4 * threads - 1) / (4 * threads), 6));
+    const std::size_t per_slot = 2 * block * max_width_;
+    auto scratch = acquire_scratch(per_slot * threads);
+    const std::size_t blocks = (rows + block - 1) / block;
+    auto task = [&](std::size_t i, std::size_t slot) {
+      const std::size_t r0 = i * block, m = std::min(block, rows - r0);
+      float* ping = scratch->slot(slot, per_slot);
+      run_rows(static_cast<const std::uint8_t*>(x) + r0 * x_row_bytes, x_type, out + r0 * out_width, m, begin, end,
+               clip, input_scale, ping, ping + block * max_width_);
+    };
+    if (threads == 1) {
+      for (std::size_t i = 0; i < blocks; ++i) task(i, 0);
+    } else {
+      pool_.run(blocks, task);
+    }
+    release_scratch(std::move(scratch));
+    return;
+  }
+
+  // Few rows: every layer's output panels split between threads, all rows at once; layers in sequence.
+  auto scratch = acquire_scratch(2 * rows * max_width_);
+  float* buffers[2] = {scratch->slot(0, rows * max_width_), scratch->slot(1, rows * max_width_)};
+  const void* a = x;
+  InputType a_type = x_type;
+  for (std::size_t l = begin; l < end; ++l) {
+    const bool last = l + 1 == end;
+    float* c = last ? out : buffers[(l - begin) % 2];
+    const std::size_t panels = panel_count(layers_[l].out), chunks = std::min(panels, threads);
+    pool_.run(chunks, [&](std::size_t i, std::size_t) {
+      run_layer(l, a, a_type, layers_[l].in, c, layers_[l].out, rows, panels * i / chunks, panels * (i + 1) / chunks,
+                clip && last, l == begin ? input_scale : 1.0f);
+    });
+    a = c;
+    a_type = InputType::f32;
+  }
+  release_scratch(std::move(scratch));
+}
+
+std::unique_ptr<Network::Scratch> Network::acquire_scratch(std::size_t floats) const {
+  std::unique_ptr<Scratch> scratch;
+  {
+    std::lock_guard<std::mutex> lock(scratch_mutex_);
+    if (!free_scratch_.empty()) {
+      scratch = std::move(free_scratch_.back());
+      free_scratch_.pop_back();
+    }
+  }
+  if (!scratch) scratch = std::make_unique<Scratch>();
+  if (scratch->buffer.size() < floats) scratch->buffer.resize(floats);
+  return scratch;
+}
+
+void Network::release_scratch(std::unique_ptr<Scratch> scratch) const {
+  std::lock_guard<std::mutex> lock(scratch_mutex_);
+  free_scratch_.push_back(std::move(scratch));
+}
+
+}  // namespace aefast
