@@ -1,0 +1,102 @@
+"""What a run leaves in its directory besides the model and the checkpoint, each file written atomically.
+
+  config.json          the TrainConfig (what --resume rebuilds the run from)
+  history.csv          epoch, train_loss, val_loss, lr, seconds (one row per finished epoch)
+  metrics.json         test MSE/PSNR, compression ratio, epochs, wall time, precision, XLA, device, ...
+  loss.png             train and validation loss per epoch
+  reconstructions.png  test images (top row) above their reconstructions (bottom row)
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._io import write_bytes_atomic, write_text_atomic
+
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
+CONFIG_NAME = "config.json"
+HISTORY_NAME = "history.csv"
+METRICS_NAME = "metrics.json"
+LOSS_PLOT_NAME = "loss.png"
+RECONSTRUCTIONS_NAME = "reconstructions.png"
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_history(path: str | os.PathLike, history: list[dict]) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row[k] for k in HISTORY_FIELDS})
+    return write_text_atomic(path, buf.getvalue())
+
+
+def psnr(mse: float, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB for pixels in [0, peak]."""
+    return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def _save_figure(fig, path: str | os.PathLike) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_loss(path: str | os.PathLike, history: list[dict], best_epoch: int | None) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [row["epoch"] for row in history]
+    ax.plot(epochs, [row["train_loss"] for row in history], marker=".", label="train loss")
+    ax.plot(epochs, [row["val_loss"] for row in history], marker=".", label="validation MSE")
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best epoch {best_epoch}")
+    finite = [v for row in history for v in (row["train_loss"], row["val_loss"]) if math.isfinite(v) and v > 0]
+    if finite:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean squared error (pixels in [0, 1])")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return _save_figure(fig, path)
+
+
+def plot_reconstructions(path: str | os.PathLike, images: np.ndarray, reconstructions: np.ndarray,
+                         image_shape: tuple[int, int] = (28, 28)) -> Path:
+    """images, reconstructions: (n, prod(image_shape)) in [0, 1]; top row originals, bottom row outputs."""
+    plt = _pyplot()
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False)
+    for col in range(n):
+        for row, source in enumerate((images, reconstructions)):
+            ax = axes[row][col]
+            ax.imshow(np.clip(source[col].reshape(image_shape), 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_ylabel("input")
+    axes[1][0].set_ylabel("output")
+    return _save_figure(fig, path)

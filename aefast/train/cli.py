@@ -1,0 +1,97 @@
+"""`python -m aefast.train`: argparse over TrainConfig. Bad arguments exit 2 with a message naming the flag."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1000,500,250, got {text!r}")
+    if not widths or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"every width must be a positive integer, got {text!r}")
+    return widths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # argument_default=SUPPRESS: only flags the user typed appear in the namespace (so --resume can refuse them);
+    # the defaults shown in --help are TrainConfig's.
+    p = argparse.ArgumentParser(
+        prog="python -m aefast.train", argument_default=argparse.SUPPRESS,
+        description="Train a stacked dense autoencoder on MNIST and write a run directory "
+                    "(model.safetensors, history.csv, metrics.json, loss.png, reconstructions.png).")
+    d = _DEFAULTS
+    p.add_argument("--hidden", type=_widths, help=f"hidden widths, comma-separated, mirrored in the decoder "
+                   f"(default {','.join(map(str, d.hidden))})")
+    p.add_argument("--latent", type=int, help=f"latent width (default {d.latent})")
+    p.add_argument("--output", choices=OUTPUTS, help=f"output activation (default {d.output})")
+    p.add_argument("--l2", type=float, help=f"L2 penalty on kernels (default {d.l2})")
+    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help=f"batch size (default {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate, peak of the schedule (default {d.lr})")
+    p.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule (default {d.schedule})")
+    p.add_argument("--precision", choices=PRECISIONS, help="auto: mixed_float16 on a GPU with compute "
+                   "capability >= 7.0, else float32 (default auto)")
+    p.add_argument("--no-xla", dest="xla", action="store_false", help="compile without XLA (jit_compile=False)")
+    p.add_argument("--patience", type=int, help=f"early stopping patience in epochs, 0 = off "
+                   f"(default {d.patience})")
+    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    p.add_argument("--data-dir", dest="data_dir", help="folder with the MNIST IDX files (default: aefast.data's "
+                   "lookup: $AEFAST_DATA_DIR, the user cache, then a download)")
+    p.add_argument("--out", help=f"parent folder of run directories (default {d.out})")
+    p.add_argument("--name", help="run directory name (default: a timestamp)")
+    p.add_argument("--train-limit", type=int, dest="train_limit", help="use only the first N training images")
+    p.add_argument("--val-size", type=int, dest="val_size", help=f"validation images (default {d.val_size})")
+    p.add_argument("--test-limit", type=int, dest="test_limit", help="evaluate on the first N test images")
+    p.add_argument("--quick", action="store_true", help="a smoke run: " +
+                   ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (explicit flags still win)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved "
+                   "settings (combine with no other flag)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    given = {k: v for k, v in vars(args).items() if k not in ("quick", "resume", "quiet")}
+    base = _DEFAULTS.quick() if getattr(args, "quick", False) else _DEFAULTS
+    config = TrainConfig.from_dict({**base.to_dict(), **given})
+    config.extra = {"command": "python -m aefast.train " + " ".join(sys.argv[1:])}
+    return config.validate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = not getattr(args, "quiet", False)
+    from . import resume, train  # noqa: F401 (light: the loop and Keras load on call)
+    from .loop import TrainingError
+
+    try:
+        if hasattr(args, "resume"):
+            others = sorted(set(vars(args)) - {"resume", "quiet"})
+            if others:
+                parser.error(f"--resume continues a run with its saved settings; drop {', '.join(others)}")
+            result = resume(args.resume, verbose=verbose)
+        else:
+            result = train(config_from_args(args), verbose=verbose)
+    except ConfigError as e:
+        parser.error(str(e))
+    except (TrainingError, ValueError, OSError) as e:
+        print(f"aefast.train: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aefast.train: interrupted; the run directory holds the best epoch so far", file=sys.stderr)
+        return 130
+    if result.stopped == "nan":
+        print(f"aefast.train: the loss became NaN after epoch {len(result.history) - 1}; kept epoch "
+              f"{result.best_epoch} (val MSE {result.metrics['val_mse']:.6f}) in {result.model_path}",
+              file=sys.stderr)
+        return 1
+    print(result.model_path)
+    return 0

@@ -1,0 +1,89 @@
+"""The Keras side of training: the device, the precision policy, the model, the optimizer.
+
+Written against Keras 3 (keras.*) so it runs on the TensorFlow backend (default) and on JAX; only
+`describe_device` looks at the backend to find the accelerator and its compute capability.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..keras_io import build_dense_chain
+from .config import TrainConfig
+
+# Tensor cores for float16 arrived with compute capability 7.0 (Volta).
+MIN_FP16_COMPUTE_CAPABILITY = (7, 0)
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str                                   # "cpu" or "gpu"
+    name: str                                   # human-readable, for metrics.json
+    compute_capability: tuple[int, int] | None  # GPUs only
+
+
+def describe_device() -> Device:
+    """The device Keras will train on (the first GPU if any, else the CPU)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            cc = details.get("compute_capability")
+            return Device("gpu", f"tensorflow {details.get('device_name', gpus[0].name)}",
+                          tuple(cc) if cc else None)
+    elif backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        if dev.platform == "gpu":
+            cc = getattr(dev, "compute_capability", None)
+            return Device("gpu", f"jax {dev.device_kind}",
+                          tuple(int(p) for p in cc.split(".")) if cc else None)
+    import platform
+
+    return Device("cpu", f"{backend} cpu {platform.processor() or platform.machine()}", None)
+
+
+def resolve_precision(requested: str, device: Device) -> str:
+    """The dtype policy name: `requested`, or for "auto" mixed_float16 on a capable GPU, else float32."""
+    if requested != "auto":
+        return requested
+    capable = device.kind == "gpu" and (device.compute_capability or (0, 0)) >= MIN_FP16_COMPUTE_CAPABILITY
+    return "mixed_float16" if capable else "float32"
+
+
+def build_autoencoder(config: TrainConfig, precision: str = "float32"):
+    """The Keras model for `config`: hidden layers in `precision`, the output layer (and so the loss) in float32."""
+    import keras
+
+    sizes = config.layer_sizes
+    n_layers = len(sizes) - 1
+    activations = ["elu"] * (n_layers - 1) + [config.output]
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    return build_dense_chain(sizes, activations, encoder_layers=len(config.hidden) + 1,
+                             kernel_regularizer=regularizer, hidden_dtype=precision)
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, precision: str):
+    """Adam with a cosine-decay (over all epochs) or constant learning rate; loss scaling for float16."""
+    import keras
+
+    if config.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=config.epochs * steps_per_epoch)
+    else:
+        lr = config.lr
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def current_learning_rate(optimizer) -> float:
+    """The learning rate the next step will use (schedules evaluated at the optimizer's step count)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    lr = inner.learning_rate
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)

@@ -1,0 +1,260 @@
+"""The trainer: model builder, a short run, the run directory, best-epoch export, NaN, Ctrl-C and --resume.
+
+Runs are tiny (hundreds of images, hidden width 32) so the file stays well under two minutes on 2 cores.
+"""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from aefast.keras_io import load_keras  # noqa: E402
+from aefast.modelfile import read_model  # noqa: E402
+from aefast.train import ConfigError, TrainConfig, resume, train  # noqa: E402
+from aefast.train.checkpoint import CHECKPOINT_NAME, load_checkpoint  # noqa: E402
+from aefast.train.cli import main  # noqa: E402
+from aefast.train.loop import TrainingError, epoch_order  # noqa: E402
+from aefast.train.model import Device, build_autoencoder, resolve_precision  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+RUN_FILES = {"config.json", "model.safetensors", "history.csv", "metrics.json", "loss.png", "reconstructions.png",
+             "checkpoint.npz"}
+
+
+@pytest.fixture
+def tiny(mnist_dir, tmp_path):
+    """A config small enough to train in a second or two."""
+    def make(**overrides):
+        base = dict(hidden=(32,), latent=8, epochs=2, batch_size=64, lr=3e-3, train_limit=640, val_size=256,
+                    test_limit=256, xla=False, data_dir=str(mnist_dir), out=str(tmp_path), name="run")
+        return TrainConfig(**{**base, **overrides})
+    return make
+
+
+class FitHook(keras.callbacks.Callback):
+    """Runs `action(model, fit_index)` at a given point of the fit_index-th fit (the loop fits once per epoch)."""
+
+    def __init__(self, when, action):
+        super().__init__()
+        self.when, self.action, self.fits = when, action, 0
+
+    def on_train_begin(self, logs=None):
+        if self.when == "begin":
+            self.action(self.model, self.fits)
+
+    def on_train_end(self, logs=None):
+        if self.when == "end":
+            self.action(self.model, self.fits)
+        self.fits += 1
+
+
+def _dense(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+def _numpy_mse(weights, x):
+    """The reconstruction MSE of saved weights on x, by a float64 NumPy forward pass (independent of Keras)."""
+    h = x.astype(np.float64)
+    for k, b, act in zip(weights.kernels, weights.biases, weights.activations):
+        h = h @ k.astype(np.float64) + b.astype(np.float64)
+        if act == "elu":
+            h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
+        elif act == "sigmoid":
+            h = 1 / (1 + np.exp(-h))
+    return float(np.mean((h - x) ** 2))
+
+
+def test_builder_mirrors_hidden_layers():
+    config = TrainConfig(hidden=(1000, 500, 250), latent=30, output="sigmoid", l2=1e-4)
+    model = build_autoencoder(config)
+    dense = _dense(model)
+    assert [d.units for d in dense] == [1000, 500, 250, 30, 250, 500, 1000, 784]
+    assert config.layer_sizes == [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
+    assert [d.get_config()["activation"] for d in dense] == ["elu"] * 7 + ["sigmoid"]
+    assert dense[3].name == "latent" and dense[-1].name == "output"
+    assert all(d.kernel_regularizer is not None for d in dense)
+    assert model.output_shape == (None, 784)
+
+
+def test_builder_keeps_output_float32_under_mixed_precision():
+    model = build_autoencoder(TrainConfig(), "mixed_float16")
+    dense = _dense(model)
+    assert dense[0].compute_dtype == "float16" and dense[-1].compute_dtype == "float32"
+    assert dense[-1].get_config()["activation"] == "linear"
+    assert dense[0].kernel_regularizer is None
+
+
+def test_auto_precision_picks_fp16_only_on_a_capable_gpu():
+    assert resolve_precision("auto", Device("cpu", "cpu", None)) == "float32"
+    assert resolve_precision("auto", Device("gpu", "old", (6, 1))) == "float32"
+    assert resolve_precision("auto", Device("gpu", "a100", (8, 0))) == "mixed_float16"
+    assert resolve_precision("mixed_bfloat16", Device("cpu", "cpu", None)) == "mixed_bfloat16"
+
+
+def test_epoch_order_gives_whole_batches_reproducibly():
+    a = epoch_order(1000, 64, seed=3, epoch=0)
+    assert len(a) == 960 and len(set(a.tolist())) == 960
+    np.testing.assert_array_equal(a, epoch_order(1000, 64, seed=3, epoch=0))
+    assert not np.array_equal(a, epoch_order(1000, 64, seed=3, epoch=1))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("latent", 0, "latent must be a positive integer"),
+    ("epochs", -1, "epochs must be a positive integer"),
+    ("precision", "fp8", "precision must be one of"),
+    ("hidden", (), "hidden must list at least one"),
+    ("lr", float("nan"), "lr must be a positive number"),
+    ("data_dir", "/no/such/dir", "is not a directory"),
+])
+def test_bad_config_names_the_field(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_short_run_lowers_loss_and_leaves_every_file(tiny, mnist_dir):
+    result = train(tiny(epochs=3, xla=True), verbose=False)
+    assert {p.name for p in result.run_dir.iterdir()} == RUN_FILES
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    assert result.stopped == "completed" and result.best_epoch == 3
+
+    with open(result.run_dir / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+    assert [float(r["val_loss"]) for r in rows] == [r["val_loss"] for r in result.history]
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs[0] == pytest.approx(3e-3) and lrs[0] > lrs[1] > lrs[2]  # cosine decay
+
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics == result.metrics
+    assert metrics["compression_ratio"] == 98.0 and metrics["xla"] is True and metrics["precision"] == "float32"
+    assert metrics["test_psnr_db"] == pytest.approx(10 * math.log10(1 / metrics["test_mse"]))
+
+    saved = read_model(result.model_path)
+    assert saved.layer_sizes == [784, 32, 8, 32, 784] and saved.encoder_layers == 2
+    assert saved.metrics["test_mse"] == metrics["test_mse"]
+    assert saved.training["latent"] == 8 and saved.training["best_epoch"] == 3
+    assert set(saved.data_sha256) >= {"train_images", "test_images"}
+    # The reported test MSE is the exported model's, recomputed here independently of Keras.
+    from aefast.data import load_mnist
+    test_x = load_mnist(mnist_dir).test.x[:256]
+    assert _numpy_mse(saved, test_x) == pytest.approx(metrics["test_mse"], rel=1e-4)
+    for name in ("loss.png", "reconstructions.png"):
+        assert (result.run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_best_epoch_is_exported_not_the_last(tiny):
+    def wreck(model, fit_index):  # after the last epoch's training, before its validation
+        if fit_index == 2:
+            for layer in _dense(model):
+                layer.set_weights([w + 0.5 for w in layer.get_weights()])
+
+    result = train(tiny(epochs=3), verbose=False, callbacks=[FitHook("end", wreck)])
+    val = [row["val_loss"] for row in result.history]
+    assert val[2] > val[1] and result.best_epoch == 2
+    saved = read_model(result.model_path)
+    best = load_checkpoint(result.run_dir / CHECKPOINT_NAME).best
+    np.testing.assert_array_equal(saved.kernels[0], best[0])
+    assert saved.metrics["val_mse"] == val[1]
+    exported = load_keras(saved)
+    np.testing.assert_array_equal(_dense(exported)[0].get_weights()[0], best[0])
+
+
+def test_nan_loss_stops_and_keeps_the_best_epoch(tiny):
+    def poison(model, fit_index):
+        if fit_index == 1:
+            layer = _dense(model)[0]
+            layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
+
+    result = train(tiny(epochs=4), verbose=False, callbacks=[FitHook("begin", poison)])
+    assert result.stopped == "nan" and result.best_epoch == 1 and len(result.history) == 2
+    assert math.isnan(result.history[1]["train_loss"])
+    saved = read_model(result.model_path)  # validates: all weights finite
+    assert saved.metrics["val_mse"] == result.history[0]["val_loss"]
+    assert json.loads((result.run_dir / "metrics.json").read_text())["stopped"] == "nan"
+
+
+def test_nan_from_the_first_epoch_is_a_clear_error(tiny):
+    def poison(model, fit_index):
+        layer = _dense(model)[0]
+        layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
+
+    with pytest.raises(TrainingError, match="no epoch produced a finite loss"):
+        train(tiny(), verbose=False, callbacks=[FitHook("begin", poison)])
+
+
+def test_interrupt_leaves_a_consistent_run_and_resume_matches_an_uninterrupted_run(tiny):
+    def interrupt(model, fit_index):
+        if fit_index == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(epochs=3, name="cut"), verbose=False, callbacks=[FitHook("begin", interrupt)])
+    cut = tiny(name="cut")
+    run_dir = tiny().out + "/cut"
+    metrics = json.loads(open(run_dir + "/metrics.json").read())
+    assert metrics["stopped"] == "interrupted" and metrics["epochs_run"] == 1
+    assert len(open(run_dir + "/history.csv").read().splitlines()) == 2  # header + epoch 1
+    assert read_model(run_dir + "/model.safetensors").training["best_epoch"] == 1
+    assert cut.name == "cut"
+
+    resumed = resume(run_dir, verbose=False)
+    whole = train(tiny(epochs=3, name="whole"), verbose=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for a, b in zip(resumed.history, whole.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+        assert a["lr"] == pytest.approx(b["lr"], rel=1e-6)
+    for ka, kb in zip(read_model(resumed.model_path).kernels, read_model(whole.model_path).kernels):
+        np.testing.assert_allclose(ka, kb, atol=1e-4)
+
+
+def test_mixed_precision_run_exports_float32_master_weights(tiny):
+    result = train(tiny(epochs=1, precision="mixed_float16"), verbose=False)
+    assert result.metrics["precision"] == "mixed_float16"
+    saved = read_model(result.model_path)
+    assert saved.kernels[0].dtype == np.float32 and math.isfinite(result.metrics["test_mse"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--latent", "0"], "latent must be a positive integer"),
+    (["--epochs", "-3"], "epochs must be a positive integer"),
+    (["--precision", "fp8"], "invalid choice"),
+    (["--hidden", "100,abc"], "comma-separated integers"),
+    (["--data-dir", "/no/such/dir"], "is not a directory"),
+    (["--resume", "/tmp", "--epochs", "3"], "drop epochs"),
+])
+def test_cli_bad_arguments_exit_nonzero_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_trains_and_refuses_to_overwrite_a_run(mnist_dir, tmp_path, capsys):
+    argv = ["--hidden", "16", "--latent", "4", "--epochs", "1", "--batch-size", "64", "--train-limit", "256",
+            "--val-size", "128", "--test-limit", "128", "--no-xla", "--quiet", "--data-dir", str(mnist_dir),
+            "--out", str(tmp_path), "--name", "cli"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "cli" / "model.safetensors")
+    assert read_model(tmp_path / "cli" / "model.safetensors").training["extra"]["command"].startswith(
+        "python -m aefast.train")
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(ConfigError, match="not an aefast run directory"):
+        resume(tmp_path, verbose=False)
+
+
+@pytest.mark.slow
+def test_quick_preset_reaches_its_promise(mnist_dir, tmp_path):
+    """--quick (default model, 5000 images, 5 epochs): test MSE < 0.02 (its wall time is measured in docs)."""
+    result = train(TrainConfig(data_dir=str(mnist_dir), out=str(tmp_path), name="quick").quick(), verbose=False)
+    assert result.metrics["test_mse"] < 0.02
