@@ -93,17 +93,17 @@ class AutoencoderWeights:
                 fail(f"dense_{i}.kernel takes {k.shape[0]} inputs but dense_{i-1} gives "
                      f"{self.kernels[i - 1].shape[1]}: shapes do not chain")
             if a not in ACTIVATIONS:
-                fail(f"layer {i}: unknown activation {a!r}, expected one of {ACTIVATIONS}")
+                fail(f"layer {i}: unknown activation {a!r:.200}, expected one of {ACTIVATIONS}")
             if not (np.isfinite(k).all() and np.isfinite(b).all()):
                 fail(f"layer {i}: weights contain NaN or infinite values")
         if self.layer_sizes[-1] != self.layer_sizes[0]:
             fail(f"output width {self.layer_sizes[-1]} differs from input width {self.layer_sizes[0]}")
         shape = tuple(self.input_shape)
-        if not shape or any(not isinstance(s, int) or s < 1 for s in shape) or math.prod(shape) != self.input_size:
+        if not shape or any(not _is_int(s) or s < 1 for s in shape) or math.prod(shape) != self.input_size:
             fail(f"input_shape {shape} does not hold {self.input_size} values")
         if not (isinstance(self.pixel_scale, (int, float)) and math.isfinite(self.pixel_scale)
                 and self.pixel_scale > 0):
-            fail(f"pixel_scale must be a positive number, got {self.pixel_scale!r}")
+            fail(f"pixel_scale must be a positive number, got {self.pixel_scale!r:.200}")
         return self
 
 
@@ -127,7 +127,7 @@ def save_model(path: str | os.PathLike, model: AutoencoderWeights, dtype: str = 
     from safetensors.numpy import save
 
     if dtype not in STORAGE_DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}")
+        raise ValueError(f"dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r:.200}")
     model.validate(str(path))
     np_dtype = np.dtype(dtype)
     tensors = {}
@@ -141,6 +141,19 @@ def save_model(path: str | os.PathLike, model: AutoencoderWeights, dtype: str = 
     return write_bytes_atomic(path, save(tensors, metadata=_metadata(model)))
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_json(text, what: str, source: str):
+    """json.loads, with every way it can fail (bad syntax, bad UTF-8, nesting too deep, integers of more than
+    4300 digits) reported as a ModelFileError."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelFileError(f"{source}: {what} is not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
+
+
 def _read_header(data: bytes, source: str) -> tuple[dict, int]:
     """Parse and bounds-check the safetensors header before any tensor is touched."""
     if len(data) < 8:
@@ -151,10 +164,7 @@ def _read_header(data: bytes, source: str) -> tuple[dict, int]:
     if 8 + n > len(data):
         raise ModelFileError(f"{source}: header length {n} runs past the end of the {len(data)}-byte file "
                              "(truncated?)")
-    try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{source}: header is not valid JSON ({e})") from None
+    header = _parse_json(data[8:8 + n], "header", source)
     if not isinstance(header, dict):
         raise ModelFileError(f"{source}: header must be a JSON object")
     return header, 8 + n
@@ -168,20 +178,20 @@ def _tensors_from(data: bytes, header: dict, start: int, source: str) -> dict[st
         if name == "__metadata__":
             continue
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-            raise ModelFileError(f"{source}: tensor {name!r} entry malformed: {info!r}")
+            raise ModelFileError(f"{source}: tensor {name!r:.200} entry malformed: {info!r:.200}")
         dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
-        if dt not in _NP_DTYPES:
-            raise ModelFileError(f"{source}: tensor {name!r} has dtype {dt!r}, expected F32 or F16")
-        if (not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s <= MAX_WIDTH for s in shape)
+        if not isinstance(dt, str) or dt not in _NP_DTYPES:
+            raise ModelFileError(f"{source}: tensor {name!r:.200} has dtype {dt!r:.200}, expected F32 or F16")
+        if (not isinstance(shape, list) or not all(_is_int(s) and 0 <= s <= MAX_WIDTH for s in shape)
                 or len(shape) > 2):
-            raise ModelFileError(f"{source}: tensor {name!r} has bad shape {shape!r}")
-        if (not isinstance(offs, list) or len(offs) != 2 or not all(isinstance(o, int) for o in offs)
+            raise ModelFileError(f"{source}: tensor {name!r:.200} has bad shape {shape!r:.200}")
+        if (not isinstance(offs, list) or len(offs) != 2 or not all(_is_int(o) for o in offs)
                 or not 0 <= offs[0] <= offs[1] <= body):
-            raise ModelFileError(f"{source}: tensor {name!r} offsets {offs!r} fall outside the "
+            raise ModelFileError(f"{source}: tensor {name!r:.200} offsets {offs!r:.200} fall outside the "
                                  f"{body}-byte data section (truncated?)")
         nbytes = math.prod(shape) * _DTYPE_SIZES[dt]
         if offs[1] - offs[0] != nbytes:
-            raise ModelFileError(f"{source}: tensor {name!r} spans {offs[1] - offs[0]} bytes, "
+            raise ModelFileError(f"{source}: tensor {name!r:.200} spans {offs[1] - offs[0]} bytes, "
                                  f"its shape {shape} and dtype {dt} need {nbytes}")
         spans.append((offs[0], offs[1], name))
         arr = np.frombuffer(data, dtype=_NP_DTYPES[dt], count=math.prod(shape), offset=start + offs[0])
@@ -189,19 +199,22 @@ def _tensors_from(data: bytes, header: dict, start: int, source: str) -> dict[st
     spans.sort()
     for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
         if b0 < a1:
-            raise ModelFileError(f"{source}: tensors {an!r} and {bn!r} overlap")
+            raise ModelFileError(f"{source}: tensors {an!r:.200} and {bn!r:.200} overlap")
+    # safetensors requires the data section to be exactly the tensors, back to back: a gap or trailing bytes
+    # mean a damaged or spliced file.
+    covered = sum(b - a for a, b, _ in spans)
+    if covered != body:
+        raise ModelFileError(f"{source}: data section is {body} bytes but the tensors cover {covered} "
+                             "(gaps or trailing bytes: damaged file?)")
     return tensors
 
 
 def _json_field(meta: dict, key: str, source: str):
     if key not in meta:
-        raise ModelFileError(f"{source}: metadata lacks {key!r}")
+        raise ModelFileError(f"{source}: metadata lacks {key!r:.200}")
     if not isinstance(meta[key], str):
-        raise ModelFileError(f"{source}: metadata {key!r} must be a string")
-    try:
-        return json.loads(meta[key])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{source}: metadata {key!r} is not valid JSON ({e})") from None
+        raise ModelFileError(f"{source}: metadata {key!r:.200} must be a string")
+    return _parse_json(meta[key], f"metadata {key!r:.200}", source)
 
 
 def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
@@ -211,9 +224,9 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
     if not isinstance(meta, dict):
         raise ModelFileError(f"{source}: no metadata: not an aefast model file")
     if meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{source}: format is {meta.get('format')!r}, expected {FORMAT_NAME!r}")
+        raise ModelFileError(f"{source}: format is {meta.get('format')!r:.200}, expected {FORMAT_NAME!r}")
     if meta.get("format_version") != str(FORMAT_VERSION):
-        raise ModelFileError(f"{source}: format_version {meta.get('format_version')!r} is not supported "
+        raise ModelFileError(f"{source}: format_version {meta.get('format_version')!r:.200} is not supported "
                              f"(this aefast reads version {FORMAT_VERSION})")
     sizes = _json_field(meta, "layer_sizes", source)
     acts = _json_field(meta, "activations", source)
@@ -222,19 +235,20 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
     scale = _json_field(meta, "pixel_scale", source)
     extras = {k: _json_field(meta, k, source) for k in ("training", "metrics", "data_sha256")}
     if not (isinstance(sizes, list) and 2 <= len(sizes) <= MAX_LAYERS + 1
-            and all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)):
-        raise ModelFileError(f"{source}: layer_sizes must be a list of 2..{MAX_LAYERS + 1} integers, got {sizes!r}")
+            and all(_is_int(s) for s in sizes)):
+        raise ModelFileError(f"{source}: layer_sizes must be a list of 2..{MAX_LAYERS + 1} integers, "
+                             f"got {sizes!r:.200}")
     if not (isinstance(acts, list) and all(isinstance(a, str) for a in acts)):
-        raise ModelFileError(f"{source}: activations must be a list of names, got {acts!r}")
-    if not isinstance(enc, int) or isinstance(enc, bool):
-        raise ModelFileError(f"{source}: encoder_layers must be an integer, got {enc!r}")
-    if not (isinstance(shape, list) and all(isinstance(s, int) for s in shape)):
-        raise ModelFileError(f"{source}: input_shape must be a list of integers, got {shape!r}")
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
-        raise ModelFileError(f"{source}: pixel_scale must be a number, got {scale!r}")
+        raise ModelFileError(f"{source}: activations must be a list of names, got {acts!r:.200}")
+    if not _is_int(enc):
+        raise ModelFileError(f"{source}: encoder_layers must be an integer, got {enc!r:.200}")
+    if not (isinstance(shape, list) and all(_is_int(s) for s in shape)):
+        raise ModelFileError(f"{source}: input_shape must be a list of integers, got {shape!r:.200}")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < abs(scale) < 1e300:
+        raise ModelFileError(f"{source}: pixel_scale must be a positive finite number, got {str(scale)[:40]}")
     for k, v in extras.items():
         if not isinstance(v, dict):
-            raise ModelFileError(f"{source}: metadata {k!r} must be a JSON object")
+            raise ModelFileError(f"{source}: metadata {k!r:.200} must be a JSON object")
 
     tensors = _tensors_from(data, header, start, source)
     n = len(sizes) - 1
@@ -267,4 +281,6 @@ def read_model(path: str | os.PathLike) -> AutoencoderWeights:
         raise ModelFileError(f"{path}: is a directory, expected a .safetensors model file") from None
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read ({e.strerror})") from None
+    except ValueError as e:   # e.g. a NUL byte in the path
+        raise ModelFileError(f"{path!r}: not a usable path ({e})") from None
     return parse_model(data, str(path))
