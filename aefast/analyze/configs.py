@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..train.config import QUICK  # --quick: the trainer's preset (a few thousand images, a few epochs)
+
 INPUT_SIZE = 784
 
 # The tutorial's "mean validation loss" per (latent, hidden): the only numbers in the study typed in by hand
@@ -63,11 +65,6 @@ DEFAULT_SWEEP: tuple[SweepConfig, ...] = (
     SweepConfig(30, (1000, 500, 250), epochs=20),
 )
 
-# --quick: every configuration, a few epochs on a few thousand images (minutes in all, on 2 cores).
-QUICK_EPOCHS = 3
-QUICK_TRAIN_IMAGES = 4000
-QUICK_TEST_IMAGES = 2000
-
 
 def select_configs(latents: list[int] | None = None, hidden: int | None = None, epochs: int | None = None,
                    quick: bool = False) -> list[SweepConfig]:
@@ -75,7 +72,8 @@ def select_configs(latents: list[int] | None = None, hidden: int | None = None, 
 
     latents: keep only these latent sizes (default sweep order); a latent size not in the default sweep gets
     hidden 1000 (or `hidden`).  hidden: one hidden width for every configuration (the deep stack included, which
-    then becomes a single hidden layer).  epochs: one epoch count for all; quick: QUICK_EPOCHS unless `epochs`.
+    then becomes a single hidden layer).  epochs: one epoch count for all; quick: the trainer's QUICK epochs
+    unless `epochs` is given.
     Duplicates (same architecture twice) are dropped.
     """
     configs = list(DEFAULT_SWEEP)
@@ -86,7 +84,7 @@ def select_configs(latents: list[int] | None = None, hidden: int | None = None, 
         configs = by_latent + extra
     if hidden is not None:
         configs = [SweepConfig(c.latent, (hidden,), c.epochs) for c in configs]
-    n_epochs = epochs if epochs is not None else (QUICK_EPOCHS if quick else None)
+    n_epochs = epochs if epochs is not None else (QUICK["epochs"] if quick else None)
     if n_epochs is not None:
         configs = [SweepConfig(c.latent, c.hidden, n_epochs) for c in configs]
     unique: dict[str, SweepConfig] = {}

@@ -120,8 +120,9 @@ def generalisation(results: list[ConfigResult]) -> list[str]:
     """The largest gap between final validation and training loss: where a model fits its training set best."""
     gaps = []
     for r in results:
-        if r.history and all(k in r.history[-1] for k in ("loss", "val_loss")) and r.history[-1]["loss"] > 0:
-            gaps.append((r.history[-1]["val_loss"] / r.history[-1]["loss"], r))
+        last = r.history[-1] if r.history else {}
+        if last.get("train_loss", 0) > 0 and "val_loss" in last:
+            gaps.append((last["val_loss"] / last["train_loss"], r))
     if not gaps:
         return []
     ratio, r = max(gaps, key=lambda g: g[0])

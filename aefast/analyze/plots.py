@@ -7,23 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write
+# One figure helper for the whole package: the trainer's (Agg backend, atomic PNG write).
+from ..train.artifacts import _pyplot
+from ..train.artifacts import _save_figure as _save
 from .findings import EXACT_MSE
 from .results import ConfigResult
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    return Path(path)
 
 
 def _label(r: ConfigResult) -> str:
@@ -92,10 +80,10 @@ def plot_loss_curves(results: list[ConfigResult], path: str | os.PathLike) -> Pa
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
     for ax, r in zip(axes.flat, sorted(results, key=lambda r: (-r.latent, r.hidden))):
         epochs = np.arange(1, len(r.history) + 1)
-        for key, color in (("loss", "tab:red"), ("val_loss", "tab:blue")):
+        for key, color in (("train_loss", "tab:red"), ("val_loss", "tab:blue")):
             values = [h.get(key) for h in r.history]
             if values and all(isinstance(v, (int, float)) and v > 0 for v in values):
-                ax.plot(epochs, values, color=color, marker=".", label={"loss": "train", "val_loss": "validation"}[key])
+                ax.plot(epochs, values, color=color, marker=".", label={"train_loss": "train", "val_loss": "validation"}[key])
         ax.set_yscale("log")
         ax.set_title(_label(r), fontsize=9)
         ax.set_xlabel("epoch")

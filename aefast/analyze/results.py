@@ -6,23 +6,16 @@ a file there means the configuration is finished.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from .._io import write_text_atomic
+from ..train.artifacts import psnr
 from .configs import INPUT_SIZE
 
 CODE_BYTES_PER_VALUE = 2  # latent codes stored as float16
 IMAGE_BYTES = INPUT_SIZE  # an MNIST image: 784 uint8 pixels
-
-
-def psnr_db(mse: float, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB for pixels in [0, peak]: 10 log10(peak^2 / mse); inf for mse == 0."""
-    if mse < 0 or not math.isfinite(mse):
-        raise ValueError(f"mse must be a finite number >= 0, got {mse}")
-    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
 @dataclass
@@ -31,7 +24,7 @@ class ConfigResult:
 
     settings: everything that decides the result (architecture, epochs, image counts, seed); a resumed study
     reuses this result only if its settings are identical.  history: per-epoch dicts as the trainer wrote them
-    (at least "loss" and "val_loss").  sample_reconstructions: (n_samples, 784) uint8 as nested lists, the
+    (aefast.train's keys: epoch, train_loss, val_loss, lr, seconds).  sample_reconstructions: (n_samples, 784) uint8 as nested lists, the
     autoencoder's output for the report's fixed test digits.
     """
 
@@ -54,7 +47,7 @@ class ConfigResult:
 
     @property
     def psnr_db(self) -> float:
-        return psnr_db(self.test_mse)
+        return psnr(self.test_mse)
 
     @property
     def ratio_dims(self) -> float:
