@@ -18,13 +18,14 @@ inline __m256 expm1_reduced(__m256 r) {
   return _mm256_fmadd_ps(_mm256_mul_ps(r, r), q, r);
 }
 
-// Cody-Waite split x = n ln2 + r, |r| <= ln2/2; returns r and 2^n (n must lie in [-126, 127]).
-inline __m256 reduce_ln2(__m256 x, __m256* two_to_n) {
+// Cody-Waite split x = n ln2 + r, |r| <= ln2/2; returns r and 2^(n + extra), where
+// n + extra must lie in [-126, 127] (extra lets callers scale very negative x into range).
+inline __m256 reduce_ln2(__m256 x, __m256* two_to_n, __m256i extra = _mm256_setzero_si256()) {
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // n * hi is exact (hi has 9 bits)
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+  const __m256i biased = _mm256_add_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), extra), _mm256_set1_epi32(127));
   *two_to_n = _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23));
   return r;
 }
@@ -47,13 +48,17 @@ inline __m256 elu(__m256 x) {
   return _mm256_blendv_ps(expm1_nonpositive(x), x, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
 }
 
-// sigmoid(x) = 1 / (1 + e^-|x|) for x >= 0, e^-|x| / (1 + e^-|x|) otherwise (no overflow,
-// full relative accuracy for negative x down to e^-87, where results become subnormal).
+// sigmoid(x) = 1 / (1 + e^-|x|) for x >= 0, e^-|x| / (1 + e^-|x|) otherwise: no overflow, and
+// full relative accuracy for negative x. Below x = -80, e^-|x| is formed as (2^64 e^-|x|) 2^-64
+// so that results in the float subnormal range round once; below -104 they round to 0.
 inline __m256 sigmoid(__m256 x) {
-  const __m256 neg_abs = _mm256_or_ps(x, _mm256_set1_ps(-0.0f));
+  const __m256 neg_abs = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_or_ps(x, _mm256_set1_ps(-0.0f)));
+  const __m256 deep = _mm256_cmp_ps(neg_abs, _mm256_set1_ps(-80.0f), _CMP_LT_OQ);
+  const __m256i extra = _mm256_and_si256(_mm256_castps_si256(deep), _mm256_set1_epi32(64));
   __m256 t;
-  const __m256 r = reduce_ln2(_mm256_max_ps(_mm256_set1_ps(-87.0f), neg_abs), &t);
-  const __m256 e = _mm256_fmadd_ps(t, expm1_reduced(r), t);  // e^-|x| in (0, 1]
+  const __m256 r = reduce_ln2(neg_abs, &t, extra);
+  __m256 e = _mm256_fmadd_ps(t, expm1_reduced(r), t);  // e^-|x| in (0, 1], times 2^64 where deep
+  e = _mm256_mul_ps(e, _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(0x1p-64f), deep));
   const __m256 s = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
   return _mm256_blendv_ps(_mm256_mul_ps(e, s), s, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
 }

@@ -12,17 +12,16 @@ float half_to_float(std::uint16_t h) {
   const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
   const std::uint32_t exponent = (h >> 10) & 0x1fu;
   const std::uint32_t mantissa = h & 0x3ffu;
-  float magnitude;
-  if (exponent == 0) {
-    magnitude = std::ldexp(float(mantissa), -24);  // zero or subnormal
-  } else if (exponent == 31) {
-    magnitude = mantissa ? NAN : INFINITY;
-  } else {
-    magnitude = std::ldexp(float(mantissa | 0x400u), int(exponent) - 25);
-  }
   std::uint32_t bits;
-  std::memcpy(&bits, &magnitude, 4);
-  bits |= sign;
+  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24 is exact in float
+    const float magnitude = float(mantissa) * 0x1p-24f;
+    std::memcpy(&bits, &magnitude, 4);
+    bits |= sign;
+  } else if (exponent == 31) {  // inf or NaN (payload kept)
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else {  // rebias the exponent from 15 to 127
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  }
   float out;
   std::memcpy(&out, &bits, 4);
   return out;

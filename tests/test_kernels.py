@@ -1,0 +1,182 @@
+"""aefast._core.Network against a float64 NumPy reference, for every ISA this CPU can run.
+
+Every fast path (AVX2 6x16 tiles, the 1..5-row wide tiles, the threaded row-block and
+panel-split modes) has the plain scalar twin next to it in the same parametrization.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+core = pytest.importorskip("aefast._core")
+
+ISAS = core.isas()
+# float32 accumulation over K <= 300 terms of O(1) values: observed errors are ~1e-6;
+# a wrong element, tile or epilogue gives errors of order 0.1.
+F32_ATOL = 3e-5
+F32_RTOL = 3e-5
+BATCHES = (1, 2, 3, 5, 7, 16, 17, 255, 1000, 1025)
+# (in, out): widths below, at, above and off the 8/16-column panel and 6-row tile sizes.
+SHAPES = ((1, 1), (3, 17), (16, 16), (33, 47), (8, 5))
+ACTIVATIONS = ("linear", "elu", "sigmoid")
+
+
+def make_layer(rng, n_in, n_out, weight_dtype="float32", activation="elu"):
+    """A layer dict as _core.Network takes it, weights ~ N(0, 1/n_in)."""
+    w = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
+    layer = {"bias": (0.3 * rng.standard_normal(n_out)).astype(np.float32), "activation": activation}
+    if weight_dtype == "int8":
+        scale = np.abs(w).max(axis=0) / 127 + 1e-3
+        layer["weight"] = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+        layer["scale"] = scale.astype(np.float32)
+    else:
+        layer["weight"] = w.astype(weight_dtype)
+    return layer
+
+
+def reference(layers, x, clip=False, input_scale=1.0):
+    """The chain in float64 from the exact stored weights (int8 times its scale)."""
+    h = x.astype(np.float64) * input_scale
+    for i, layer in enumerate(layers):
+        w = layer["weight"].astype(np.float64)
+        if "scale" in layer:
+            w = w * layer["scale"].astype(np.float64)
+        h = h @ w + layer["bias"].astype(np.float64)
+        if layer["activation"] == "elu":
+            h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
+        elif layer["activation"] == "sigmoid":
+            h = 1 / (1 + np.exp(-h))
+    return np.clip(h, 0, 1) if clip else h
+
+
+def make_input(rng, rows, width, dtype):
+    if dtype == "uint8":
+        return rng.integers(0, 256, (rows, width), dtype=np.uint8)
+    return rng.standard_normal((rows, width)).astype(np.float32)
+
+
+def run(net, x, begin=0, end=-1, **kwargs):
+    """forward() into a NaN-filled output, so unwritten elements show up."""
+    width = net.layer_sizes[end if end != -1 else len(net.layer_sizes) - 1]
+    out = np.full((x.shape[0], width), np.nan, np.float32)
+    net.forward(x, out, begin, end, **kwargs)
+    return out
+
+
+def assert_close(actual, expected):
+    assert actual.dtype == np.float32
+    assert not np.isnan(actual).any(), "output has NaN (unwritten or bad arithmetic)"
+    np.testing.assert_allclose(actual, expected, rtol=F32_RTOL, atol=F32_ATOL)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("weight_dtype", ["float32", "float16", "int8"])
+@pytest.mark.parametrize("x_dtype", ["float32", "uint8"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("clip", [False, True])
+def test_one_layer_matches_float64_reference(isa, weight_dtype, x_dtype, activation, clip):
+    rng = np.random.default_rng(1)
+    input_scale = 1 / 255 if x_dtype == "uint8" else 0.7
+    for n_in, n_out in SHAPES:
+        layers = [make_layer(rng, n_in, n_out, weight_dtype, activation)]
+        net = core.Network(layers, isa=isa, threads=1)
+        assert net.isa == isa and net.layer_sizes == [n_in, n_out]
+        x = make_input(rng, max(BATCHES), n_in, x_dtype)
+        expected = reference(layers, x, clip, input_scale)
+        for rows in BATCHES:
+            out = run(net, x[:rows], clip=clip, input_scale=input_scale)
+            assert_close(out, expected[:rows])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("weight_dtype", ["float32", "float16", "int8"])
+def test_chain_slices_match_reference(isa, weight_dtype):
+    rng = np.random.default_rng(2)
+    sizes = [29, 40, 5, 33, 17]
+    activations = ["elu", "linear", "elu", "sigmoid"]
+    layers = [make_layer(rng, a, b, weight_dtype, act) for a, b, act in zip(sizes[:-1], sizes[1:], activations)]
+    net = core.Network(layers, isa=isa, threads=2)
+    assert net.layer_sizes == sizes
+    for begin in range(4):
+        for end in range(begin + 1, 5):
+            for x_dtype in ("float32", "uint8"):
+                x = make_input(rng, 23, sizes[begin], x_dtype)
+                scale = 1 / 255 if x_dtype == "uint8" else 1.0
+                out = run(net, x, begin, end, clip=True, input_scale=scale)
+                assert_close(out, reference(layers[begin:end], x, True, scale))
+    assert_close(run(net, make_input(rng, 4, 29, "float32")[:0], 0, -1), np.zeros((0, 17)))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_empty_batch_leaves_nothing_to_do(isa):
+    net = core.Network([make_layer(np.random.default_rng(3), 4, 6)], isa=isa)
+    out = np.empty((0, 6), np.float32)
+    net.forward(np.empty((0, 4), np.float32), out)
+    net.forward(np.empty((0, 4), np.uint8), out)
+
+
+def wide_net(isa, threads, weight_dtype="float32"):
+    """Wide enough that threads > 1 really splits work (panel-split for few rows, row blocks for many)."""
+    rng = np.random.default_rng(4)
+    sizes = [300, 410, 37, 300]
+    layers = [make_layer(rng, a, b, weight_dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+    return core.Network(layers, isa=isa, threads=threads), layers
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("weight_dtype", ["float32", "float16", "int8"])
+def test_rows_are_bit_identical_across_batch_sizes_and_threads(isa, weight_dtype):
+    net1, layers = wide_net(isa, 1, weight_dtype)
+    x = make_input(np.random.default_rng(5), 700 if isa == "scalar" else 1025, 300, "float32")
+    full = run(net1, x)
+    assert_close(full, reference(layers, x))
+    np.testing.assert_array_equal(run(net1, x), full)  # threads=1 is deterministic
+    for lo, hi in ((0, 1), (5, 7), (6, 12), (3, 20), (100, 700)):
+        np.testing.assert_array_equal(run(net1, x[lo:hi]), full[lo:hi])
+    for threads in (2, 3):
+        net = wide_net(isa, threads, weight_dtype)[0]
+        assert net.threads == threads
+        for rows in (1, 2, 7, 100, 700):
+            np.testing.assert_array_equal(run(net, x[:rows]), full[:rows])
+
+
+def test_threads_zero_means_all_cores():
+    import os
+
+    net = core.Network([make_layer(np.random.default_rng(6), 3, 3)], threads=0)
+    assert net.threads == os.cpu_count()
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_concurrent_forward_calls_equal_serial_answers(isa):
+    net, _ = wide_net(isa, 2)
+    rng = np.random.default_rng(7)
+    inputs = [make_input(rng, rows, 300, "float32") for rows in (1, 3, 16, 200, 1, 5, 250, 17)]
+    serial = [run(net, x) for x in inputs]
+    results = [None] * len(inputs)
+    start = threading.Barrier(len(inputs))
+
+    def call(i):
+        start.wait()
+        for _ in range(3):
+            out = run(net, inputs[i])
+            if results[i] is None or np.array_equal(results[i], serial[i]):
+                results[i] = out
+
+    workers = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    for got, want in zip(results, serial):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_nbytes_counts_packed_weights_scales_and_biases(isa):
+    rng = np.random.default_rng(8)
+    net = core.Network([make_layer(rng, 10, 20, "int8"), make_layer(rng, 20, 16, "float16")], isa=isa)
+    # 20 outputs pad to 2 panels of 16: 10*32 int8 + 32 scales + 32 biases; 16 outputs: 20*16 halves + 16 + 16.
+    assert net.nbytes == 10 * 32 + 4 * 64 + 20 * 16 * 2 + 4 * 32
