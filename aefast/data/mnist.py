@@ -10,8 +10,9 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataFileError
-from .idx import IMAGE_SIDE, read_images, read_labels
-from .sources import mnist_files
+from .files import MNIST_FILES
+from .idx import IMAGE_SIDE, IdxContent, read_images, read_labels
+from .sources import mnist_files, named_folder
 
 PIXEL_DEPTH = 255  # float pixels are uint8 / 255, as in the tutorial
 VALIDATION_SIZE = 5000  # the first 5000 training images are the validation split (tutorial)
@@ -50,6 +51,10 @@ def _pixels(images: np.ndarray, dtype: str, flat: bool) -> np.ndarray:
     return out.reshape(len(out), IMAGE_SIDE * IMAGE_SIDE) if flat else out
 
 
+def _read_all(files: Mapping[str, Path]) -> dict[str, IdxContent]:
+    return {key: (read_images if key.endswith("images") else read_labels)(path) for key, path in files.items()}
+
+
 def load_mnist(
     data_dir: str | os.PathLike | None = None,
     *,
@@ -67,10 +72,22 @@ def load_mnist(
     """
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
-    files = mnist_files(data_dir, cache_dir=cache_dir, mirrors=mirrors, download=download)
-    contents = {
-        key: (read_images if key.endswith("images") else read_labels)(path) for key, path in files.items()
-    }
+    source = dict(cache_dir=cache_dir, mirrors=mirrors, download=download)
+    if named_folder(data_dir) is not None:
+        files = mnist_files(data_dir, **source)
+        contents = _read_all(files)
+    else:
+        # Cached copies are hash-checked here, while being read, instead of reading them twice; a damaged one
+        # sends us back to mnist_files(verify=True), which deletes and re-fetches it.
+        files = mnist_files(**source, verify=False)
+        try:
+            contents = _read_all(files)
+            damaged = any(c.sha256 != MNIST_FILES[key].sha256 for key, c in contents.items())
+        except DataFileError:
+            damaged = True
+        if damaged:
+            files = mnist_files(**source, verify=True)
+            contents = _read_all(files)
     for part in ("train", "test"):
         n_images = len(contents[f"{part}_images"].array)
         n_labels = len(contents[f"{part}_labels"].array)
