@@ -1,0 +1,78 @@
+"""`python -m aefast.bench [--quick] [--out DIR] [--model PATH] [--wide/--no-wide] ...`: run the comparison and
+write results.md, results.json and throughput.png (see docs/performance.md)."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+
+from .runner import CLEARED_ENV_VAR
+
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _reexec_without_openblas_overrides() -> None:
+    """OpenBLAS reads these when NumPy loads (already done by `import aefast`), and they can force a slower kernel:
+    start this process again without them, remembering what they were for results.json."""
+    if CLEARED_ENV_VAR in os.environ or not any(k in os.environ for k in OPENBLAS_OVERRIDES):
+        return
+    env = dict(os.environ)
+    env[CLEARED_ENV_VAR] = json.dumps({k: env.pop(k) for k in OPENBLAS_OVERRIDES if k in env})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "aefast.bench", *sys.argv[1:]], env)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aefast.bench", description=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help="fewer rounds, shorter blocks, wide model only up to batch 256 (about 1-2 minutes)")
+    p.add_argument("--out", help="output folder (default results/<UTC time stamp>)")
+    p.add_argument("--model", help="the default-shape model file (default: aefast/models/default.safetensors if "
+                                   "present, else random weights)")
+    p.add_argument("--wide-model", help="a 784-10000-100-10000-784 model file (default: random weights)")
+    p.add_argument("--wide", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the wide model (default: yes)")
+    p.add_argument("--contenders", nargs="+", metavar="NAME", help="run only these contenders (quote names)")
+    p.add_argument("--batches", nargs="+", type=int, metavar="N", help="batch sizes (default 1 16 256 4096)")
+    p.add_argument("--data", help="folder holding the MNIST IDX files (default: AEFAST_DATA_DIR, shared/)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _reexec_without_openblas_overrides()
+    args = _parser().parse_args(argv)
+    from .contenders import select_contenders
+    from .models import DEFAULT_MODEL_PATH, DEFAULT_SIZES, WIDE_SIZES, load_bench_model
+    from .report import write_results
+    from .runner import BATCHES, BenchConfig, run_benchmark
+
+    try:
+        contenders = select_contenders(args.contenders)
+    except ValueError as e:
+        _parser().error(str(e))
+    if args.model is not None and not os.path.exists(args.model):
+        _parser().error(f"--model {args.model}: no such file")
+    if args.wide_model is not None and not os.path.exists(args.wide_model):
+        _parser().error(f"--wide-model {args.wide_model}: no such file")
+    batches = tuple(args.batches or BATCHES)
+    if any(b < 1 for b in batches):
+        _parser().error(f"batch sizes must be >= 1, got {batches}")
+    models = [load_bench_model("default", args.model or DEFAULT_MODEL_PATH, DEFAULT_SIZES)]
+    if args.wide:
+        models.append(load_bench_model("wide", args.wide_model, WIDE_SIZES))
+    wide_batches = tuple(b for b in batches if b <= 256) if args.quick and args.batches is None else batches
+    config = BenchConfig(models=models, batches={"default": batches, "wide": wide_batches}, contenders=contenders,
+                         data_dir=args.data, quick=args.quick,
+                         **({"rounds": 3, "block_s": 0.02, "sgemm_repeats": 3} if args.quick else {}))
+    out = args.out or os.path.join("results", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    results = run_benchmark(config)
+    paths = write_results(results, out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

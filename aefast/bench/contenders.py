@@ -1,0 +1,332 @@
+"""Who runs the benchmark: aefast's engine and its peers, each checked against the engine's fp32 answer.
+
+One module for both `python -m aefast.bench` and `pytest bench/`: a `BuildContext` holds one model, its input
+images and the heavy objects built from them (engines, Keras model, ONNX and TFLite files), built once and cached;
+`BuildContext.prepare(contender, op, batch)` returns a `Prepared` zero-argument runner whose output has already
+been checked, or raises `Skipped` saying why (package missing, engine not built, check failed).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .._reference import reference_forward
+from ..modelfile import AutoencoderWeights
+from .models import OPERATIONS, op_layers
+
+# Largest relative RMS error ||y - ref|| / ||ref|| a contender of each precision may show against the reference.
+# fp32: summation order only; fp16: weights rounded to 11 bits; int8: weights (and, for TFLite, activations)
+# rounded to 8 bits.
+REL_RMS_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-1}
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+class Skipped(Exception):
+    """A contender cannot run here; str(self) is the reason shown in the results."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """name: shown in tables; family: "aefast" or "peer"; precision: a REL_RMS_TOLERANCE key;
+    build(ctx, op, batch) returns a function (batch, in) float32 -> output, or raises Skipped."""
+
+    name: str
+    family: str
+    precision: str
+    build: Callable[["BuildContext", str, int], Runner]
+
+
+@dataclass
+class Prepared:
+    """A checked contender, ready to time: run() computes one batch of the stored input."""
+
+    contender: Contender
+    op: str
+    batch: int
+    run: Callable[[], np.ndarray]
+    rel_rms_error: float
+    max_abs_error: float
+    reference: str
+
+
+def _require(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise Skipped(f"{module} is not installed ({e})") from None
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return _require("tensorflow")
+
+
+def _elu_inplace(h: np.ndarray) -> None:
+    """h <- ELU(h) (alpha 1) without temporaries the size of h beyond one."""
+    neg = np.minimum(h, 0)
+    np.expm1(neg, out=neg)
+    np.maximum(h, 0, out=h)
+    h += neg
+
+
+def _sigmoid_inplace(h: np.ndarray) -> None:
+    np.negative(h, out=h)
+    np.exp(h, out=h)
+    h += 1
+    np.reciprocal(h, out=h)
+
+
+_NUMPY_ACTIVATIONS = {"elu": _elu_inplace, "sigmoid": _sigmoid_inplace, "linear": lambda h: None}
+
+
+def numpy_forward(layers) -> Runner:
+    """Plain float32 NumPy: x @ W + b then the activation in place, layer after layer."""
+    steps = [(k, b, _NUMPY_ACTIVATIONS[a]) for k, b, a in layers]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        h = x
+        for k, b, activation in steps:
+            h = h @ k
+            h += b
+            activation(h)
+        return h
+    return run
+
+
+class BuildContext:
+    """One model and its inputs, with the objects contenders need built lazily and cached."""
+
+    def __init__(self, weights: AutoencoderWeights, images: np.ndarray):
+        if images.dtype != np.float32 or images.ndim != 2 or images.shape[1] != weights.input_size:
+            raise ValueError(f"images must be float32 (N, {weights.input_size}), got {images.dtype} {images.shape}")
+        self.weights = weights
+        self.images = images
+        self._cache: dict = {}
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def inputs(self, batch: int) -> np.ndarray:
+        """The first `batch` images, C-contiguous float32 (batch, in)."""
+        if not 1 <= batch <= len(self.images):
+            raise ValueError(f"batch {batch} outside 1..{len(self.images)} (the images loaded)")
+        return self._cached(("x", batch), lambda: np.ascontiguousarray(self.images[:batch]))
+
+    def engine(self, precision: str, backend: str, threads: int | None):
+        def make():
+            try:
+                import aefast
+                load = aefast.load
+            except (ImportError, AttributeError) as e:
+                raise Skipped(f"aefast.load is not available yet ({e})") from None
+            try:
+                return load(self.weights, precision=precision, backend=backend, threads=threads)
+            except (ImportError, RuntimeError, ValueError, NotImplementedError) as e:
+                raise Skipped(f"aefast.load(precision={precision!r}, backend={backend!r}) failed: {e}") from None
+        return self._cached(("engine", precision, backend, threads), make)
+
+    def reference(self, op: str, batch: int) -> tuple[np.ndarray, str]:
+        """The answer every contender is checked against: the engine's fp32 C++ output (all threads);
+        float64 NumPy when the engine is not available."""
+        def make():
+            x = self.inputs(batch)
+            try:
+                engine = self.engine("fp32", "cpp", None)
+                return _as_rows(getattr(engine, op)(x), batch), "aefast cpp fp32"
+            except Skipped:
+                end = self.weights.encoder_layers if op == "compress" else None
+                return reference_forward(self.weights, x, 0, end), "numpy float64 (engine unavailable)"
+        return self._cached(("reference", op, batch), make)
+
+    # --- peers' model objects -------------------------------------------------------------------------------
+    def keras_model(self, op: str):
+        """aefast.keras_io's float32 Keras model; for "compress", the same model cut at the latent layer."""
+        def make():
+            _tf()
+            keras = _require("keras")
+            from ..keras_io import load_keras
+            model = load_keras(self.weights)
+            if op == "reconstruct":
+                return model
+            dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+            return keras.Model(model.inputs, dense[self.weights.encoder_layers - 1].output)
+        return self._cached(("keras", op), make)
+
+    def tf_module(self, op: str):
+        """A tf.Module whose `forward` (x: (None, in) float32) is MatMul + BiasAdd + activation per layer."""
+        def make():
+            tf = _tf()
+            activations = {"elu": tf.nn.elu, "sigmoid": tf.math.sigmoid, "linear": tf.identity}
+            layers = op_layers(self.weights, op)
+            module = tf.Module()
+            module.params = [(tf.Variable(k), tf.Variable(b)) for k, b, _ in layers]
+            acts = [activations[a] for _, _, a in layers]
+
+            @tf.function(input_signature=[tf.TensorSpec([None, layers[0][0].shape[0]], tf.float32)])
+            def forward(x):
+                for (k, b), act in zip(module.params, acts):
+                    x = act(tf.matmul(x, k) + b)
+                return x
+            module.forward = forward
+            return module
+        return self._cached(("tf", op), make)
+
+    def tflite_model(self, op: str, dynamic_int8: bool) -> bytes:
+        def make():
+            tf = _tf()
+            module = self.tf_module(op)
+            converter = tf.lite.TFLiteConverter.from_concrete_functions(
+                [module.forward.get_concrete_function()], module)
+            if dynamic_int8:  # dynamic-range quantization: int8 weights, activations quantized at run time
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return converter.convert()
+        return self._cached(("tflite", op, dynamic_int8), make)
+
+    def onnx_model(self, op: str) -> bytes:
+        """The network as an ONNX graph built directly: MatMul + Add + Elu/Sigmoid/Identity per layer."""
+        def make():
+            onnx = _require("onnx")
+            from onnx import TensorProto, helper, numpy_helper
+            layers = op_layers(self.weights, op)
+            nodes, inits, h = [], [], "x"
+            for i, (k, b, a) in enumerate(layers):
+                inits += [numpy_helper.from_array(k, f"W{i}"), numpy_helper.from_array(b, f"b{i}")]
+                nodes += [helper.make_node("MatMul", [h, f"W{i}"], [f"mm{i}"]),
+                          helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
+                op_type = {"elu": "Elu", "sigmoid": "Sigmoid", "linear": "Identity"}[a]
+                attrs = {"alpha": 1.0} if a == "elu" else {}
+                nodes.append(helper.make_node(op_type, [f"z{i}"], [f"h{i}"], **attrs))
+                h = f"h{i}"
+            graph = helper.make_graph(
+                nodes, "aefast_bench", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", layers[0][0].shape[0]])],
+                [helper.make_tensor_value_info(h, TensorProto.FLOAT, ["N", layers[-1][0].shape[1]])], inits)
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            onnx.checker.check_model(model)
+            return model.SerializeToString()
+        return self._cached(("onnx", op), make)
+
+    # --- preparation and check --------------------------------------------------------------------------------
+    def prepare(self, contender: Contender, op: str, batch: int) -> Prepared:
+        """Build `contender` for (op, batch), run it once on the stored input and check it; raise Skipped on failure."""
+        if op not in OPERATIONS:
+            raise ValueError(f"unknown operation {op!r}, expected one of {OPERATIONS}")
+        x = self.inputs(batch)
+        ref, ref_name = self.reference(op, batch)
+        try:
+            fn = contender.build(self, op, batch)
+            y = _as_rows(fn(x), batch)
+        except Skipped:
+            raise
+        except Exception as e:  # a peer library failing to convert or run is a result to report, not a crash
+            raise Skipped(f"failed to build or run: {type(e).__name__}: {e}") from None
+        rel, max_abs = check_errors(y, ref)
+        tol = REL_RMS_TOLERANCE[contender.precision]
+        if not rel <= tol:
+            raise Skipped(f"check failed: relative RMS error {rel:.2e} > {tol:.0e} against {ref_name}")
+        return Prepared(contender, op, batch, functools.partial(fn, x), rel, max_abs, ref_name)
+
+
+def _as_rows(y, batch: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape[:1] != (batch,):
+        raise Skipped(f"output shape {y.shape} does not start with the batch size {batch}")
+    return y.reshape(batch, -1)
+
+
+def check_errors(y: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(relative RMS error, max abs error) of y against ref; inf when shapes differ or y is not finite."""
+    if y.shape != ref.shape or not np.isfinite(y).all():
+        return float("inf"), float("inf")
+    diff = y.astype(np.float64) - ref
+    scale = max(float(np.sqrt(np.mean(np.square(ref, dtype=np.float64)))), 1e-30)
+    return float(np.sqrt(np.mean(diff * diff))) / scale, float(np.max(np.abs(diff), initial=0.0))
+
+
+# --- the contenders ---------------------------------------------------------------------------------------------
+def _aefast(precision: str, backend: str, threads: int | None):
+    def build(ctx: BuildContext, op: str, batch: int) -> Runner:
+        return getattr(ctx.engine(precision, backend, threads), op)
+    return build
+
+
+def _numpy(ctx: BuildContext, op: str, batch: int) -> Runner:
+    return numpy_forward(op_layers(ctx.weights, op))
+
+
+def _keras_predict_on_batch(ctx: BuildContext, op: str, batch: int) -> Runner:
+    return ctx.keras_model(op).predict_on_batch
+
+
+def _tf_xla(ctx: BuildContext, op: str, batch: int) -> Runner:
+    tf = _tf()
+    module = ctx.tf_module(op)
+    compiled = tf.function(module.forward.python_function, jit_compile=True)
+    return lambda x: compiled(tf.convert_to_tensor(x)).numpy()
+
+
+def _onnxruntime(ctx: BuildContext, op: str, batch: int) -> Runner:
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(ctx.onnx_model(op), options, providers=["CPUExecutionProvider"])
+    output = session.get_outputs()[0].name
+    return lambda x: session.run([output], {"x": x})[0]
+
+
+def _tflite(dynamic_int8: bool):
+    def build(ctx: BuildContext, op: str, batch: int) -> Runner:
+        tf = _tf()
+        model = ctx.tflite_model(op, dynamic_int8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            interpreter = tf.lite.Interpreter(model_content=model, num_threads=os.cpu_count())
+        source = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(source, [batch, ctx.weights.input_size])
+        interpreter.allocate_tensors()
+        sink = interpreter.get_output_details()[0]["index"]
+
+        def run(x: np.ndarray) -> np.ndarray:
+            interpreter.set_tensor(source, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(sink)
+        return run
+    return build
+
+
+CONTENDERS: tuple[Contender, ...] = (
+    Contender("aefast cpp fp32", "aefast", "fp32", _aefast("fp32", "cpp", None)),
+    Contender("aefast cpp fp32 t=1", "aefast", "fp32", _aefast("fp32", "cpp", 1)),
+    Contender("aefast cpp fp16", "aefast", "fp16", _aefast("fp16", "cpp", None)),
+    Contender("aefast cpp fp16 t=1", "aefast", "fp16", _aefast("fp16", "cpp", 1)),
+    Contender("aefast cpp int8", "aefast", "int8", _aefast("int8", "cpp", None)),
+    Contender("aefast cpp int8 t=1", "aefast", "int8", _aefast("int8", "cpp", 1)),
+    Contender("aefast numba fp32", "aefast", "fp32", _aefast("fp32", "numba", None)),
+    Contender("numpy fp32", "peer", "fp32", _numpy),
+    Contender("keras predict_on_batch", "peer", "fp32", _keras_predict_on_batch),
+    Contender("tf.function xla", "peer", "fp32", _tf_xla),
+    Contender("onnxruntime cpu", "peer", "fp32", _onnxruntime),
+    Contender("tflite fp32", "peer", "fp32", _tflite(False)),
+    Contender("tflite dynamic int8", "peer", "int8", _tflite(True)),
+)
+CONTENDERS_BY_NAME = {c.name: c for c in CONTENDERS}
+
+
+def select_contenders(names: list[str] | None) -> list[Contender]:
+    """The contenders named (all when `names` is None); ValueError names any unknown one."""
+    if names is None:
+        return list(CONTENDERS)
+    unknown = [n for n in names if n not in CONTENDERS_BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown contenders {unknown}; known: {list(CONTENDERS_BY_NAME)}")
+    return [CONTENDERS_BY_NAME[n] for n in names]

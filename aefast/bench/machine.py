@@ -1,0 +1,139 @@
+"""The machine under test: a description for the results, and its limits measured in the same run.
+
+The compute limit is NumPy's BLAS sgemm on a large square product (best of several runs): every dense layer is a
+matrix product, so no engine should expect to beat it by much. The memory limit is a large NumPy copy.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Environment variables that change which OpenBLAS kernel NumPy uses (the runner clears them before numpy loads).
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_VERSIONED = ("numpy", "tensorflow", "keras", "onnxruntime", "onnx", "numba", "threadpoolctl", "aefast")
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 5) -> dict:
+    """Best and median GFLOP/s of float32 (n, n) @ (n, n) with NumPy's BLAS (2 n^3 flops a product)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), np.float32), rng.random((n, n), np.float32)
+    out = np.empty((n, n), np.float32)
+    np.matmul(a, b, out=out)  # warm-up: thread pool start, page faults
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        seconds.append(time.perf_counter() - start)
+    flops = 2.0 * n ** 3
+    return {"n": n, "repeats": repeats, "best_gflops": flops / min(seconds) / 1e9,
+            "median_gflops": flops / float(np.median(seconds)) / 1e9}
+
+
+def copy_bandwidth(mib: int = 256, repeats: int = 5) -> dict:
+    """Best GB/s of one NumPy copy of `mib` MiB (counting bytes read + bytes written), on one thread."""
+    src = np.ones(mib * (1 << 20) // 4, np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(repeats))
+    return {"mib": mib, "repeats": repeats, "best_gb_per_s": 2 * src.nbytes / best / 1e9}
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ceiling_images_per_s(gflops: float, flops_per_image: int) -> float:
+    """Images per second a machine doing `gflops` GFLOP/s could push through `flops_per_image` flops each."""
+    if flops_per_image <= 0:
+        raise ValueError(f"flops_per_image must be positive, got {flops_per_image}")
+    return gflops * 1e9 / flops_per_image
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: above the core count, other jobs shared the machine."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def blas_info() -> list[dict]:
+    """What threadpoolctl reports for the loaded BLAS libraries (kernel = 'architecture')."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return [{"error": "threadpoolctl is not installed"}]
+    return threadpoolctl.threadpool_info()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_flags() -> dict:
+    try:
+        from .. import _backend
+        if _backend.core is not None:
+            return {"source": "aefast._core.cpu_features", **_backend.core.cpu_features()}
+    except ImportError:
+        pass
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        present = set(flags.split(":", 1)[1].split())
+        return {"source": "/proc/cpuinfo", **{f: f in present for f in ("avx2", "fma", "f16c", "avx512f")}}
+    except (OSError, StopIteration):
+        return {"source": "unknown"}
+
+
+def _caches() -> dict:
+    caches = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        caches[f"L{level} {kind}"] = size
+    return caches
+
+
+def _versions() -> dict:
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def describe_machine() -> dict:
+    """CPU model, flags, cores, caches, memory, library versions and the BLAS kernel, for results.json."""
+    try:
+        import psutil
+        physical, memory = psutil.cpu_count(logical=False), psutil.virtual_memory().total
+    except ImportError:
+        physical, memory = None, None
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": physical,
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "caches": _caches(),
+        "memory_bytes": memory,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "blas": blas_info(),
+        "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_ENV},
+    }

@@ -1,0 +1,149 @@
+"""Writing a run's results: results.json (every raw figure), results.md (tables and targets), throughput.png."""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+from .._io import write_bytes_atomic, write_text_atomic
+from .targets import evaluate_targets
+
+_MARK = {True: "met", False: "**missed**", None: "not measured"}
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _machine_lines(results: dict) -> list[str]:
+    m = results["machine"]
+    flags = ", ".join(k for k, v in m["cpu_flags"].items() if v is True) or "none detected"
+    blas = "; ".join(f"{b.get('internal_api')} {b.get('version')} kernel {b.get('architecture')} "
+                     f"{b.get('num_threads')} threads" for b in m["blas"] if "internal_api" in b) or "unknown"
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    cleared = m.get("openblas_env_cleared") or {}
+    return [f"- CPU: {m['cpu_model']}, {m['usable_cores']} usable cores ({m['logical_cores']} logical); "
+            f"flags: {flags}; caches: {', '.join(f'{k} {v}' for k, v in m['caches'].items()) or 'unknown'}",
+            f"- BLAS (NumPy): {blas}" + (f"; cleared for this run: {cleared}" if cleared else ""),
+            f"- Versions: Python {m['python']}, {versions}"]
+
+
+def _load(limits: dict) -> str:
+    return f"{limits['load_average'][0]:.1f}" if limits.get("load_average") else "unknown"
+
+
+def _limits_lines(results: dict) -> list[str]:
+    lim = results["limits"]
+    s0, s1 = lim["start"]["sgemm"], lim["end"]["sgemm"]
+    lines = [f"sgemm (NumPy BLAS, float32 {s0['n']}^3, best of {s0['repeats']}): "
+             f"**{lim['sgemm_best_gflops']:.1f} GFLOP/s** (start {s0['best_gflops']:.1f}, end {s1['best_gflops']:.1f}). "
+             f"Copy bandwidth (one NumPy copy of {lim['start']['copy']['mib']} MiB, read + write, one thread): "
+             f"**{lim['copy_best_gb_per_s']:.1f} GB/s**. Load average (1 min) at start / end: "
+             f"{_load(lim['start'])} / {_load(lim['end'])} on {results['machine']['usable_cores']} cores "
+             "(above the core count, other jobs shared the machine and every figure is noisy).", ""]
+    rows = []
+    for info in results["models"]:
+        for op, o in info["ops"].items():
+            wb, bw = o["weight_bytes_at_batch_1"], o["bandwidth_bound_images_per_s_at_batch_1"]
+            rows.append([info["name"], op, f"{o['flops_per_image'] / 1e6:.2f}", f"{o['ceiling_images_per_s']:,.0f}",
+                         " / ".join(f"{wb[p] / 1e6:.2f}" for p in ("fp32", "fp16", "int8")),
+                         " / ".join(f"{bw[p]:,.0f}" for p in ("fp32", "fp16", "int8"))])
+    return lines + _table(["model", "op", "MFLOP per image", "sgemm ceiling (images/s)",
+                           "weight MB per batch-1 image (fp32 / fp16 / int8)",
+                           "copy-bandwidth bound at batch 1, images/s (fp32 / fp16 / int8)"], rows)
+
+
+def _cell_rows(results: dict, model: str, op: str, ceiling: float) -> tuple[list[list[str]], list[str]]:
+    rows, skipped = [], {}
+    cell = [r for r in results["measurements"] if r["model"] == model and r["op"] == op]
+    for batch in sorted({r["batch"] for r in cell}):
+        ok = sorted((r for r in cell if r["batch"] == batch and r["status"] == "ok"), key=lambda r: r["median_s"])
+        peers = [r["images_per_s"] for r in ok if r["family"] == "peer" and r["precision"] == "fp32"]
+        for r in ok:
+            ratio = f"{r['images_per_s'] / max(peers):.2f}x" if peers else "-"
+            rows.append([str(batch), r["contender"], r["precision"], f"{r['median_s'] * 1e6:,.1f}",
+                         f"{r['best_s'] * 1e6:,.1f}", f"{r['images_per_s']:,.0f}", ratio,
+                         f"{r['images_per_s'] / ceiling:.1%}", f"{r['rel_rms_error']:.1e}"])
+        for r in cell:
+            if r["batch"] == batch and r["status"] == "skipped":
+                skipped.setdefault((r["contender"], r["reason"]), []).append(str(batch))
+    notes = [f"- skipped {name} (batch {', '.join(b)}): {reason}" for (name, reason), b in skipped.items()]
+    return rows, notes
+
+
+def _quantization_lines(results: dict) -> list[str]:
+    lines = []
+    for model, q in results.get("quantization", {}).items():
+        lines += ["", f"Reconstruction error of model `{model}` on {q['images']} images ({q['source']}): MSE "
+                      "against the input pixels, and against the reference answer.", ""]
+        rows = [[r["contender"], r["precision"], f"{r['mse_vs_input']:.6f}", f"{r['mse_vs_reference']:.2e}"]
+                if r["status"] == "ok" else [r["contender"], r["precision"], "skipped", r["reason"]]
+                for r in q["rows"]]
+        lines += _table(["contender", "precision", "MSE vs input", "MSE vs reference"], rows)
+    return lines
+
+
+def render_markdown(results: dict) -> str:
+    """results.md: machine, limits, targets, one table per (model, op), quantization error."""
+    t = results["timing"]
+    lines = ["# aefast benchmark results", "",
+             f"Run {results['created']}{' (--quick)' if results['quick'] else ''}: `{' '.join(results['command'])}`",
+             "", *_machine_lines(results), "",
+             f"Timing: {t['method']}; {t['rounds']} rounds, blocks of about {t['block_s'] * 1e3:.0f} ms. "
+             "Every contender was first checked against the reference answer (relative RMS error shown). "
+             "`x peer` is images/s over the fastest fp32 peer's at the same batch; `% ceiling` is images/s over the "
+             "sgemm ceiling.", "", "## Machine limits", "", *_limits_lines(results), "", "## Targets", ""]
+    lines += _table(["target", "model", "result", "figure"],
+                    [[r.target, r.model, _MARK[r.met], r.figure] for r in evaluate_targets(results)])
+    for info in results["models"]:
+        lines += ["", f"## Model `{info['name']}`: {'-'.join(map(str, info['layer_sizes']))}", "",
+                  f"Weights: {info['source']}. Inputs: {info['inputs']}."]
+        for op, o in info["ops"].items():
+            rows, notes = _cell_rows(results, info["name"], op, o["ceiling_images_per_s"])
+            if not rows and not notes:
+                continue
+            lines += ["", f"### {op} (sgemm ceiling {o['ceiling_images_per_s']:,.0f} images/s)", ""]
+            lines += _table(["batch", "contender", "precision", "us/batch median", "us/batch best", "images/s",
+                             "x peer", "% ceiling", "rel. error"], rows)
+            lines += [""] + notes if notes else []
+    if results.get("quantization"):
+        lines += ["", "## Quantization error"] + _quantization_lines(results)
+    return "\n".join(lines) + "\n"
+
+
+def render_plot(results: dict) -> bytes:
+    """throughput.png: images/s against batch size (log-log), one panel per (model, op), sgemm ceiling dashed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(info, op) for info in results["models"] for op in info["ops"]
+              if any(r["model"] == info["name"] and r["op"] == op for r in results["measurements"])]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4.8), squeeze=False)
+    for ax, (info, op) in zip(axes[0], panels):
+        rows = [r for r in results["measurements"] if r["model"] == info["name"] and r["op"] == op
+                and r["status"] == "ok"]
+        for name in dict.fromkeys(r["contender"] for r in rows):
+            pts = sorted((r["batch"], r["images_per_s"]) for r in rows if r["contender"] == name)
+            style = "-o" if name.startswith("aefast") else "--s"
+            ax.plot(*zip(*pts), style, label=name, markersize=4)
+        ax.axhline(info["ops"][op]["ceiling_images_per_s"], color="k", linestyle=":", label="sgemm ceiling")
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s", title=f"{info['name']} {op}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_results(results: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write results.json, results.md and throughput.png into out_dir (each atomically); returns their paths."""
+    out = Path(out_dir)
+    full = {**results, "targets": [r.as_dict() for r in evaluate_targets(results)]}
+    return {"json": write_text_atomic(out / "results.json", json.dumps(full, indent=1, default=str) + "\n"),
+            "md": write_text_atomic(out / "results.md", render_markdown(results)),
+            "png": write_bytes_atomic(out / "throughput.png", render_plot(results))}

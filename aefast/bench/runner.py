@@ -1,0 +1,150 @@
+"""The whole comparison: machine limits, then every (model, operation, batch) cell timed with interleaved
+contenders, then the quantization error comparison; returns one JSON-able dict (see report.py for its output)."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import machine
+from .contenders import BuildContext, Contender, Skipped, select_contenders
+from .models import OPERATIONS, BenchModel, flops_per_image, input_images, weight_count
+from .timing import time_interleaved
+
+BATCHES = (1, 16, 256, 4096)
+# Contenders whose reconstructions of the MNIST test set are compared with the input images and the fp32 answer.
+QUANTIZATION_CONTENDERS = ("aefast cpp fp32", "aefast cpp fp16", "aefast cpp int8", "tflite fp32",
+                           "tflite dynamic int8")
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
+# The runner re-executes itself with the OpenBLAS overrides removed and records them here (see __main__.py).
+CLEARED_ENV_VAR = "AEFAST_BENCH_CLEARED_ENV"
+
+
+@dataclass
+class BenchConfig:
+    """models: what to run; batches[model.name]: its batch sizes; rounds/block_s: see timing.time_interleaved."""
+
+    models: list[BenchModel]
+    batches: dict[str, tuple[int, ...]]
+    contenders: list[Contender] = field(default_factory=lambda: select_contenders(None))
+    ops: tuple[str, ...] = OPERATIONS
+    rounds: int = 7
+    block_s: float = 0.1
+    data_dir: str | None = None
+    sgemm_n: int = 2048
+    sgemm_repeats: int = 5
+    copy_mib: int = 256
+    quantization_images: int = 10_000
+    quick: bool = False
+
+
+def _limits(config: BenchConfig) -> dict:
+    return {"sgemm": machine.sgemm_gflops(config.sgemm_n, config.sgemm_repeats),
+            "copy": machine.copy_bandwidth(config.copy_mib), "load_average": machine.load_average()}
+
+
+def _model_info(model: BenchModel, image_source: str) -> dict:
+    w = model.weights
+    return {"name": model.name, "source": model.source, "trained": model.trained, "layer_sizes": w.layer_sizes,
+            "activations": list(w.activations), "encoder_layers": w.encoder_layers, "inputs": image_source,
+            "ops": {op: {"flops_per_image": flops_per_image(w, op), "weights": weight_count(w, op),
+                         "weight_bytes_at_batch_1": {p: weight_count(w, op) * n for p, n in BYTES_PER_WEIGHT.items()}}
+                    for op in OPERATIONS}}
+
+
+def _record(model: str, op: str, batch: int, contender: Contender, **fields) -> dict:
+    return {"model": model, "op": op, "batch": batch, "contender": contender.name, "family": contender.family,
+            "precision": contender.precision, **fields}
+
+
+def _time_cell(ctx: BuildContext, model: str, op: str, batch: int, config: BenchConfig) -> list[dict]:
+    prepared, records = {}, []
+    for contender in config.contenders:
+        try:
+            prepared[contender.name] = ctx.prepare(contender, op, batch)
+        except Skipped as e:
+            records.append(_record(model, op, batch, contender, status="skipped", reason=str(e)))
+    timings = time_interleaved({name: p.run for name, p in prepared.items()}, config.rounds, config.block_s)
+    for name, p in prepared.items():
+        t = timings[name]
+        records.append(_record(model, op, batch, p.contender, status="ok", **t.as_dict(),
+                               images_per_s=batch / t.median, best_images_per_s=batch / t.best,
+                               rel_rms_error=p.rel_rms_error, max_abs_error=p.max_abs_error, reference=p.reference))
+    return records
+
+
+def _quantization(ctx: BuildContext, config: BenchConfig, image_source: str) -> dict:
+    """Reconstruction MSE against the input images and against the fp32 reference, on the first N images."""
+    n = min(config.quantization_images, len(ctx.images))
+    x = ctx.inputs(n)
+    rows = []
+    for contender in select_contenders([c for c in QUANTIZATION_CONTENDERS
+                                        if c in {k.name for k in config.contenders}]):
+        try:
+            p = ctx.prepare(contender, "reconstruct", n)
+        except Skipped as e:
+            rows.append({"contender": contender.name, "precision": contender.precision, "status": "skipped",
+                         "reason": str(e)})
+            continue
+        y = p.run().reshape(n, -1)
+        ref, ref_name = ctx.reference("reconstruct", n)
+        rows.append({"contender": contender.name, "precision": contender.precision, "status": "ok",
+                     "mse_vs_input": float(np.mean(np.square(y - x, dtype=np.float64))),
+                     "mse_vs_reference": float(np.mean(np.square(y - ref, dtype=np.float64))),
+                     "reference": ref_name})
+    return {"images": n, "source": image_source, "rows": rows}
+
+
+def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict:
+    """Measure everything in `config`; returns the results dict written to results.json."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    results = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": [os.path.basename(sys.executable), *sys.argv],
+        "quick": config.quick,
+        "machine": {**machine.describe_machine(),
+                    "openblas_env_cleared": json.loads(os.environ.get(CLEARED_ENV_VAR, "{}"))},
+        "timing": {"method": "interleaved rounds (rotating order), one block of calls per contender per round, "
+                             "median and best of the per-round means", "rounds": config.rounds,
+                   "block_s": config.block_s},
+        "models": [], "measurements": [], "quantization": {},
+    }
+    log("measuring the machine's limits (sgemm, copy) ...")
+    start_limits = _limits(config)
+    for model in config.models:
+        batches = config.batches[model.name]
+        count = max(max(batches), config.quantization_images if model is config.models[0] else 0)
+        images, image_source = input_images(model.weights.input_size, count, config.data_dir)
+        results["models"].append(_model_info(model, image_source))
+        ctx = BuildContext(model.weights, images)
+        for op in config.ops:
+            for batch in batches:
+                cell = _time_cell(ctx, model.name, op, batch, config)
+                results["measurements"] += cell
+                ok = [r for r in cell if r["status"] == "ok"]
+                best = max(ok, key=lambda r: r["images_per_s"]) if ok else None
+                log(f"{model.name} {op} batch={batch}: {len(ok)} timed" +
+                    (f", fastest {best['contender']} {best['images_per_s']:,.0f} images/s" if best else ""))
+        if model is config.models[0]:
+            log(f"{model.name}: reconstruction error on {image_source} ...")
+            results["quantization"][model.name] = _quantization(ctx, config, image_source)
+        del ctx
+    end_limits = _limits(config)
+    results["limits"] = {"start": start_limits, "end": end_limits,
+                         "sgemm_best_gflops": max(start_limits["sgemm"]["best_gflops"],
+                                                  end_limits["sgemm"]["best_gflops"]),
+                         "copy_best_gb_per_s": max(start_limits["copy"]["best_gb_per_s"],
+                                                   end_limits["copy"]["best_gb_per_s"])}
+    for info in results["models"]:
+        for op, op_info in info["ops"].items():
+            op_info["ceiling_images_per_s"] = machine.ceiling_images_per_s(
+                results["limits"]["sgemm_best_gflops"], op_info["flops_per_image"])
+            op_info["bandwidth_bound_images_per_s_at_batch_1"] = {
+                p: results["limits"]["copy_best_gb_per_s"] * 1e9 / nbytes
+                for p, nbytes in op_info["weight_bytes_at_batch_1"].items()}
+    return results

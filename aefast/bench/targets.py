@@ -1,0 +1,118 @@
+"""The speed targets of issue 5, judged from one run's measurements (ratios within the run, so shared noise cancels).
+
+Each target reads the reconstruct measurements of one model and returns met (True/False, or None when a figure it
+needs was not measured) with the figure that decided it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class TargetResult:
+    target: str
+    model: str
+    met: bool | None
+    figure: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ok(results: dict, model: str, batch: int, op: str = "reconstruct") -> list[dict]:
+    return [r for r in results["measurements"] if r["model"] == model and r["op"] == op and r["batch"] == batch
+            and r["status"] == "ok"]
+
+
+def _fastest(rows: list[dict], pick) -> dict | None:
+    chosen = [r for r in rows if pick(r)]
+    return min(chosen, key=lambda r: r["median_s"]) if chosen else None
+
+
+def _is_peer_fp32(r: dict) -> bool:
+    return r["family"] == "peer" and r["precision"] == "fp32"
+
+
+def _is_cpp(precision: str):
+    return lambda r: r["contender"].startswith("aefast cpp") and r["precision"] == precision
+
+
+def _us(r: dict) -> str:
+    return f"{r['median_s'] * 1e6:,.1f} us ({r['contender']})"
+
+
+def _ips(r: dict) -> str:
+    return f"{r['images_per_s']:,.0f} images/s ({r['contender']})"
+
+
+def _latency_target(results, model, precision, limit) -> TargetResult:
+    name = f"batch 1 reconstruct {precision} latency <= {limit}x fastest fp32 peer"
+    rows = _ok(results, model, 1)
+    ours, peer = _fastest(rows, _is_cpp(precision)), _fastest(rows, _is_peer_fp32)
+    if ours is None or peer is None:
+        return TargetResult(name, model, None, "not measured: " + ("no aefast cpp run" if ours is None else "no peer"))
+    ratio = ours["median_s"] / peer["median_s"]
+    return TargetResult(name, model, ratio <= limit, f"{_us(ours)} vs {_us(peer)}: {ratio:.2f}x")
+
+
+def _throughput_target(results, model, batch, limit, ceiling_share=None) -> TargetResult:
+    name = f"batch {batch} reconstruct fp32 throughput >= {limit}x fastest fp32 peer"
+    if ceiling_share is not None:
+        name += f" and >= {ceiling_share:.0%} of the sgemm ceiling"
+    rows = _ok(results, model, batch)
+    ours, peer = _fastest(rows, _is_cpp("fp32")), _fastest(rows, _is_peer_fp32)
+    if ours is None or peer is None:
+        return TargetResult(name, model, None, "not measured: " + ("no aefast cpp run" if ours is None else "no peer"))
+    ratio = ours["images_per_s"] / peer["images_per_s"]
+    met, figure = ratio >= limit, f"{_ips(ours)} vs {_ips(peer)}: {ratio:.2f}x"
+    if ceiling_share is not None:
+        ceiling = _model_info(results, model)["ops"]["reconstruct"]["ceiling_images_per_s"]
+        share = ours["images_per_s"] / ceiling
+        met = met and share >= ceiling_share
+        figure += f"; {share:.0%} of the {ceiling:,.0f} images/s ceiling"
+    return TargetResult(name, model, met, figure)
+
+
+def _model_info(results: dict, model: str) -> dict:
+    return next(m for m in results["models"] if m["name"] == model)
+
+
+def _int8_target(results, model) -> TargetResult:
+    name = "batch 1 reconstruct int8 faster than TFLite dynamic int8, with smaller reconstruction MSE"
+    rows = _ok(results, model, 1)
+    ours = _fastest(rows, _is_cpp("int8"))
+    theirs = _fastest(rows, lambda r: r["contender"] == "tflite dynamic int8")
+    quant = {q["contender"]: q for q in results.get("quantization", {}).get(model, {}).get("rows", [])
+             if q["status"] == "ok"}
+    if ours is None or theirs is None:
+        return TargetResult(name, model, None, "not measured: " + ("no aefast int8 run" if ours is None
+                                                                   else "no TFLite int8 run"))
+    ratio = ours["median_s"] / theirs["median_s"]
+    figure = f"{_us(ours)} vs {_us(theirs)}: {ratio:.2f}x"
+    q_ours, q_theirs = quant.get("aefast cpp int8"), quant.get("tflite dynamic int8")
+    if q_ours is None or q_theirs is None:
+        return TargetResult(name, model, None, figure + "; reconstruction MSE not measured")
+    figure += f"; MSE {q_ours['mse_vs_input']:.5f} vs {q_theirs['mse_vs_input']:.5f}"
+    return TargetResult(name, model, ratio < 1 and q_ours["mse_vs_input"] < q_theirs["mse_vs_input"], figure)
+
+
+def _numba_target(results, model, batch=4096, limit=0.5) -> TargetResult:
+    name = f"numba >= {limit}x the C++ fp32 engine at batch {batch} (reconstruct)"
+    rows = _ok(results, model, batch)
+    numba = _fastest(rows, lambda r: r["contender"] == "aefast numba fp32")
+    cpp = _fastest(rows, lambda r: r["contender"] == "aefast cpp fp32")
+    if numba is None or cpp is None:
+        return TargetResult(name, model, None, "not measured: " + ("no numba run" if numba is None else "no cpp run"))
+    ratio = numba["images_per_s"] / cpp["images_per_s"]
+    return TargetResult(name, model, ratio >= limit, f"{_ips(numba)} vs {_ips(cpp)}: {ratio:.2f}x")
+
+
+def evaluate_targets(results: dict) -> list[TargetResult]:
+    """Every target for every model in `results` (reconstruct measurements and the quantization comparison)."""
+    out = []
+    for info in results["models"]:
+        m = info["name"]
+        out += [_latency_target(results, m, "fp32", 0.8), _latency_target(results, m, "fp16", 0.6),
+                _throughput_target(results, m, 4096, 1.05, 0.9), _throughput_target(results, m, 16, 1.3),
+                _int8_target(results, m), _numba_target(results, m)]
+    return out

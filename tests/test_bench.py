@@ -1,0 +1,225 @@
+"""Smoke tests of the benchmark machinery (aefast.bench) on tiny models: it runs, checks, and reports correctly.
+These time nothing that matters; the real benchmarks live in bench/ and `python -m aefast.bench`."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from aefast.bench import machine
+from aefast.bench.contenders import (CONTENDERS_BY_NAME, REL_RMS_TOLERANCE, BuildContext, Contender, Skipped,
+                                     check_errors, numpy_forward, select_contenders)
+from aefast.bench.models import (DEFAULT_SIZES, BenchModel, flops_per_image, op_layers, random_weights,
+                                 weight_count)
+from aefast.bench.report import render_markdown, write_results
+from aefast.bench.runner import BenchConfig, run_benchmark
+from aefast.bench.targets import evaluate_targets
+from aefast.bench.timing import time_interleaved
+
+TINY_SIZES = (16, 8, 4, 8, 16)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_weights(TINY_SIZES, seed=3)
+
+
+def test_flops_and_weights_count_every_multiply_add():
+    w = random_weights(DEFAULT_SIZES)
+    assert flops_per_image(w, "reconstruct") == 2 * (784 * 1000 + 1000 * 100 + 100 * 1000 + 1000 * 784)
+    assert flops_per_image(w, "compress") == 2 * (784 * 1000 + 1000 * 100)
+    assert weight_count(w, "compress") == 784 * 1000 + 1000 * 100
+    with pytest.raises(ValueError, match="unknown operation 'decode'"):
+        op_layers(w, "decode")
+
+
+def test_random_weights_are_glorot_uniform_with_a_linear_output():
+    w = random_weights((784, 1000, 100, 1000, 784))
+    limit = np.sqrt(6 / (784 + 1000))
+    assert np.abs(w.kernels[0]).max() <= limit and np.abs(w.kernels[0]).max() > 0.99 * limit
+    assert w.activations == ["elu", "elu", "elu", "linear"] and w.encoder_layers == 2
+    assert w.input_shape == (28, 28)
+
+
+def test_ceiling_is_flops_rate_over_flops_per_image():
+    assert machine.ceiling_images_per_s(100.0, 3_536_000) == pytest.approx(100e9 / 3_536_000)
+    with pytest.raises(ValueError, match="flops_per_image must be positive"):
+        machine.ceiling_images_per_s(100.0, 0)
+
+
+def test_sgemm_and_copy_measure_plausible_rates():
+    s = machine.sgemm_gflops(n=128, repeats=2)
+    assert 0 < s["median_gflops"] <= s["best_gflops"] < 1e5
+    c = machine.copy_bandwidth(mib=4, repeats=2)
+    assert 0 < c["best_gb_per_s"] < 1e4
+
+
+def test_numpy_forward_matches_float64(tiny):
+    x = np.random.default_rng(0).random((5, 16), np.float32)
+    for op in ("reconstruct", "compress"):
+        from aefast._reference import reference_forward
+        ref = reference_forward(tiny, x, 0, tiny.encoder_layers if op == "compress" else None)
+        np.testing.assert_allclose(numpy_forward(op_layers(tiny, op))(x.copy()), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_check_errors_flags_wrong_shapes_and_nan():
+    ref = np.linspace(-1, 1, 12).reshape(3, 4)
+    assert check_errors(ref.astype(np.float32), ref)[0] < 1e-7
+    assert check_errors(ref[:, :3], ref) == (float("inf"), float("inf"))
+    bad = ref.copy()
+    bad[1, 1] = np.nan
+    assert check_errors(bad, ref)[0] == float("inf")
+    rel, max_abs = check_errors(ref + 0.1, ref)
+    assert max_abs == pytest.approx(0.1) and rel > 0.1
+
+
+def _ctx(weights, n=8):
+    return BuildContext(weights, np.random.default_rng(1).random((n, weights.input_size), np.float32))
+
+
+def test_prepare_checks_every_contender_before_timing(tiny):
+    ctx = _ctx(tiny)
+    good = ctx.prepare(CONTENDERS_BY_NAME["numpy fp32"], "reconstruct", 4)
+    assert good.rel_rms_error <= REL_RMS_TOLERANCE["fp32"] and good.run().shape == (4, 16)
+    wrong = Contender("wrong", "peer", "fp32", lambda c, op, b: lambda x: np.zeros((len(x), 16), np.float32))
+    with pytest.raises(Skipped, match="check failed: relative RMS error"):
+        ctx.prepare(wrong, "reconstruct", 4)
+    crashing = Contender("crash", "peer", "fp32", lambda c, op, b: lambda x: 1 / 0)
+    with pytest.raises(Skipped, match="ZeroDivisionError"):
+        ctx.prepare(crashing, "compress", 2)
+    missing = Contender("missing", "peer", "fp32", lambda c, op, b: __import__("aefast.bench.contenders",
+                        fromlist=["_require"])._require("no_such_package_xyz"))
+    with pytest.raises(Skipped, match="no_such_package_xyz is not installed"):
+        ctx.prepare(missing, "compress", 2)
+    with pytest.raises(ValueError, match="batch 9 outside 1..8"):
+        ctx.prepare(CONTENDERS_BY_NAME["numpy fp32"], "reconstruct", 9)
+
+
+def test_select_contenders_names_unknown_ones():
+    assert [c.name for c in select_contenders(["numpy fp32"])] == ["numpy fp32"]
+    with pytest.raises(ValueError, match=r"unknown contenders \['numpy'\]"):
+        select_contenders(["numpy"])
+
+
+def test_onnx_contender_is_exact_when_onnxruntime_is_installed(tiny):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    p = _ctx(tiny).prepare(CONTENDERS_BY_NAME["onnxruntime cpu"], "reconstruct", 8)
+    assert p.rel_rms_error < 1e-5
+
+
+@pytest.mark.slow
+def test_tensorflow_contenders_agree_with_the_reference(tiny):
+    pytest.importorskip("tensorflow")
+    ctx = _ctx(tiny)
+    for name in ("keras predict_on_batch", "tf.function xla", "tflite fp32", "tflite dynamic int8"):
+        for op, batch in (("reconstruct", 3), ("compress", 1)):
+            p = ctx.prepare(CONTENDERS_BY_NAME[name], op, batch)
+            assert p.rel_rms_error <= REL_RMS_TOLERANCE[p.contender.precision], (name, op)
+            assert p.run().shape[0] == batch
+
+
+def test_interleaved_timer_ranks_and_rotates():
+    order = []
+
+    def sleeper(name, seconds):
+        def run():
+            order.append(name)
+            time.sleep(seconds)
+        return run
+    timings = time_interleaved({"fast": sleeper("fast", 0.0005), "slow": sleeper("slow", 0.004)},
+                               rounds=4, block_s=0.001, warmup_calls=1, gap_s=0)
+    assert len(timings["fast"].samples) == len(timings["slow"].samples) == 4
+    assert timings["slow"].median > timings["fast"].median >= 0.0005
+    assert timings["fast"].best <= timings["fast"].median
+    timed = order[2:]  # after one warm-up call each
+    firsts, i = [], 0
+    for _ in range(4):  # each round: a block of `fast` calls and a block of `slow` calls, first one alternating
+        firsts.append(timed[i])
+        n_first = timings[timed[i]].calls_per_block
+        i += n_first + timings[timed[i + n_first]].calls_per_block
+    assert firsts == ["fast", "slow", "fast", "slow"]
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        time_interleaved({"x": lambda: None}, rounds=0)
+
+
+def _measurement(contender, family, precision, batch, median_s, model="m", op="reconstruct"):
+    return {"model": model, "op": op, "batch": batch, "contender": contender, "family": family,
+            "precision": precision, "status": "ok", "median_s": median_s, "best_s": median_s,
+            "images_per_s": batch / median_s}
+
+
+def test_targets_are_judged_from_the_figures():
+    rows = [_measurement("aefast cpp fp32", "aefast", "fp32", 1, 70e-6),
+            _measurement("aefast cpp fp16 t=1", "aefast", "fp16", 1, 65e-6),
+            _measurement("onnxruntime cpu", "peer", "fp32", 1, 100e-6),
+            _measurement("tflite dynamic int8", "peer", "int8", 1, 10e-6),  # not an fp32 peer: ignored
+            _measurement("aefast cpp fp32", "aefast", "fp32", 4096, 0.10),
+            _measurement("aefast numba fp32", "aefast", "fp32", 4096, 0.30),
+            _measurement("numpy fp32", "peer", "fp32", 4096, 0.11)]
+    results = {"measurements": rows, "quantization": {},
+               "models": [{"name": "m", "ops": {"reconstruct": {"ceiling_images_per_s": 4096 / 0.095}}}]}
+    by_target = {r.target.split(" <=")[0].split(" >=")[0]: r for r in evaluate_targets(results)}
+    assert by_target["batch 1 reconstruct fp32 latency"].met is True  # 0.70x <= 0.8x
+    assert "0.70x" in by_target["batch 1 reconstruct fp32 latency"].figure
+    assert by_target["batch 1 reconstruct fp16 latency"].met is False  # 0.65x > 0.6x
+    big = by_target["batch 4096 reconstruct fp32 throughput"]
+    assert big.met is True and "1.10x" in big.figure and "95%" in big.figure
+    assert by_target["batch 16 reconstruct fp32 throughput"].met is None  # nothing measured at 16
+    assert by_target["numba"].met is False and "0.33x" in by_target["numba"].figure
+    int8 = next(r for r in evaluate_targets(results) if "int8" in r.target)
+    assert int8.met is None and "no aefast int8 run" in int8.figure
+
+
+def test_run_and_write_results_end_to_end(tmp_path, tiny):
+    config = BenchConfig(models=[BenchModel("tiny", tiny, "random test weights")], batches={"tiny": (1, 3)},
+                         contenders=select_contenders(["numpy fp32"]), rounds=2, block_s=0.001,
+                         sgemm_n=64, sgemm_repeats=1, copy_mib=1, quantization_images=6)
+    config.contenders.append(Contender("never works", "peer", "fp32", lambda c, op, b: (_ for _ in ()).throw(
+        Skipped("not installed here"))))
+    results = run_benchmark(config, log=lambda msg: None)
+    ok = [r for r in results["measurements"] if r["status"] == "ok" and r["contender"] == "numpy fp32"]
+    assert {(r["op"], r["batch"]) for r in ok} == {(op, b) for op in ("reconstruct", "compress") for b in (1, 3)}
+    assert all(r["images_per_s"] == pytest.approx(r["batch"] / r["median_s"]) for r in ok)
+    info = results["models"][0]["ops"]["reconstruct"]
+    assert info["ceiling_images_per_s"] == pytest.approx(
+        results["limits"]["sgemm_best_gflops"] * 1e9 / flops_per_image(tiny, "reconstruct"))
+    assert results["quantization"]["tiny"]["images"] == 6
+    assert [q["status"] for q in results["quantization"]["tiny"]["rows"]] == []  # no quantization contender ran
+    paths = write_results(results, tmp_path / "out")
+    saved = json.loads(paths["json"].read_text())
+    assert saved["machine"]["blas"] and saved["targets"] and saved["limits"]["start"]["sgemm"]["n"] == 64
+    md = paths["md"].read_text()
+    assert "| 3 | numpy fp32 | fp32 |" in md and "skipped never works (batch 1, 3): not installed here" in md
+    assert "## Targets" in md and "not measured" in md
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert render_markdown(results) == md
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.json", "results.md", "throughput.png"]
+
+
+def test_cli_reexecs_without_openblas_overrides(monkeypatch):
+    from aefast.bench import __main__ as cli
+    calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    monkeypatch.delenv(cli.CLEARED_ENV_VAR, raising=False)
+    cli._reexec_without_openblas_overrides()
+    (argv, env), = calls
+    assert argv[1:3] == ["-m", "aefast.bench"] and "OPENBLAS_CORETYPE" not in env
+    assert json.loads(env[cli.CLEARED_ENV_VAR]) == {"OPENBLAS_CORETYPE": "Zen"}
+    monkeypatch.setenv(cli.CLEARED_ENV_VAR, "{}")  # already re-executed: never loops
+    cli._reexec_without_openblas_overrides()
+    assert len(calls) == 1
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    from aefast.bench.__main__ import main
+    with pytest.raises(SystemExit) as e:
+        main(["--contenders", "numpy"])
+    assert e.value.code == 2 and "unknown contenders ['numpy']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--batches", "0"])
+    assert "batch sizes must be >= 1" in capsys.readouterr().err
