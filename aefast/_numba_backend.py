@@ -153,9 +153,11 @@ def _check_layer(i: int, layer, n_in) -> tuple[np.ndarray, np.ndarray, np.ndarra
         v = layer.get(key)
         if v is None:
             continue
-        if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.shape != (out,):
-            raise TypeError(f"layers[{i}][{key!r}] must be a float32 ndarray of shape ({out},), got "
-                            f"{getattr(v, 'dtype', type(v).__name__)} {getattr(v, 'shape', '')}")
+        if not isinstance(v, np.ndarray) or v.dtype != np.float32:
+            raise TypeError(f"layers[{i}][{key!r}] must be a float32 ndarray, got "
+                            f"{getattr(v, 'dtype', type(v).__name__)}")
+        if v.shape != (out,):
+            raise ValueError(f"layers[{i}][{key!r}] has shape {v.shape}, expected ({out},)")
         if not np.isfinite(v).all():
             raise ValueError(f"layers[{i}][{key!r}] contains NaN or infinite values")
     if (w.dtype == np.int8) != ("scale" in layer):

@@ -112,16 +112,23 @@ def _good_layers():
     (lambda L: L[0].update(weight=L[0]["weight"].astype(np.float64)), TypeError, "weight"),
     (lambda L: L[0].update(weight=np.asfortranarray(L[0]["weight"])), ValueError, "contiguous"),
     (lambda L: L[1].update(weight=L[1]["weight"][:3].copy()), ValueError, "inputs"),
-    (lambda L: L[0].update(bias=L[0]["bias"][:2].copy()), TypeError, "bias"),
+    (lambda L: L[0].update(bias=L[0]["bias"][:2].copy()), ValueError, "bias"),
     (lambda L: L[0].update(activation="relu"), ValueError, "activation"),
     (lambda L: L[0].update(scale=np.ones(4, np.float32)), ValueError, "scale"),
-    (lambda L: L[0]["bias"].__setitem__(0, np.nan), ValueError, "NaN"),
-], ids=["f64-weight", "fortran", "no-chain", "bias-shape", "activation", "scale-without-int8", "nan-bias"])
+], ids=["f64-weight", "fortran", "no-chain", "bias-shape", "activation", "scale-without-int8"])
 def test_constructor_rejects_bad_layers(backend_isa, mutate, exc, words):
     layers = _good_layers()
     mutate(layers)
     with pytest.raises(exc, match=words):
         make_network(backend_isa, layers)
+
+
+def test_numba_network_refuses_non_finite_weights():
+    # The Engine never passes these (the model file reader refuses them); the numba Network checks anyway.
+    layers = _good_layers()
+    layers[0]["bias"][0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        make_network(("numba", "numba"), layers)
 
 
 @pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
