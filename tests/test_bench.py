@@ -223,3 +223,15 @@ def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--batches", "0"])
     assert "batch sizes must be >= 1" in capsys.readouterr().err
+
+
+def test_aefast_cpp_contenders_record_their_engine(tiny):
+    ctx = _ctx(tiny)
+    for name in ("aefast cpp fp32", "aefast cpp fp16 t=1", "aefast cpp int8"):
+        try:
+            p = ctx.prepare(CONTENDERS_BY_NAME[name], "reconstruct", 5)
+        except Skipped as e:
+            pytest.skip(f"the C++ engine is not available here: {e}")
+        assert p.details["backend"] == "cpp" and p.details["nbytes"] > 0 and p.details["isa"]
+        assert p.rel_rms_error <= REL_RMS_TOLERANCE[p.contender.precision]
+    assert ctx.reference("reconstruct", 5)[1] == "aefast cpp fp32"

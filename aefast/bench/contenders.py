@@ -54,6 +54,7 @@ class Prepared:
     rel_rms_error: float
     max_abs_error: float
     reference: str
+    details: dict  # for aefast engines: backend, isa, threads, nbytes
 
 
 def _require(module: str):
@@ -234,7 +235,9 @@ class BuildContext:
         tol = REL_RMS_TOLERANCE[contender.precision]
         if not rel <= tol:
             raise Skipped(f"check failed: relative RMS error {rel:.2e} > {tol:.0e} against {ref_name}")
-        return Prepared(contender, op, batch, functools.partial(fn, x), rel, max_abs, ref_name)
+        engine = getattr(fn, "__self__", None)
+        details = {k: getattr(engine, k) for k in ("backend", "isa", "threads", "nbytes") if hasattr(engine, k)}
+        return Prepared(contender, op, batch, functools.partial(fn, x), rel, max_abs, ref_name, details)
 
 
 def _as_rows(y, batch: int) -> np.ndarray:

@@ -74,7 +74,8 @@ def _time_cell(ctx: BuildContext, model: str, op: str, batch: int, config: Bench
         t = timings[name]
         records.append(_record(model, op, batch, p.contender, status="ok", **t.as_dict(),
                                images_per_s=batch / t.median, best_images_per_s=batch / t.best,
-                               rel_rms_error=p.rel_rms_error, max_abs_error=p.max_abs_error, reference=p.reference))
+                               rel_rms_error=p.rel_rms_error, max_abs_error=p.max_abs_error, reference=p.reference,
+                               **p.details))
     return records
 
 

@@ -1,0 +1,30 @@
+"""Every contender on every operation and batch size, grouped as "<model> <op> batch=<n>".
+
+Each contender is checked against the engine's fp32 answer before it is timed, and skipped (with the reason) when
+its package is missing or the check fails.
+"""
+from __future__ import annotations
+
+import pytest
+
+from aefast.bench.contenders import CONTENDERS, Skipped
+from aefast.bench.models import OPERATIONS, flops_per_image
+from aefast.bench.runner import BATCHES
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("op", OPERATIONS)
+@pytest.mark.parametrize("contender", CONTENDERS, ids=lambda c: c.name.replace(" ", "-"))
+def test_forward(benchmark, bench_context, model_name, contender, op, batch):
+    ctx = bench_context(model_name)
+    try:
+        prepared = ctx.prepare(contender, op, batch)
+    except Skipped as e:
+        pytest.skip(f"{contender.name}: {e}")
+    benchmark.group = f"{model_name} {op} batch={batch}"
+    benchmark.extra_info.update(
+        contender=contender.name, family=contender.family, precision=contender.precision, batch=batch,
+        flops_per_image=flops_per_image(ctx.weights, op), rel_rms_error=prepared.rel_rms_error,
+        reference=prepared.reference, model=ctx.description, **prepared.details)
+    out = benchmark(prepared.run)
+    assert out.shape[0] == batch
