@@ -258,3 +258,18 @@ def test_quick_preset_reaches_its_promise(mnist_dir, tmp_path):
     """--quick (default model, 5000 images, 5 epochs): test MSE < 0.02 (its wall time is measured in docs)."""
     result = train(TrainConfig(data_dir=str(mnist_dir), out=str(tmp_path), name="quick").quick(), verbose=False)
     assert result.metrics["test_mse"] < 0.02
+
+
+def test_ship_stores_float16_and_measures_both_precisions(tiny, mnist_dir, tmp_path):
+    from aefast.train.ship import ship
+
+    run = train(tiny(epochs=1, name="to_ship"), verbose=False)
+    measured = ship(run.run_dir, tmp_path / "shipped.safetensors", str(mnist_dir))
+    shipped = read_model(tmp_path / "shipped.safetensors")
+    assert all(k.dtype == np.float16 for k in shipped.kernels)
+    assert shipped.metrics["test_mse_float16_storage"] == measured["test_mse_float16_storage"]
+    assert measured["n_test"] == 10000
+    assert measured["test_mse_float16_storage"] == pytest.approx(measured["test_mse_float32"], rel=0.01)
+    from aefast.data import load_mnist
+    assert _numpy_mse(shipped, load_mnist(mnist_dir).test.x) == pytest.approx(
+        measured["test_mse_float16_storage"], rel=1e-4)

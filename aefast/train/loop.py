@@ -60,6 +60,7 @@ class _Run:
     best_val: float = math.inf
     best_weights: list | None = None
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
 
 
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
@@ -85,7 +86,7 @@ def _load_data(config: TrainConfig):
     return train_x, mnist.validation.x, test_x, dict(mnist.sha256)
 
 
-def _mse(model, x: np.ndarray) -> tuple[float, np.ndarray]:
+def reconstruction_mse(model, x: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean squared pixel error of `model` on x (float64 accumulation) and the reconstructions."""
     recon = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype=np.float32)
     return float(np.mean(np.square(recon.astype(np.float64) - x))), recon
@@ -160,7 +161,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         return TrainResult(run.run_dir, None, {}, run.history, None, stopped, files)
     assign(run.export_model.weights, run.best_weights, "model")
     test_x = run.data[2]
-    test_mse, recon = _mse(run.export_model, test_x)
+    test_mse, recon = reconstruction_mse(run.export_model, test_x)
     cfg = run.config
     metrics = {
         "test_mse": test_mse,
@@ -173,6 +174,8 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         "stopped": stopped,
         "train_seconds": round(sum(row["seconds"] for row in run.history), 3),
         "wall_seconds": round(time.perf_counter() - run.started, 3),
+        # CPU time of this process (all threads): comparable across runs on a shared, busy machine.
+        "cpu_seconds": round(time.process_time() - run.cpu_started, 3),
         "precision": run.precision,
         "xla": cfg.xla,
         "device": run.device.name,
