@@ -6,6 +6,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import sys
 
 from .runner import CLEARED_ENV_VAR
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     wide_batches = tuple(b for b in batches if b <= 256) if args.quick and args.batches is None else batches
     config = BenchConfig(models=models, batches={"default": batches, "wide": wide_batches}, contenders=contenders,
                          data_dir=args.data, quick=args.quick,
+                         command=shlex.join(["python", "-m", "aefast.bench", *(sys.argv[1:] if argv is None
+                                                                               else argv)]),
                          **({"rounds": 3, "block_s": 0.02, "sgemm_repeats": 3} if args.quick else {}))
     out = args.out or os.path.join("results", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     results = run_benchmark(config)

@@ -209,9 +209,9 @@ class BuildContext:
                 attrs = {"alpha": 1.0} if a == "elu" else {}
                 nodes.append(helper.make_node(op_type, [f"z{i}"], [f"h{i}"], **attrs))
                 h = f"h{i}"
-            graph = helper.make_graph(
-                nodes, "aefast_bench", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", layers[0][0].shape[0]])],
-                [helper.make_tensor_value_info(h, TensorProto.FLOAT, ["N", layers[-1][0].shape[1]])], inits)
+            source = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", layers[0][0].shape[0]])
+            sink = helper.make_tensor_value_info(h, TensorProto.FLOAT, ["N", layers[-1][0].shape[1]])
+            graph = helper.make_graph(nodes, "aefast_bench", [source], [sink], inits)
             model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
             onnx.checker.check_model(model)
             return model.SerializeToString()

@@ -84,9 +84,9 @@ def weight_count(weights: AutoencoderWeights, op: str) -> int:
 def input_images(width: int, count: int, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
     """float32 (count, width) pixels in [0, 1] and a description of where they came from.
 
-    MNIST test images (repeated if count > 10000; from `data_dir`, else AEFAST_DATA_DIR, else the shared folder
-    beside a source checkout, else the user cache; never downloaded) when width is 784; otherwise, or without the files, seeded uniform noise, so every contender still
-    gets the same input.
+    MNIST test images (repeated if count > 10000) when width is 784, from `data_dir`, else AEFAST_DATA_DIR, else the
+    shared folder beside a source checkout, else the user cache (never downloaded); otherwise, or without the files,
+    seeded uniform noise, so every contender still gets the same input.
     """
     if data_dir is None and not os.environ.get(DATA_DIR_ENV) and SHARED_MNIST_DIR.is_dir():
         data_dir = SHARED_MNIST_DIR

@@ -38,7 +38,8 @@ def _limits_lines(results: dict) -> list[str]:
     lim = results["limits"]
     s0, s1 = lim["start"]["sgemm"], lim["end"]["sgemm"]
     lines = [f"sgemm (NumPy BLAS, float32 {s0['n']}^3, best of {s0['repeats']}): "
-             f"**{lim['sgemm_best_gflops']:.1f} GFLOP/s** (start {s0['best_gflops']:.1f}, end {s1['best_gflops']:.1f}). "
+             f"**{lim['sgemm_best_gflops']:.1f} GFLOP/s** "
+             f"(start {s0['best_gflops']:.1f}, end {s1['best_gflops']:.1f}). "
              f"Copy bandwidth (one NumPy copy of {lim['start']['copy']['mib']} MiB, read + write, one thread): "
              f"**{lim['copy_best_gb_per_s']:.1f} GB/s**. Load average (1 min) at start / end: "
              f"{_load(lim['start'])} / {_load(lim['end'])} on {results['machine']['usable_cores']} cores "
@@ -89,7 +90,7 @@ def render_markdown(results: dict) -> str:
     """results.md: machine, limits, targets, one table per (model, op), quantization error."""
     t = results["timing"]
     lines = ["# aefast benchmark results", "",
-             f"Run {results['created']}{' (--quick)' if results['quick'] else ''}: `{' '.join(results['command'])}`",
+             f"Run {results['created']}{' (--quick)' if results['quick'] else ''}: `{results['command']}`",
              "", *_machine_lines(results), "",
              f"Timing: {t['method']}; {t['rounds']} rounds, blocks of about {t['block_s'] * 1e3:.0f} ms. "
              "Every contender was first checked against the reference answer (relative RMS error shown). "

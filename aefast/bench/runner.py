@@ -41,6 +41,7 @@ class BenchConfig:
     copy_mib: int = 256
     quantization_images: int = 10_000
     quick: bool = False
+    command: str = field(default_factory=lambda: " ".join(sys.argv))  # how this run was started, for the record
 
 
 def _limits(config: BenchConfig) -> dict:
@@ -106,7 +107,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     results = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": [os.path.basename(sys.executable), *sys.argv],
+        "command": config.command,
         "quick": config.quick,
         "machine": {**machine.describe_machine(),
                     "openblas_env_cleared": json.loads(os.environ.get(CLEARED_ENV_VAR, "{}"))},
