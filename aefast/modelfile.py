@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,11 +146,29 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _parse_json(text, what: str, source: str):
-    """json.loads, with every way it can fail (bad syntax, bad UTF-8, nesting too deep, integers of more than
-    4300 digits) reported as a ModelFileError."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+MAX_JSON_DEPTH = 32
+
+
+def _json_depth(raw: bytes) -> int:
+    """Deepest [ / { nesting of a JSON text, strings ignored (C-speed passes: regex, translate, cumsum)."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, delete=bytes(set(range(256)) - set(b"[]{}")))
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets, np.uint8)
+    return int(np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1)).max())
+
+
+def _parse_json(text: bytes | str, what: str, source: str):
+    """json.loads, with every way it can fail (bad syntax, bad UTF-8, nesting deeper than MAX_JSON_DEPTH, integers
+    of more than 4300 digits) reported as a ModelFileError. The depth is checked first: json recurses in C, and
+    with a raised recursion limit a hostile header could overflow the C stack."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if _json_depth(raw) > MAX_JSON_DEPTH:
+        raise ModelFileError(f"{source}: {what} is not valid JSON for a model file (nested deeper than "
+                             f"{MAX_JSON_DEPTH} levels)")
     try:
-        return json.loads(text)
+        return json.loads(raw)
     except (ValueError, RecursionError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ModelFileError(f"{source}: {what} is not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
 
