@@ -24,6 +24,12 @@ def _ok(results: dict, model: str, batch: int, op: str = "reconstruct") -> list[
             and r["status"] == "ok"]
 
 
+def _not_measured(results: dict, model: str, batch: int, missing: str) -> str:
+    ran = any(r["model"] == model and r["op"] == "reconstruct" and r["batch"] == batch
+              for r in results["measurements"])
+    return f"not measured: {missing}" if ran else f"not measured: batch {batch} was not run"
+
+
 def _fastest(rows: list[dict], pick) -> dict | None:
     chosen = [r for r in rows if pick(r)]
     return min(chosen, key=lambda r: r["median_s"]) if chosen else None
@@ -50,7 +56,8 @@ def _latency_target(results, model, precision, limit) -> TargetResult:
     rows = _ok(results, model, 1)
     ours, peer = _fastest(rows, _is_cpp(precision)), _fastest(rows, _is_peer_fp32)
     if ours is None or peer is None:
-        return TargetResult(name, model, None, "not measured: " + ("no aefast cpp run" if ours is None else "no peer"))
+        return TargetResult(name, model, None, _not_measured(results, model, 1, "no aefast cpp run" if ours is None
+                                                             else "no fp32 peer"))
     ratio = ours["median_s"] / peer["median_s"]
     return TargetResult(name, model, ratio <= limit, f"{_us(ours)} vs {_us(peer)}: {ratio:.2f}x")
 
@@ -62,7 +69,8 @@ def _throughput_target(results, model, batch, limit, ceiling_share=None) -> Targ
     rows = _ok(results, model, batch)
     ours, peer = _fastest(rows, _is_cpp("fp32")), _fastest(rows, _is_peer_fp32)
     if ours is None or peer is None:
-        return TargetResult(name, model, None, "not measured: " + ("no aefast cpp run" if ours is None else "no peer"))
+        return TargetResult(name, model, None, _not_measured(results, model, batch, "no aefast cpp run"
+                                                             if ours is None else "no fp32 peer"))
     ratio = ours["images_per_s"] / peer["images_per_s"]
     met, figure = ratio >= limit, f"{_ips(ours)} vs {_ips(peer)}: {ratio:.2f}x"
     if ceiling_share is not None:
@@ -85,8 +93,8 @@ def _int8_target(results, model) -> TargetResult:
     quant = {q["contender"]: q for q in results.get("quantization", {}).get(model, {}).get("rows", [])
              if q["status"] == "ok"}
     if ours is None or theirs is None:
-        return TargetResult(name, model, None, "not measured: " + ("no aefast int8 run" if ours is None
-                                                                   else "no TFLite int8 run"))
+        return TargetResult(name, model, None, _not_measured(results, model, 1, "no aefast int8 run" if ours is None
+                                                             else "no TFLite int8 run"))
     ratio = ours["median_s"] / theirs["median_s"]
     figure = f"{_us(ours)} vs {_us(theirs)}: {ratio:.2f}x"
     q_ours, q_theirs = quant.get("aefast cpp int8"), quant.get("tflite dynamic int8")
@@ -102,7 +110,8 @@ def _numba_target(results, model, batch=4096, limit=0.5) -> TargetResult:
     numba = _fastest(rows, lambda r: r["contender"] == "aefast numba fp32")
     cpp = _fastest(rows, lambda r: r["contender"] == "aefast cpp fp32")
     if numba is None or cpp is None:
-        return TargetResult(name, model, None, "not measured: " + ("no numba run" if numba is None else "no cpp run"))
+        return TargetResult(name, model, None, _not_measured(results, model, batch, "no numba run" if numba is None
+                                                             else "no cpp run"))
     ratio = numba["images_per_s"] / cpp["images_per_s"]
     return TargetResult(name, model, ratio >= limit, f"{_ips(numba)} vs {_ips(cpp)}: {ratio:.2f}x")
 
