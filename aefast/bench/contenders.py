@@ -287,13 +287,18 @@ def _onnxruntime(ctx: BuildContext, op: str, batch: int) -> Runner:
     return lambda x: session.run([output], {"x": x})[0]
 
 
+def _tflite_interpreter_class():
+    """tf.lite.Interpreter while TensorFlow still has it (XNNPACK delegate applied by default), else LiteRT's."""
+    interpreter = getattr(getattr(_tf(), "lite", None), "Interpreter", None)
+    return interpreter or _require("ai_edge_litert.interpreter").Interpreter
+
+
 def _tflite(dynamic_int8: bool):
     def build(ctx: BuildContext, op: str, batch: int) -> Runner:
-        tf = _tf()
         model = ctx.tflite_model(op, dynamic_int8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            interpreter = tf.lite.Interpreter(model_content=model, num_threads=os.cpu_count())
+            interpreter = _tflite_interpreter_class()(model_content=model, num_threads=os.cpu_count())
         source = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(source, [batch, ctx.weights.input_size])
         interpreter.allocate_tensors()

@@ -115,28 +115,36 @@ def render_markdown(results: dict) -> str:
 
 
 def render_plot(results: dict) -> bytes:
-    """throughput.png: images/s against batch size (log-log), one panel per (model, op), sgemm ceiling dashed."""
+    """throughput.png: images/s against batch size (log-log); a row per model, a column per operation; the sgemm
+    ceiling dotted; one colour per contender across panels (solid: aefast, dashed: peers)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(info, op) for info in results["models"] for op in info["ops"]
-              if any(r["model"] == info["name"] and r["op"] == op for r in results["measurements"])]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4.8), squeeze=False)
-    for ax, (info, op) in zip(axes[0], panels):
-        rows = [r for r in results["measurements"] if r["model"] == info["name"] and r["op"] == op
-                and r["status"] == "ok"]
-        for name in dict.fromkeys(r["contender"] for r in rows):
-            pts = sorted((r["batch"], r["images_per_s"]) for r in rows if r["contender"] == name)
-            style = "-o" if name.startswith("aefast") else "--s"
-            ax.plot(*zip(*pts), style, label=name, markersize=4)
-        ax.axhline(info["ops"][op]["ceiling_images_per_s"], color="k", linestyle=":", label="sgemm ceiling")
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s", title=f"{info['name']} {op}")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    ok = [r for r in results["measurements"] if r["status"] == "ok"]
+    ops = list(dict.fromkeys(r["op"] for r in results["measurements"])) or ["reconstruct"]
+    models = [info for info in results["models"] if any(r["model"] == info["name"] for r in results["measurements"])]
+    names = list(dict.fromkeys(r["contender"] for r in ok))
+    colours = {name: plt.get_cmap("tab20")(i % 20) for i, name in enumerate(names)}
+    fig, axes = plt.subplots(max(1, len(models)), len(ops), figsize=(6.5 * len(ops), 4.8 * max(1, len(models))),
+                             squeeze=False)
+    for row, info in zip(axes, models):
+        for ax, op in zip(row, ops):
+            rows = [r for r in ok if r["model"] == info["name"] and r["op"] == op]
+            for name in names:
+                pts = sorted((r["batch"], r["images_per_s"]) for r in rows if r["contender"] == name)
+                if pts:
+                    ax.plot(*zip(*pts), "-o" if name.startswith("aefast") else "--s", color=colours[name],
+                            label=name, markersize=4)
+            ax.axhline(info["ops"][op]["ceiling_images_per_s"], color="k", linestyle=":", label="sgemm ceiling")
+            ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s",
+                   title=f"{info['name']} {op} ({'-'.join(map(str, info['layer_sizes']))})")
+            ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.12 / max(1, len(models)), 1, 1))
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
 

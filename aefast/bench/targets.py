@@ -99,7 +99,8 @@ def _int8_target(results, model) -> TargetResult:
     figure = f"{_us(ours)} vs {_us(theirs)}: {ratio:.2f}x"
     q_ours, q_theirs = quant.get("aefast cpp int8"), quant.get("tflite dynamic int8")
     if q_ours is None or q_theirs is None:
-        return TargetResult(name, model, None, figure + "; reconstruction MSE not measured")
+        return TargetResult(name, model, None, figure + "; reconstruction MSE not measured (a run measures it "
+                                                        "on its first model only)")
     figure += f"; MSE {q_ours['mse_vs_input']:.5f} vs {q_theirs['mse_vs_input']:.5f}"
     return TargetResult(name, model, ratio < 1 and q_ours["mse_vs_input"] < q_theirs["mse_vs_input"], figure)
 
