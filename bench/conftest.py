@@ -45,7 +45,6 @@ def bench_context(request):
                 model = load_bench_model("default", request.config.getoption("--bench-model") or DEFAULT_MODEL_PATH,
                                          DEFAULT_SIZES)
             images, source = input_images(model.weights.input_size, max(BATCHES))
-            contexts[name] = BuildContext(model.weights, images)
-            contexts[name].description = f"{model.source}; inputs: {source}"
+            contexts[name] = BuildContext(model.weights, images, f"{model.source}; inputs: {source}")
         return contexts[name]
     return get

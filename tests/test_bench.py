@@ -185,6 +185,7 @@ def test_run_and_write_results_end_to_end(tmp_path, tiny):
     assert {(r["op"], r["batch"]) for r in ok} == {(op, b) for op in ("reconstruct", "compress") for b in (1, 3)}
     assert all(r["images_per_s"] == pytest.approx(r["batch"] / r["median_s"]) for r in ok)
     info = results["models"][0]["ops"]["reconstruct"]
+    assert info["reference"]["rel_rms_error_vs_float64"] < 1e-5
     assert info["ceiling_images_per_s"] == pytest.approx(
         results["limits"]["sgemm_best_gflops"] * 1e9 / flops_per_image(tiny, "reconstruct"))
     assert results["quantization"]["tiny"]["images"] == 6

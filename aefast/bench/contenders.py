@@ -104,11 +104,12 @@ def numpy_forward(layers) -> Runner:
 class BuildContext:
     """One model and its inputs, with the objects contenders need built lazily and cached."""
 
-    def __init__(self, weights: AutoencoderWeights, images: np.ndarray):
+    def __init__(self, weights: AutoencoderWeights, images: np.ndarray, description: str = ""):
         if images.dtype != np.float32 or images.ndim != 2 or images.shape[1] != weights.input_size:
             raise ValueError(f"images must be float32 (N, {weights.input_size}), got {images.dtype} {images.shape}")
         self.weights = weights
         self.images = images
+        self.description = description  # where the weights and images came from, for the records
         self._cache: dict = {}
 
     def _cached(self, key, make):
@@ -147,6 +148,14 @@ class BuildContext:
                 end = self.weights.encoder_layers if op == "compress" else None
                 return reference_forward(self.weights, x, 0, end), "numpy float64 (engine unavailable)"
         return self._cached(("reference", op, batch), make)
+
+    def reference_error(self, op: str, batch: int = 64) -> tuple[str, float]:
+        """(reference name, its relative RMS error against float64 NumPy) on the first `batch` images: the
+        reference every contender is checked against is itself checked."""
+        batch = min(batch, len(self.images))
+        ref, name = self.reference(op, batch)
+        end = self.weights.encoder_layers if op == "compress" else None
+        return name, check_errors(ref, reference_forward(self.weights, self.inputs(batch), 0, end))[0]
 
     # --- peers' model objects -------------------------------------------------------------------------------
     def keras_model(self, op: str):

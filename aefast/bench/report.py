@@ -105,7 +105,10 @@ def render_markdown(results: dict) -> str:
             rows, notes = _cell_rows(results, info["name"], op, o["ceiling_images_per_s"])
             if not rows and not notes:
                 continue
-            lines += ["", f"### {op} (sgemm ceiling {o['ceiling_images_per_s']:,.0f} images/s)", ""]
+            ref = o.get("reference", {})
+            lines += ["", f"### {op} (sgemm ceiling {o['ceiling_images_per_s']:,.0f} images/s)", "",
+                      f"Reference: {ref.get('name', '?')} (relative RMS error against float64 NumPy: "
+                      f"{ref.get('rel_rms_error_vs_float64', float('nan')):.1e}).", ""]
             lines += _table(["batch", "contender", "precision", "us/batch median", "us/batch best", "images/s",
                              "x peer", "% ceiling", "rel. error"], rows)
             lines += [""] + notes if notes else []

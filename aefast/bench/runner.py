@@ -122,8 +122,12 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
         batches = config.batches[model.name]
         count = max(max(batches), config.quantization_images if model is config.models[0] else 0)
         images, image_source = input_images(model.weights.input_size, count, config.data_dir)
-        results["models"].append(_model_info(model, image_source))
-        ctx = BuildContext(model.weights, images)
+        ctx = BuildContext(model.weights, images, f"{model.source}; inputs: {image_source}")
+        info = _model_info(model, image_source)
+        for op in config.ops:
+            name, error = ctx.reference_error(op)
+            info["ops"][op]["reference"] = {"name": name, "rel_rms_error_vs_float64": error}
+        results["models"].append(info)
         for op in config.ops:
             for batch in batches:
                 cell = _time_cell(ctx, model.name, op, batch, config)

@@ -56,8 +56,8 @@ def _latency_target(results, model, precision, limit) -> TargetResult:
     rows = _ok(results, model, 1)
     ours, peer = _fastest(rows, _is_cpp(precision)), _fastest(rows, _is_peer_fp32)
     if ours is None or peer is None:
-        return TargetResult(name, model, None, _not_measured(results, model, 1, "no aefast cpp run" if ours is None
-                                                             else "no fp32 peer"))
+        return TargetResult(name, model, None, _not_measured(results, model, 1, f"no aefast cpp {precision} run"
+                                                             if ours is None else "no fp32 peer"))
     ratio = ours["median_s"] / peer["median_s"]
     return TargetResult(name, model, ratio <= limit, f"{_us(ours)} vs {_us(peer)}: {ratio:.2f}x")
 
