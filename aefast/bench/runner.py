@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -104,7 +105,8 @@ def _quantization(ctx: BuildContext, config: BenchConfig, image_source: str) -> 
 
 def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict:
     """Measure everything in `config`; returns the results dict written to results.json."""
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    started = time.perf_counter()
+    log = log or (lambda msg: print(f"[{time.perf_counter() - started:6.1f} s] {msg}", file=sys.stderr, flush=True))
     results = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": config.command,
