@@ -11,7 +11,8 @@ import pytest
 from aefast.bench import machine
 from aefast.bench.contenders import (CONTENDERS_BY_NAME, REL_RMS_TOLERANCE, BuildContext, Contender, Skipped,
                                      check_errors, numpy_forward, select_contenders)
-from aefast.bench.models import (DEFAULT_SIZES, BenchModel, flops_per_image, op_layers, random_weights,
+from aefast._reference import reference_forward
+from aefast.bench.models import (DEFAULT_SIZES, BenchModel, flops_per_image, op_end, op_layers, random_weights,
                                  weight_count)
 from aefast.bench.report import render_markdown, write_results
 from aefast.bench.runner import BenchConfig, run_benchmark
@@ -59,8 +60,7 @@ def test_sgemm_and_copy_measure_plausible_rates():
 def test_numpy_forward_matches_float64(tiny):
     x = np.random.default_rng(0).random((5, 16), np.float32)
     for op in ("reconstruct", "compress"):
-        from aefast._reference import reference_forward
-        ref = reference_forward(tiny, x, 0, tiny.encoder_layers if op == "compress" else None)
+        ref = reference_forward(tiny, x, 0, op_end(tiny, op))
         np.testing.assert_allclose(numpy_forward(op_layers(tiny, op))(x.copy()), ref, rtol=1e-5, atol=1e-6)
 
 
@@ -237,3 +237,17 @@ def test_aefast_cpp_contenders_record_their_engine(tiny):
         assert p.details["backend"] == "cpp" and p.details["nbytes"] > 0 and p.details["isa"]
         assert p.rel_rms_error <= REL_RMS_TOLERANCE[p.contender.precision]
     assert ctx.reference("reconstruct", 5)[1] == "aefast cpp fp32"
+
+
+def test_reference_falls_back_to_float64_without_an_engine(tiny, monkeypatch):
+    def no_engine(self, precision, backend, threads):
+        raise Skipped("the compiled core is not built")
+    monkeypatch.setattr(BuildContext, "engine", no_engine)
+    ctx = _ctx(tiny)
+    ref, name = ctx.reference("compress", 4)
+    assert name == "numpy float64 (aefast cpp fp32 unavailable: the compiled core is not built)"
+    np.testing.assert_allclose(ref, reference_forward(tiny, ctx.inputs(4), 0, op_end(tiny, "compress")))
+    assert ctx.reference_error("compress")[1] == 0
+    with pytest.raises(Skipped, match="not built"):
+        ctx.prepare(CONTENDERS_BY_NAME["aefast cpp int8"], "compress", 4)
+    assert ctx.prepare(CONTENDERS_BY_NAME["numpy fp32"], "compress", 4).reference.startswith("numpy float64")

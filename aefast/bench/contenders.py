@@ -18,7 +18,7 @@ import numpy as np
 
 from .._reference import reference_forward
 from ..modelfile import AutoencoderWeights
-from .models import OPERATIONS, op_layers
+from .models import OPERATIONS, op_end, op_layers
 
 # Largest relative RMS error ||y - ref|| / ||ref|| a contender of each precision may show against the reference.
 # fp32: summation order only; fp16: weights rounded to 11 bits; int8: weights (and, for TFLite, activations)
@@ -144,9 +144,10 @@ class BuildContext:
             try:
                 engine = self.engine("fp32", "cpp", None)
                 return _as_rows(getattr(engine, op)(x), batch), "aefast cpp fp32"
-            except Skipped:
-                end = self.weights.encoder_layers if op == "compress" else None
-                return reference_forward(self.weights, x, 0, end), "numpy float64 (engine unavailable)"
+            except Exception as e:  # no engine here (or a broken one): its contenders will fail their checks
+                why = str(e) if isinstance(e, Skipped) else f"{type(e).__name__}: {e}"
+                return (reference_forward(self.weights, x, 0, op_end(self.weights, op)),
+                        f"numpy float64 (aefast cpp fp32 unavailable: {why})")
         return self._cached(("reference", op, batch), make)
 
     def reference_error(self, op: str, batch: int = 64) -> tuple[str, float]:
@@ -154,8 +155,8 @@ class BuildContext:
         reference every contender is checked against is itself checked."""
         batch = min(batch, len(self.images))
         ref, name = self.reference(op, batch)
-        end = self.weights.encoder_layers if op == "compress" else None
-        return name, check_errors(ref, reference_forward(self.weights, self.inputs(batch), 0, end))[0]
+        return name, check_errors(ref, reference_forward(self.weights, self.inputs(batch), 0,
+                                                         op_end(self.weights, op)))[0]
 
     # --- peers' model objects -------------------------------------------------------------------------------
     def keras_model(self, op: str):

@@ -62,11 +62,16 @@ def load_bench_model(name: str, path: str | os.PathLike | None, sizes: tuple[int
     return BenchModel(name, random_weights(sizes), "random Glorot-uniform weights, zero biases, seed 0")
 
 
-def op_layers(weights: AutoencoderWeights, op: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """The (kernel float32 (in, out), bias float32 (out,), activation) layers that operation `op` runs."""
+def op_end(weights: AutoencoderWeights, op: str) -> int:
+    """The number of layers operation `op` runs from the input (the `end` of engine and reference calls)."""
     if op not in OPERATIONS:
         raise ValueError(f"unknown operation {op!r}, expected one of {OPERATIONS}")
-    n = weights.encoder_layers if op == "compress" else len(weights.kernels)
+    return weights.encoder_layers if op == "compress" else len(weights.kernels)
+
+
+def op_layers(weights: AutoencoderWeights, op: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """The (kernel float32 (in, out), bias float32 (out,), activation) layers that operation `op` runs."""
+    n = op_end(weights, op)
     return [(np.asarray(k, np.float32), np.asarray(b, np.float32), a)
             for k, b, a in zip(weights.kernels[:n], weights.biases[:n], weights.activations[:n])]
 
