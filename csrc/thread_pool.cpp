@@ -1,6 +1,26 @@
 #include "thread_pool.h"
 
+#include <immintrin.h>
+
 namespace aefast {
+namespace {
+
+constexpr std::uint64_t kCountMask = 0xffffffffu;
+
+// Spins (with pause) until done() is true or the spin budget runs out; returns done().
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + ThreadPool::kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      _mm_pause();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(std::size_t threads) {
   for (std::size_t slot = 1; slot < threads; ++slot) workers_.emplace_back([this, slot] { worker_loop(slot); });
@@ -8,15 +28,29 @@ ThreadPool::ThreadPool(std::size_t threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(state_mutex_);
-    stop_ = true;
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    stop_.store(true);
   }
   wake_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
 
 void ThreadPool::drain(std::size_t slot) {
-  for (std::size_t i = next_.fetch_add(1); i < count_; i = next_.fetch_add(1)) (*task_)(i, slot);
+  std::uint64_t claim = claim_.load(std::memory_order_acquire);
+  while (claim & kCountMask) {
+    if (!claim_.compare_exchange_weak(claim, claim - 1, std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;
+    const std::size_t count = count_;  // read while the claimed task keeps this job open
+    (*task_)(std::size_t(claim & kCountMask) - 1, slot);
+    // seq_cst with caller_sleeping_ (Dekker): either the caller sees this increment before it sleeps, or this
+    // thread sees caller_sleeping_ and wakes it.
+    const std::size_t finished = done_.fetch_add(1) + 1;
+    if (finished == count && slot != 0 && caller_sleeping_.load()) {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);  // the caller checks done_ under this mutex
+      finished_.notify_one();
+    }
+    claim = claim_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::run(std::size_t count, const std::function<void(std::size_t, std::size_t)>& task) {
@@ -25,37 +59,38 @@ void ThreadPool::run(std::size_t count, const std::function<void(std::size_t, st
     for (std::size_t i = 0; i < count; ++i) task(i, 0);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(state_mutex_);
-    task_ = &task;
-    count_ = count;
-    next_.store(0);
-    workers_done_ = 0;
-    ++generation_;
+  // No task of the previous job is claimable and all have finished, so nobody reads these now.
+  task_ = &task;
+  count_ = count;
+  done_.store(0, std::memory_order_relaxed);
+  const std::uint64_t generation = (claim_.load(std::memory_order_relaxed) >> 32) + 1;
+  claim_.store((generation << 32) | count);  // seq_cst: ordered before the sleepers_ check below
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
   drain(0);
-  // Wait for every worker to leave this job, so none can touch the next job's counter with this task.
-  std::unique_lock<std::mutex> lock(state_mutex_);
-  finished_.wait(lock, [&] { return workers_done_ == workers_.size(); });
+  auto all_done = [&] { return done_.load() == count; };
+  if (!spin_until(all_done)) {
+    std::unique_lock<std::mutex> lock(sleep_mutex_);
+    caller_sleeping_.store(true);
+    finished_.wait(lock, all_done);
+    caller_sleeping_.store(false);
+  }
   task_ = nullptr;
 }
 
 void ThreadPool::worker_loop(std::size_t slot) {
-  std::size_t seen = 0;
+  auto has_work = [&] { return stop_.load(std::memory_order_relaxed) || (claim_.load() & kCountMask) != 0; };
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(state_mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+    if (!spin_until(has_work)) {
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      sleepers_.fetch_add(1);  // seq_cst: either run() sees it, or this thread sees run()'s claim_ store
+      wake_.wait(lock, has_work);
+      sleepers_.fetch_sub(1);
     }
+    if (stop_.load()) return;
     drain(slot);
-    {
-      std::lock_guard<std::mutex> lock(state_mutex_);
-      ++workers_done_;
-    }
-    finished_.notify_one();
   }
 }
 
