@@ -84,7 +84,7 @@ def versus_tutorial(results: list[ConfigResult]) -> list[str]:
         out.append(f"Against the tutorial's mean validation loss, this study's autoencoder is lower at latent "
                    f"{_fmt_latents(better)} ({_factor_range([r.tutorial_mse / r.test_mse for r in better])} lower).")
     if worse:
-        out.append(f"It is higher than the tutorial at latent {_fmt_latents(worse)} "
+        out.append(f"This study's autoencoder is higher than the tutorial at latent {_fmt_latents(worse)} "
                    f"({_factor_range([r.test_mse / r.tutorial_mse for r in worse])} the tutorial's figure), "
                    f"after {_factor_range_int([r.epochs for r in worse])} epochs here.")
     pca_below = [r for r in rs if r.pca_mse_clipped < r.tutorial_mse]

@@ -38,9 +38,16 @@ def plot_mse_vs_latent(results: list[ConfigResult], path: str | os.PathLike) -> 
                    label="tutorial (mean validation loss)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(sorted(by_latent), [str(k) for k in sorted(by_latent)], fontsize=8)
+    ax.set_xticks([], minor=True)
+    exact = [k for k, r in by_latent.items() if r.pca_mse_clipped <= EXACT_MSE]
+    if exact:
+        ax.set_title(f"Reconstruction error against code size (PCA is exact at {', '.join(map(str, exact))})",
+                     fontsize=10)
+    else:
+        ax.set_title("Reconstruction error against code size")
     ax.set_xlabel("latent size (values per image)")
     ax.set_ylabel("test MSE per pixel (pixels in [0, 1])")
-    ax.set_title("Reconstruction error against code size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

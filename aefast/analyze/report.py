@@ -69,7 +69,7 @@ def write_report(out_dir: str | os.PathLike, results: list[ConfigResult], sample
         "with its latent code stored as float16 (2 bytes per value; below 1 the code is larger than the image). "
         "PCA uses as many components as the latent size, fitted on the same training images (SVD, float64); "
         "'clipped' clips its reconstruction to [0, 1]. 'tutorial' is the tutorial's reported mean validation loss. "
-        "Train time is wall time of aefast.train; throughput is `aefast.load(model).compress` on batches of 256.",
+        "Train time is the sum of aefast.train's per-epoch seconds; throughput is `aefast.load(model).compress` on batches of 256.",
         "",
         results_table(results),
         "",

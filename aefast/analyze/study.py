@@ -172,7 +172,7 @@ def run_study(opts: StudyOptions, log: Callable[[str], None] = print) -> Path:
         record = _evaluate(opts, cfg, result, test_x, samples, pca_scores)
         record.save(opts.out / "results")
         done[cfg.name] = record
-        log(f"{cfg.name}: test MSE {record.test_mse:.6f} (PCA {record.pca_mse_clipped:.6f} clipped), "
+        log(f"{cfg.name}: test MSE {record.test_mse:.4g} (PCA clipped {record.pca_mse_clipped:.4g}), "
             f"{record.train_seconds:.0f} s training")
         report = _write(opts, done, test_x[samples], context)
     if not todo:
