@@ -133,8 +133,9 @@ def save_model(path: str | os.PathLike, model: AutoencoderWeights, dtype: str = 
     np_dtype = np.dtype(dtype)
     tensors = {}
     for i, (k, b) in enumerate(zip(model.kernels, model.biases)):
-        kk = np.ascontiguousarray(k, dtype=np_dtype)
-        bb = np.ascontiguousarray(b, dtype=np_dtype)
+        with np.errstate(over="ignore"):  # overflow is detected just below, with a clearer message
+            kk = np.ascontiguousarray(k, dtype=np_dtype)
+            bb = np.ascontiguousarray(b, dtype=np_dtype)
         if not (np.isfinite(kk).all() and np.isfinite(bb).all()):
             raise ValueError(f"layer {i}: weights overflow {dtype} (values beyond its range)")
         tensors[f"dense_{i}.kernel"] = kk
