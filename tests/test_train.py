@@ -213,9 +213,11 @@ def test_interrupt_leaves_a_consistent_run_and_resume_matches_an_uninterrupted_r
         np.testing.assert_allclose(ka, kb, atol=1e-4)
 
 
-def test_mixed_precision_run_exports_float32_master_weights(tiny):
-    result = train(tiny(epochs=1, precision="mixed_float16"), verbose=False)
-    assert result.metrics["precision"] == "mixed_float16"
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_run_exports_float32_master_weights(tiny, precision):
+    result = train(tiny(epochs=1, precision=precision), verbose=False)
+    assert result.metrics["precision"] == precision
+    assert result.history[0]["lr"] == pytest.approx(3e-3)
     saved = read_model(result.model_path)
     assert saved.kernels[0].dtype == np.float32 and math.isfinite(result.metrics["test_mse"])
 

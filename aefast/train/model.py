@@ -5,6 +5,7 @@ Written against Keras 3 (keras.*) so it runs on the TensorFlow backend (default)
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..keras_io import build_dense_chain
@@ -43,9 +44,21 @@ def describe_device() -> Device:
             cc = getattr(dev, "compute_capability", None)
             return Device("gpu", f"jax {dev.device_kind}",
                           tuple(int(p) for p in cc.split(".")) if cc else None)
+    return Device("cpu", f"{backend} cpu: {_cpu_model()} ({os.cpu_count()} logical cores)", None)
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (Linux), else the machine type."""
     import platform
 
-    return Device("cpu", f"{backend} cpu {platform.processor() or platform.machine()}", None)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def resolve_precision(requested: str, device: Device) -> str:
