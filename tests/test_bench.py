@@ -177,7 +177,8 @@ def test_targets_are_judged_from_the_figures():
 def test_run_and_write_results_end_to_end(tmp_path, tiny):
     config = BenchConfig(models=[BenchModel("tiny", tiny, "random test weights")], batches={"tiny": (1, 3)},
                          contenders=select_contenders(["numpy fp32"]), rounds=2, block_s=0.001,
-                         sgemm_n=64, sgemm_repeats=1, copy_mib=1, quantization_images=6)
+                         sgemm_n=64, sgemm_repeats=1, copy_mib=1, quantization_images=6, cell_sgemm_n=32,
+                         cell_sgemm_min_batch=3)
     config.contenders.append(Contender("never works", "peer", "fp32", lambda c, op, b: (_ for _ in ()).throw(
         Skipped("not installed here"))))
     results = run_benchmark(config, log=lambda msg: None)
@@ -186,6 +187,8 @@ def test_run_and_write_results_end_to_end(tmp_path, tiny):
     assert all(r["images_per_s"] == pytest.approx(r["batch"] / r["median_s"]) for r in ok)
     info = results["models"][0]["ops"]["reconstruct"]
     assert info["reference"]["rel_rms_error_vs_float64"] < 1e-5
+    assert all(("cell_sgemm_gflops" in r) == (r["batch"] == 3) for r in ok)  # the ceiling timed in the cell
+    assert all(r["contender"] != "(numpy sgemm)" for r in results["measurements"])
     assert info["ceiling_images_per_s"] == pytest.approx(
         results["limits"]["sgemm_best_gflops"] * 1e9 / flops_per_image(tiny, "reconstruct"))
     assert results["quantization"]["tiny"]["images"] == 6

@@ -18,18 +18,19 @@ OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _VERSIONED = ("numpy", "tensorflow", "keras", "onnxruntime", "onnx", "numba", "threadpoolctl", "aefast")
 
 
-def sgemm_gflops(n: int = 2048, repeats: int = 5) -> dict:
-    """Best and median GFLOP/s of float32 (n, n) @ (n, n) with NumPy's BLAS (2 n^3 flops a product)."""
+def sgemm_call(n: int):
+    """(zero-argument function running one float32 (n, n) @ (n, n) product with NumPy's BLAS, its flops 2 n^3)."""
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), np.float32), rng.random((n, n), np.float32)
     out = np.empty((n, n), np.float32)
-    np.matmul(a, b, out=out)  # warm-up: thread pool start, page faults
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.matmul(a, b, out=out)
-        seconds.append(time.perf_counter() - start)
-    flops = 2.0 * n ** 3
+    return (lambda: np.matmul(a, b, out=out)), 2.0 * n ** 3
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 5) -> dict:
+    """Best and median GFLOP/s of float32 (n, n) @ (n, n) with NumPy's BLAS (2 n^3 flops a product)."""
+    run, flops = sgemm_call(n)
+    run()  # warm-up: thread pool start, page faults
+    seconds = [_timed(run) for _ in range(repeats)]
     return {"n": n, "repeats": repeats, "best_gflops": flops / min(seconds) / 1e9,
             "median_gflops": flops / float(np.median(seconds)) / 1e9}
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .._io import write_bytes_atomic, write_text_atomic
-from .targets import evaluate_targets
+from .targets import ceiling_images_per_s, evaluate_targets
 
 _MARK = {True: "met", False: "**missed**", None: "not measured"}
 
@@ -56,7 +56,7 @@ def _limits_lines(results: dict) -> list[str]:
                            "copy-bandwidth bound at batch 1, images/s (fp32 / fp16 / int8)"], rows)
 
 
-def _cell_rows(results: dict, model: str, op: str, ceiling: float) -> tuple[list[list[str]], list[str]]:
+def _cell_rows(results: dict, model: str, op: str) -> tuple[list[list[str]], list[str]]:
     rows, skipped = [], {}
     cell = [r for r in results["measurements"] if r["model"] == model and r["op"] == op]
     for batch in sorted({r["batch"] for r in cell}):
@@ -66,7 +66,7 @@ def _cell_rows(results: dict, model: str, op: str, ceiling: float) -> tuple[list
             ratio = f"{r['images_per_s'] / max(peers):.2f}x" if peers else "-"
             rows.append([str(batch), r["contender"], r["precision"], f"{r['median_s'] * 1e6:,.1f}",
                          f"{r['best_s'] * 1e6:,.1f}", f"{r['images_per_s']:,.0f}", ratio,
-                         f"{r['images_per_s'] / ceiling:.1%}", f"{r['rel_rms_error']:.1e}"])
+                         f"{r['images_per_s'] / ceiling_images_per_s(results, r):.1%}", f"{r['rel_rms_error']:.1e}"])
         for r in cell:
             if r["batch"] == batch and r["status"] == "skipped":
                 skipped.setdefault((r["contender"], r["reason"]), []).append(str(batch))
@@ -95,14 +95,16 @@ def render_markdown(results: dict) -> str:
              f"Timing: {t['method']}; {t['rounds']} rounds, blocks of about {t['block_s'] * 1e3:.0f} ms. "
              "Every contender was first checked against the reference answer (relative RMS error shown). "
              "`x peer` is images/s over the fastest fp32 peer's at the same batch; `% ceiling` is images/s over the "
-             "sgemm ceiling.", "", "## Machine limits", "", *_limits_lines(results), "", "## Targets", ""]
+             f"sgemm ceiling: at batch >= {t['cell_sgemm_min_batch']} from a {t['cell_sgemm_n']}^3 sgemm timed "
+             "interleaved in the same cell (same noise), else from the run's best sgemm below.", "",
+             "## Machine limits", "", *_limits_lines(results), "", "## Targets", ""]
     lines += _table(["target", "model", "result", "figure"],
                     [[r.target, r.model, _MARK[r.met], r.figure] for r in evaluate_targets(results)])
     for info in results["models"]:
         lines += ["", f"## Model `{info['name']}`: {'-'.join(map(str, info['layer_sizes']))}", "",
                   f"Weights: {info['source']}. Inputs: {info['inputs']}."]
         for op, o in info["ops"].items():
-            rows, notes = _cell_rows(results, info["name"], op, o["ceiling_images_per_s"])
+            rows, notes = _cell_rows(results, info["name"], op)
             if not rows and not notes:
                 continue
             ref = o.get("reference", {})
