@@ -220,8 +220,11 @@ def test_cli_reexecs_without_openblas_overrides(monkeypatch):
     assert len(calls) == 1
 
 
-def test_cli_rejects_bad_arguments(capsys):
-    from aefast.bench.__main__ import main
+def test_cli_rejects_bad_arguments(capsys, monkeypatch):
+    from aefast.bench import __main__ as cli
+    monkeypatch.setattr(cli.os, "execve", lambda *a: pytest.fail("main(argv) must never re-execute the process"))
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    main = cli.main
     with pytest.raises(SystemExit) as e:
         main(["--contenders", "numpy"])
     assert e.value.code == 2 and "unknown contenders ['numpy']" in capsys.readouterr().err

@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _reexec_without_openblas_overrides()
+    """Run the CLI; `argv` None means sys.argv, and only then may the process re-execute itself."""
+    if argv is None:
+        _reexec_without_openblas_overrides()
     args = _parser().parse_args(argv)
     from .contenders import select_contenders
     from .models import DEFAULT_MODEL_PATH, DEFAULT_SIZES, WIDE_SIZES, load_bench_model
