@@ -123,6 +123,11 @@ inline void row_strip(const DenseBlock& b, std::size_t r0, std::size_t p_begin, 
   std::size_t p = p_begin;
   if constexpr (NP > 1)
     for (; p + NP <= p_end; p += NP) tile<W, A, MR, NP>(b, r0, p);
+  // Leftover panels in one tile when it fits (a lone 1 x 16 tile has only 2 FMA chains: latency-bound).
+  if constexpr (NP == 4) {
+    if (p_end - p == 3) return tile<W, A, MR, 3>(b, r0, p);
+    if (p_end - p == 2) return tile<W, A, MR, 2>(b, r0, p);
+  }
   for (; p < p_end; ++p) tile<W, A, MR, 1>(b, r0, p);
 }
 
