@@ -8,15 +8,18 @@ namespace {
 constexpr std::uint64_t kCountMask = 0xffffffffu;
 
 // Spins (with pause) until done() is true or the spin budget runs out; returns done().
+// Yields about every microsecond: on a machine with more runnable threads than cores the
+// thread we wait for may need this core, and spinning would only delay it.
 template <typename Done>
 bool spin_until(Done done) {
   const auto deadline = std::chrono::steady_clock::now() + ThreadPool::kSpin;
   for (;;) {
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < 32; ++i) {
       if (done()) return true;
       _mm_pause();
     }
     if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::yield();
   }
 }
 
