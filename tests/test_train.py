@@ -5,6 +5,7 @@ Runs are tiny (hundreds of images, hidden width 32) so the file stays well under
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -275,3 +276,15 @@ def test_ship_stores_float16_and_measures_both_precisions(tiny, mnist_dir, tmp_p
     from aefast.data import load_mnist
     assert _numpy_mse(shipped, load_mnist(mnist_dir).test.x) == pytest.approx(
         measured["test_mse_float16_storage"], rel=1e-4)
+
+
+def test_cli_serves_the_exported_model_from_the_engine(mnist_dir, tmp_path, capsys):
+    """Without --quiet the CLI ends by running the file through aefast's engine: its MSE must equal Keras's."""
+    argv = ["--hidden", "16", "--latent", "4", "--epochs", "1", "--batch-size", "64", "--train-limit", "256",
+            "--val-size", "128", "--test-limit", "128", "--no-xla", "--data-dir", str(mnist_dir),
+            "--out", str(tmp_path), "--name", "engine"]
+    assert main(argv) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("aefast engine"))
+    engine_mse, keras_mse = map(float, re.search(r"test MSE ([0-9.]+) \(Keras ([0-9.]+)\)", line).groups())
+    assert "reconstructed 128 images" in line
+    assert engine_mse == pytest.approx(keras_mse, rel=1e-4, abs=1e-7)

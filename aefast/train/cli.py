@@ -93,5 +93,27 @@ def main(argv: list[str] | None = None) -> int:
               f"{result.best_epoch} (val MSE {result.metrics['val_mse']:.6f}) in {result.model_path}",
               file=sys.stderr)
         return 1
+    if verbose:
+        print(_engine_check(result))
     print(result.model_path)
     return 0
+
+
+def _engine_check(result) -> str:
+    """Serve the exported file from aefast's own engine on the same test images and compare with Keras's figure."""
+    import json
+    import time
+
+    import aefast
+    from aefast.data import load_mnist
+
+    config = json.loads((result.run_dir / "config.json").read_text())["config"]
+    test_x = load_mnist(config["data_dir"], dtype="uint8").test.x[: config["test_limit"]]
+    engine = aefast.load(result.model_path)
+    start = time.perf_counter()
+    recon = engine.reconstruct(test_x)
+    seconds = time.perf_counter() - start
+    mse = float(((recon.astype("float64") - test_x / engine.pixel_scale) ** 2).mean())
+    return (f"aefast engine ({engine.backend} {engine.isa}, {engine.precision}): test MSE {mse:.6f} "
+            f"(Keras {result.metrics['test_mse']:.6f}); reconstructed {len(test_x)} images in "
+            f"{seconds * 1e3:.0f} ms ({len(test_x) / seconds:,.0f} images/s)")
