@@ -142,6 +142,21 @@ def test_rows_are_bit_identical_across_batch_sizes_and_threads(isa, weight_dtype
             np.testing.assert_array_equal(run(net, x[:rows]), full[:rows])
 
 
+@pytest.mark.parametrize("threads", [2, 4])
+def test_thread_pool_many_short_jobs_and_wakeups_from_sleep(threads):
+    """Back-to-back pool jobs (workers still spinning) and jobs after the workers went to sleep
+    (pauses longer than the pool's spin time) all give the threads=1 answer, bit for bit."""
+    import time
+
+    net, _ = wide_net(ISAS[0], threads)
+    x = make_input(np.random.default_rng(10), 16, 300, "float32")
+    want = run(wide_net(ISAS[0], 1)[0], x)
+    for call in range(300):
+        if call % 50 == 49:
+            time.sleep(0.003)  # > the 200 us spin: the next job must wake sleeping workers
+        np.testing.assert_array_equal(run(net, x[: 2 + call % 15]), want[: 2 + call % 15])
+
+
 def test_threads_zero_means_all_cores():
     import os
 
