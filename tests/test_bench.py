@@ -16,7 +16,7 @@ from aefast.bench.models import (DEFAULT_SIZES, BenchModel, flops_per_image, op_
                                  weight_count)
 from aefast.bench.report import render_markdown, write_results
 from aefast.bench.runner import BenchConfig, run_benchmark
-from aefast.bench.targets import evaluate_targets
+from aefast.bench.targets import ceiling_images_per_s, evaluate_targets
 from aefast.bench.timing import time_interleaved
 
 TINY_SIZES = (16, 8, 4, 8, 16)
@@ -187,7 +187,11 @@ def test_run_and_write_results_end_to_end(tmp_path, tiny):
     assert all(r["images_per_s"] == pytest.approx(r["batch"] / r["median_s"]) for r in ok)
     info = results["models"][0]["ops"]["reconstruct"]
     assert info["reference"]["rel_rms_error_vs_float64"] < 1e-5
-    assert all(("cell_sgemm_gflops" in r) == (r["batch"] == 3) for r in ok)  # the ceiling timed in the cell
+    assert all(("cell_sgemm_best_gflops" in r) == (r["batch"] == 3) for r in ok)  # the ceiling timed in the cell
+    row = dict(ok[0], cell_sgemm_best_gflops=1e6)
+    assert ceiling_images_per_s(results, row) == pytest.approx(1e15 / flops_per_image(tiny, row["op"]))
+    row["cell_sgemm_best_gflops"] = 1e-6  # a busier cell never lowers the ceiling
+    assert ceiling_images_per_s(results, row) == results["models"][0]["ops"][row["op"]]["ceiling_images_per_s"]
     assert all(r["contender"] != "(numpy sgemm)" for r in results["measurements"])
     assert info["ceiling_images_per_s"] == pytest.approx(
         results["limits"]["sgemm_best_gflops"] * 1e9 / flops_per_image(tiny, "reconstruct"))

@@ -95,8 +95,9 @@ def render_markdown(results: dict) -> str:
              f"Timing: {t['method']}; {t['rounds']} rounds, blocks of about {t['block_s'] * 1e3:.0f} ms. "
              "Every contender was first checked against the reference answer (relative RMS error shown). "
              "`x peer` is images/s over the fastest fp32 peer's at the same batch; `% ceiling` is images/s over the "
-             f"sgemm ceiling: at batch >= {t['cell_sgemm_min_batch']} from a {t['cell_sgemm_n']}^3 sgemm timed "
-             "interleaved in the same cell (same noise), else from the run's best sgemm below.", "",
+             "sgemm ceiling: the run's best sgemm below or, at batch >= "
+             f"{t['cell_sgemm_min_batch']}, the best {t['cell_sgemm_n']}^3 sgemm timed interleaved in the same cell "
+             "if that was higher.", "",
              "## Machine limits", "", *_limits_lines(results), "", "## Targets", ""]
     lines += _table(["target", "model", "result", "figure"],
                     [[r.target, r.model, _MARK[r.met], r.figure] for r in evaluate_targets(results)])
