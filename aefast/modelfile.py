@@ -11,10 +11,12 @@ defect; `save_model` writes atomically.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,8 @@ _DTYPE_SIZES = {"F32": 4, "F16": 2}
 MAX_HEADER_BYTES = 1 << 20
 MAX_LAYERS = 64
 MAX_WIDTH = 1 << 20
+# No aefast model file is larger than this (refused before reading).
+MAX_FILE_BYTES = 8 + MAX_HEADER_BYTES + 4 * MAX_LAYERS * MAX_WIDTH * 64
 
 
 @dataclass
@@ -287,14 +291,47 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
     return model.validate(source)
 
 
+def _declared_data_end(header: dict) -> int:
+    """The end of the data section as the header's well-formed data_offsets declare it (0 if none)."""
+    ends = [info["data_offsets"][1] for name, info in header.items()
+            if name != "__metadata__" and isinstance(info, dict) and isinstance(info.get("data_offsets"), list)
+            and len(info["data_offsets"]) == 2 and _is_int(info["data_offsets"][1])]
+    return max(ends, default=0)
+
+
+def _read_model_bytes(path: Path) -> bytes:
+    """The bytes of a model file, read so that no file can hang the reader or make it allocate much more than an
+    honest model would need: only regular files (a FIFO, /dev/zero or a socket is refused without blocking, also
+    behind a symlink); the header is read and parsed first, and the rest is read only when the header accounts for
+    every byte of the file (a 10 GB file with a 100-byte header is refused after reading 8 + 100 bytes)."""
+    source = str(path)
+    # O_NONBLOCK: opening a FIFO with no writer would otherwise block forever; regular files ignore the flag.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{source}: not a regular file (a device, FIFO or socket), expected a "
+                                 ".safetensors model file")
+        size = st.st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelFileError(f"{source}: {size} bytes is far larger than any aefast model")
+        head = f.read(min(size, 8 + MAX_HEADER_BYTES))
+        header, start = _read_header(head, source)
+        declared = start + _declared_data_end(header)
+        if size > declared:
+            raise ModelFileError(f"{source}: file is {size} bytes but its header describes {declared} "
+                                 "(trailing bytes: damaged file, or not an aefast model)")
+        # at most `size` bytes in all, even if the file grows while being read; parse_model checks the rest.
+        return head + f.read(size - len(head))
+
+
 def read_model(path: str | os.PathLike) -> AutoencoderWeights:
     """Read and fully validate a model file; ModelFileError names the file and the defect."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > 8 + MAX_HEADER_BYTES + 4 * MAX_LAYERS * MAX_WIDTH * 64:
-            raise ModelFileError(f"{path}: {size} bytes is far larger than any aefast model")
-        data = path.read_bytes()
+        data = _read_model_bytes(path)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file") from None
     except IsADirectoryError:
@@ -302,5 +339,7 @@ def read_model(path: str | os.PathLike) -> AutoencoderWeights:
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read ({e.strerror})") from None
     except ValueError as e:   # e.g. a NUL byte in the path
+        if isinstance(e, ModelFileError):
+            raise
         raise ModelFileError(f"{path!r}: not a usable path ({e})") from None
     return parse_model(data, str(path))
