@@ -12,11 +12,24 @@ Any memory layout is accepted (strided, reversed, Fortran, read-only); the calle
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
 RANGE_TOL = 1e-3
 _FLOAT_KINDS = (np.float16, np.float32, np.float64)
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX, or the value is unknown
+        return None
+
+
+# A batch whose contiguous copy alone would exceed this is refused before it is scanned or copied: a view such as
+# np.broadcast_to(img, (2**40, 784)) costs no memory, but checking or converting it would take hours or fail late.
+MAX_BATCH_BYTES = _physical_memory_bytes() or 2**40
 
 
 def _as_array(value, what: str) -> np.ndarray:
@@ -52,19 +65,27 @@ def _batch_shape(x: np.ndarray, item_shapes: list[tuple[int, ...]], what: str) -
     raise ValueError(f"{what} have shape {x.shape}; expected {accepted}, or one item of shape {singles}")
 
 
+def _check_fits(x: np.ndarray, itemsize: int, what: str) -> None:
+    """ValueError when x as a contiguous array of `itemsize`-byte values would not fit in this machine's memory."""
+    nbytes = x.size * itemsize
+    if nbytes > MAX_BATCH_BYTES:
+        raise ValueError(f"{what} of shape {x.shape} would need {nbytes / 2**30:.3g} GiB as a contiguous array, "
+                         f"more than this machine's {MAX_BATCH_BYTES / 2**30:.3g} GiB of memory; "
+                         "pass smaller batches")
+
+
 def image_batch(images, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     """-> (x, single): x is a C-contiguous (N, input_size) uint8 or float32 array; single = no batch axis given."""
     x = _as_array(images, "images")
     size = math.prod(input_shape)
     shapes = list(dict.fromkeys([tuple(input_shape), (size,)]))
-    if x.dtype == np.uint8:
-        pass
-    elif x.dtype.type in _FLOAT_KINDS:
-        _check_finite(x, "images", -RANGE_TOL, 1 + RANGE_TOL)
-    else:
+    if x.dtype != np.uint8 and x.dtype.type not in _FLOAT_KINDS:
         raise TypeError(f"images have dtype {x.dtype}; expected uint8 (0..255) or float16/float32/float64 in "
                         "[0, 1] (convert other types explicitly, e.g. images.astype(np.uint8))")
     single = _batch_shape(x, shapes, "images")
+    _check_fits(x, 1 if x.dtype == np.uint8 else 4, "images")
+    if x.dtype != np.uint8:
+        _check_finite(x, "images", -RANGE_TOL, 1 + RANGE_TOL)
     x2 = x.reshape(1 if single else x.shape[0], size)
     return np.ascontiguousarray(x2, dtype=np.uint8 if x.dtype == np.uint8 else np.float32), single
 
@@ -75,6 +96,7 @@ def code_batch(codes, latent_size: int) -> tuple[np.ndarray, bool]:
     if c.dtype.type not in _FLOAT_KINDS:
         raise TypeError(f"codes have dtype {c.dtype}; expected float16/float32/float64 (as from compress)")
     single = _batch_shape(c, [(latent_size,)], "codes")
+    _check_fits(c, 4, "codes")
     _check_finite(c, "codes")
     c2 = np.ascontiguousarray(c.reshape(1 if single else c.shape[0], latent_size), dtype=np.float32)
     if not np.isfinite(c2).all():  # float64 codes beyond the float32 range
