@@ -20,7 +20,8 @@ import aefast
 from aefast import _io
 from aefast._reference import random_weights
 from aefast.errors import ModelFileError
-from aefast.modelfile import read_model, save_model
+from aefast.modelfile import _read_header, read_model, save_model
+from safetensors.numpy import save
 
 CHILD_MEMORY_LIMIT = 1536 * 2**20
 CHILD_TIMEOUT_S = 60
@@ -220,3 +221,49 @@ def test_one_model_loaded_from_8_threads_at_once_gives_equal_engines(tmp_path):
     assert not errors, errors[:3]
     for got in results:
         np.testing.assert_array_equal(got, want)
+
+
+# --- defects that tests/test_modelfile.py reaches only through its property tests, named one by one -------------
+
+def _file_with(tensors_change, tmp_path):
+    """A model file whose tensors are those of _weights() changed by `tensors_change(dict)`, metadata intact
+    (safetensors writes a consistent data section, so the aefast checks themselves are what must refuse it)."""
+    good = save_model(tmp_path / "good.safetensors", _weights())
+    header, _ = _read_header(good.read_bytes(), "good")
+    w = _weights()
+    tensors = {f"dense_{i}.{part}": arr for i, (k, b) in enumerate(zip(w.kernels, w.biases))
+               for part, arr in (("kernel", k), ("bias", b))}
+    tensors_change(tensors)
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(save(tensors, metadata=header["__metadata__"]))
+    return path
+
+
+def _set(name, value):
+    return lambda t: t.__setitem__(name, value)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: t.pop("dense_3.bias"), r"missing \['dense_3.bias'\]"),
+    (_set("dense_9.kernel", np.zeros((2, 2), np.float32)), r"unexpected \['dense_9.kernel'\]"),
+    (_set("dense_1.kernel", np.zeros((5, 3), np.float32)), r"dense_1.kernel has shape \(5, 3\), metadata"),
+    (_set("dense_2.bias", np.zeros(7, np.float32)), "dense_2.bias has 7 values, expected 6"),
+    (_set("dense_0.kernel", np.zeros((16, 6), np.float64)), "dtype 'F64', expected F32 or F16"),
+    (_set("dense_0.bias", np.zeros(6, np.int8)), "dtype 'I8', expected F32 or F16"),
+    (_set("dense_0.bias", np.full(6, np.inf, np.float32)), "NaN or infinite"),
+    (_set("dense_3.kernel", np.full((6, 16), -np.inf, np.float16)), "NaN or infinite"),
+    (_set("dense_1.kernel", np.zeros((6, 3, 1), np.float32)), "bad shape"),
+], ids=["missing", "extra", "kernel-vs-metadata", "bias", "f64", "int8", "inf-f32", "inf-f16", "3-d"])
+def test_each_tensor_defect_is_a_named_model_error(tmp_path, change, words):
+    path = _file_with(change, tmp_path)
+    with pytest.raises(ModelFileError, match=words) as info:
+        read_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_weights_whose_shapes_do_not_chain_are_refused_before_writing(tmp_path):
+    w = _weights()
+    w.kernels[2], w.biases[2] = np.zeros((4, 6), np.float32), np.zeros(6, np.float32)  # layer 1 gives 3
+    with pytest.raises(ModelFileError, match="shapes do not chain"):
+        save_model(tmp_path / "m.safetensors", w)
+    assert list(tmp_path.iterdir()) == []
