@@ -49,7 +49,26 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class NumpyOnlyUnpickler(pickle.Unpickler):
+def _plain_dtype_state(state) -> bool:
+    """A dtype's pickled __setstate__ tuple that only sets the byte order: (version, order, None, None, None,
+    -1, -1, 0). Any other state could give a numeric dtype object flags (NPY_ITEM_REFCOUNT / HASOBJECT), fields
+    or a new item size, making NumPy treat raw pickle bytes as object pointers."""
+    return (isinstance(state, tuple) and len(state) == 8 and state[0] in (3, 4) and state[1] in ("<", ">", "|", "=")
+            and state[2:] == (None, None, None, -1, -1, 0))
+
+
+# The pure-Python unpickler (pickle._Unpickler): unlike the C one, its opcodes can be checked (BUILD, below).
+class NumpyOnlyUnpickler(pickle._Unpickler):
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def _checked_build(self):
+        obj, state = self.stack[-2], self.stack[-1]
+        if isinstance(obj, np.dtype) and not _plain_dtype_state(state):
+            raise pickle.UnpicklingError(f"dtype state {state!r:.200} refused: only a byte order may be set")
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = _checked_build
+
     def find_class(self, module: str, name: str):
         try:
             return _ALLOWED_GLOBALS[(module, name)]
