@@ -63,12 +63,13 @@ def cpu_efficiency(batch: int, dtypes: list[str], threads: list[int], rounds: in
             for _ in range(calls):
                 net.forward(x, out)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            results[key].append((2 * batch * macs * calls / cpu / 1e9, cpu / wall))
+            results[key].append((2 * batch * macs * calls / cpu / 1e9, cpu / wall, 2 * batch * macs * calls / wall / 1e9))
     print(f"load average (1 min): {os.getloadavg()[0]:.1f}")
     for (dtype, th), values in results.items():
         values.sort()
         print(f"{dtype:8s} threads={th} batch={batch}: GFLOP per CPU-second median {values[len(values) // 2][0]:.1f} "
-              f"best {values[-1][0]:.1f}, cpu/wall median {sorted(v[1] for v in values)[len(values) // 2]:.2f}")
+              f"best {values[-1][0]:.1f}, cpu/wall median {sorted(v[1] for v in values)[len(values) // 2]:.2f}, "
+              f"wall GFLOP/s best {max(v[2] for v in values):.1f}")
 
 
 def main(argv: list[str]) -> None:
