@@ -2,6 +2,7 @@
 
 The compute limit is NumPy's BLAS sgemm on a large square product (best of several runs): every dense layer is a
 matrix product, so no engine should expect to beat it by much. The memory limit is a large NumPy copy.
+Every measurement here waits for OpenBLAS's worker threads to stop spinning before it returns (timing.settle).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .timing import settle
 
 # Environment variables that change which OpenBLAS kernel NumPy uses (the runner clears them before numpy loads).
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -26,13 +29,22 @@ def sgemm_call(n: int):
     return (lambda: np.matmul(a, b, out=out)), 2.0 * n ** 3
 
 
+def matched_sgemm_n(flops: float) -> int:
+    """The side n of the square sgemm doing about `flops` flops (2 n^3 = flops): the same work as one call of a
+    contender, so both take about as long and meet the same load (at least 16)."""
+    if flops <= 0:
+        raise ValueError(f"flops must be positive, got {flops}")
+    return max(16, round((flops / 2) ** (1 / 3)))
+
+
 def sgemm_gflops(n: int = 2048, repeats: int = 5) -> dict:
-    """Best and median GFLOP/s of float32 (n, n) @ (n, n) with NumPy's BLAS (2 n^3 flops a product)."""
+    """Best and median GFLOP/s of float32 (n, n) @ (n, n) with NumPy's BLAS (2 n^3 flops a product); returns once
+    BLAS's threads stopped spinning (spin_s: how long that took)."""
     run, flops = sgemm_call(n)
     run()  # warm-up: thread pool start, page faults
     seconds = [_timed(run) for _ in range(repeats)]
     return {"n": n, "repeats": repeats, "best_gflops": flops / min(seconds) / 1e9,
-            "median_gflops": flops / float(np.median(seconds)) / 1e9}
+            "median_gflops": flops / float(np.median(seconds)) / 1e9, "spin_s": settle()}
 
 
 def copy_bandwidth(mib: int = 256, repeats: int = 5) -> dict:

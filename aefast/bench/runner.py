@@ -39,7 +39,7 @@ class BenchConfig:
     block_s: float = 0.1
     data_dir: str | None = None
     sgemm_n: int = 2048
-    cell_sgemm_n: int = 1024  # the sgemm timed inside cells of batch >= cell_sgemm_min_batch, interleaved
+    # At batch >= cell_sgemm_min_batch an sgemm doing one call's flops is timed in the cell, interleaved
     cell_sgemm_min_batch: int = 256
     sgemm_repeats: int = 5
     copy_mib: int = 256
@@ -75,14 +75,18 @@ def _time_cell(ctx: BuildContext, model: str, op: str, batch: int, config: Bench
         except Skipped as e:
             records.append(_record(model, op, batch, contender, status="skipped", reason=str(e)))
     fns = {name: p.run for name, p in prepared.items()}
-    # At large batches NumPy's sgemm also runs as one more contender: if the machine was busier when the run's
-    # limits were measured, the cell's own best sgemm raises the ceiling. (Not at small batches: there the
-    # ceiling says little and its 12 MB would evict the weights from cache.)
+    # At large batches NumPy's sgemm runs as one more contender, a square product doing the flops of one call of
+    # the op at this batch: it lasts about as long as the engines' calls and meets the same load in the same
+    # rounds, so its median is a like-for-like ceiling for their medians (targets.same_work_ceiling). (Not at small
+    # batches: there the ceiling says little and its matrices would evict the weights from cache.)
     with_sgemm = batch >= config.cell_sgemm_min_batch and fns
     if with_sgemm:
-        fns[SGEMM_NAME], sgemm_flops = machine.sgemm_call(config.cell_sgemm_n)
+        sgemm_n = machine.matched_sgemm_n(flops_per_image(ctx.weights, op) * batch)
+        fns[SGEMM_NAME], sgemm_flops = machine.sgemm_call(sgemm_n)
     timings = time_interleaved(fns, config.rounds, config.block_s)
-    cell = {"cell_sgemm_best_gflops": sgemm_flops / timings[SGEMM_NAME].best / 1e9,
+    cell = {"cell_sgemm_n": sgemm_n, "cell_sgemm_calls_per_block": timings[SGEMM_NAME].calls_per_block,
+            "cell_sgemm_spin_s": max(timings[SGEMM_NAME].spin_s),
+            "cell_sgemm_best_gflops": sgemm_flops / timings[SGEMM_NAME].best / 1e9,
             "cell_sgemm_median_gflops": sgemm_flops / timings[SGEMM_NAME].median / 1e9} if with_sgemm else {}
     for name, p in prepared.items():
         t = timings[name]
@@ -126,8 +130,10 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
         "machine": {**machine.describe_machine(),
                     "openblas_env_cleared": json.loads(os.environ.get(CLEARED_ENV_VAR, "{}"))},
         "timing": {"method": "interleaved rounds (rotating order), one block of calls per contender per round, "
-                             "median and best of the per-round means", "rounds": config.rounds,
-                   "block_s": config.block_s, "cell_sgemm_n": config.cell_sgemm_n,
+                             "median and best of the per-round means; after every block the runner waits until "
+                             "no other thread of the process is runnable (spinning pools idle)",
+                   "rounds": config.rounds, "block_s": config.block_s,
+                   "cell_sgemm": "square sgemm doing the flops of one call of the cell's op and batch",
                    "cell_sgemm_min_batch": config.cell_sgemm_min_batch},
         "models": [], "measurements": [], "quantization": {},
     }
