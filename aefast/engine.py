@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from . import _backend
-from ._inputs import code_batch, image_batch
+from ._inputs import ImageBatcher, code_batch
 from ._quantize import PRECISIONS, backend_layers
 from .errors import ModelFileError
 from .modelfile import AutoencoderWeights, read_model
 
 BACKENDS = ("auto", "cpp", "numba")
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.safetensors"
+_FLOAT32 = np.dtype(np.float32)
+_empty = np.empty
 
 
 def _cpp_network_class():
@@ -87,6 +89,12 @@ class Engine:
         self.isa = self._net.isa
         self.threads = int(self._net.threads)
         self.nbytes = int(self._net.nbytes)
+        # Per-call constants, looked up once (the batch-1 path is a few microseconds of Python around the backend).
+        self._images = ImageBatcher(self.input_shape)
+        self._forward = self._net.forward
+        self._u8_scale = 1.0 / self.pixel_scale   # uint8 pixels: the backend folds this into the first layer
+        self._last = len(self.layer_sizes) - 1
+        self._output_size = self.layer_sizes[-1]
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
@@ -95,14 +103,14 @@ class Engine:
                 f"source={self.source!r}>")
 
     def _run(self, x: np.ndarray, begin: int, end: int, clip: bool = False) -> np.ndarray:
-        scale = 1.0 / self.pixel_scale if x.dtype == np.uint8 else 1.0
-        out = np.empty((x.shape[0], self.layer_sizes[end]), dtype=np.float32)
-        self._net.forward(x, out, begin, end, clip, scale)
+        """x: checked C-contiguous (N, layer_sizes[begin]) uint8 or float32 -> a new (N, layer_sizes[end]) float32."""
+        out = _empty((x.shape[0], self.layer_sizes[end]), _FLOAT32)   # per call: nothing shared between threads
+        self._forward(x, out, begin, end, clip, self._u8_scale if x.itemsize == 1 else 1.0)
         return out
 
     def compress(self, images) -> np.ndarray:
         """images (N, *input_shape) | (N, input_size) | one image -> codes (N, latent_size) float32."""
-        x, single = image_batch(images, self.input_shape)
+        x, single = self._images(images)
         out = self._run(x, 0, self.encoder_layers)
         return out[0] if single else out
 
@@ -114,14 +122,15 @@ class Engine:
 
     def reconstruct(self, images, clip: bool = False) -> np.ndarray:
         """decoder(encoder(images)) -> (N, input_size) float32; clip=True clamps to [0, 1] in the last layer."""
-        x, single = image_batch(images, self.input_shape)
-        out = self._run(x, 0, len(self.layer_sizes) - 1, clip)
+        x, single = self._images(images)
+        out = _empty((x.shape[0], self._output_size), _FLOAT32)
+        self._forward(x, out, 0, self._last, clip, self._u8_scale if x.itemsize == 1 else 1.0)
         return out[0] if single else out
 
     def score(self, images) -> np.ndarray:
         """Per-image mean squared reconstruction error (N,) float32, pixels in [0, 1] scale (anomaly score)."""
-        x, single = image_batch(images, self.input_shape)
-        recon = self._run(x, 0, len(self.layer_sizes) - 1)
+        x, single = self._images(images)
+        recon = self._run(x, 0, self._last)
         target = x * np.float32(1.0 / self.pixel_scale) if x.dtype == np.uint8 else x
         recon -= target
         err = np.einsum("ij,ij->i", recon, recon, dtype=np.float64) / max(x.shape[1], 1)

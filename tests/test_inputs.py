@@ -140,3 +140,73 @@ def test_nested_lists_of_floats_are_accepted(engine_and_weights):
     eng, _ = engine_and_weights
     img = np.random.default_rng(0).random(784)
     np.testing.assert_array_equal(eng.compress(img.tolist()), eng.compress(img))
+
+
+def _outcome(fn, images):
+    """(array, single) or (error type, message) from one checker call."""
+    try:
+        x, single = fn(images)
+        return "ok", x.copy(), single
+    except (TypeError, ValueError) as e:
+        return type(e).__name__, str(e), None
+
+
+FAST_PATH_CASES = {  # every value edge the min/max range check must catch, in the arrays the fast path takes
+    "ok": lambda a: a, "zero-rows": lambda a: a[:0], "nan-first": lambda a: _set(a, 0, np.nan),
+    "nan-last": lambda a: _set(a, -1, np.nan), "nan-middle": lambda a: _set(a, a.size // 2 + 3, np.nan),
+    "all-nan": lambda a: np.full_like(a, np.nan), "inf": lambda a: _set(a, 7, np.inf),
+    "-inf": lambda a: _set(a, 9, -np.inf), "nan-and-inf": lambda a: _set(_set(a, 1, np.inf), 2, np.nan),
+    "at-tolerance": lambda a: _set(_set(a, 3, 1 + 1e-3), 4, -1e-3), "over": lambda a: _set(a, 5, 1.0011),
+    "under": lambda a: _set(a, 6, -0.0011), "big": lambda a: a * 255,
+}
+
+
+def _set(a: np.ndarray, index: int, value: float) -> np.ndarray:
+    a = a.copy()
+    a.flat[index] = value
+    return a
+
+
+@pytest.mark.parametrize("case", sorted(FAST_PATH_CASES))
+@pytest.mark.parametrize("shape", [(1, 784), (16, 784), (784,), (3, 28, 28), (28, 28)])
+@pytest.mark.parametrize("dtype", ["float32", "uint8", ">f4", "float64"])
+def test_image_batcher_matches_image_batch_exactly(case, shape, dtype):
+    """The engine's fast checker accepts exactly what image_batch accepts, with the same array, and otherwise
+    raises image_batch's own error (NaN/inf: 'NaN or infinite', out of range: 'in [0, 1]')."""
+    from aefast._inputs import ImageBatcher, image_batch
+    unit = np.random.default_rng(3).random(shape).astype(np.float32)
+    images = FAST_PATH_CASES[case](unit)
+    if dtype == "uint8":
+        images = np.nan_to_num(images, nan=0, posinf=255, neginf=0).clip(0, 255).astype(np.uint8)
+    else:
+        images = images.astype(dtype)
+    before = images.copy()
+    fast = _outcome(ImageBatcher((28, 28)), images)
+    slow = _outcome(lambda a: image_batch(a, (28, 28)), images)
+    assert fast[0] == slow[0] and fast[2] == slow[2]
+    if fast[0] == "ok":
+        np.testing.assert_array_equal(fast[1], slow[1])
+        assert fast[1].dtype == slow[1].dtype and fast[1].flags.c_contiguous
+    else:
+        assert fast[1] == slow[1]
+        if "nan" in case or "inf" in case:
+            assert "NaN or infinite" in fast[1]
+    np.testing.assert_array_equal(images, before)
+
+
+def test_image_batcher_returns_the_callers_array_without_copying():
+    from aefast._inputs import ImageBatcher
+    x = np.random.default_rng(0).random((4, 784)).astype(np.float32)
+    x.flags.writeable = False
+    got, single = ImageBatcher((28, 28))(x)
+    assert got is x and not single
+    got, single = ImageBatcher((28, 28))(x[0])
+    assert np.shares_memory(got, x) and got.shape == (1, 784) and single
+
+
+def test_image_batcher_keeps_an_input_shape_of_one_row_a_single_image():
+    """input_shape (1, 784): a (1, 784) array is ONE image (single=True), as image_batch says, not a batch."""
+    from aefast._inputs import ImageBatcher, image_batch
+    x = np.zeros((1, 784), np.float32)
+    assert ImageBatcher((1, 784))(x)[1] is True == image_batch(x, (1, 784))[1]
+    assert ImageBatcher((1, 784))(np.zeros((2, 784), np.float32))[1] is False
