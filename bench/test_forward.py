@@ -10,6 +10,7 @@ import pytest
 from aefast.bench.contenders import CONTENDERS, Skipped
 from aefast.bench.models import OPERATIONS, flops_per_image
 from aefast.bench.runner import BATCHES
+from aefast.bench.timing import settle
 
 
 @pytest.mark.parametrize("batch", BATCHES)
@@ -26,5 +27,7 @@ def test_forward(benchmark, bench_context, model_name, contender, op, batch):
         contender=contender.name, family=contender.family, precision=contender.precision, batch=batch,
         flops_per_image=flops_per_image(ctx.weights, op), rel_rms_error=prepared.rel_rms_error,
         reference=prepared.reference, model=ctx.description, **prepared.details)
+    settle()  # the previous test's thread pool (OpenBLAS spins ~0.1 s) must not run into this one's rounds
     out = benchmark(prepared.run)
+    settle()
     assert out.shape[0] == batch
