@@ -304,10 +304,12 @@ def _cpu_during_sleep(seconds: float) -> float:
 
 
 def test_settle_waits_until_a_spinning_thread_stops():
-    def spin(seconds):
+    src, dst = np.ones(4 << 20, np.float32), np.empty(4 << 20, np.float32)
+
+    def spin(seconds):  # busy without the GIL (NumPy copies release it), like a native pool's spinning worker
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
-            pass
+            np.copyto(dst, src)
     spinner = threading.Thread(target=spin, args=(0.08,))
     spinner.start()
     assert runnable_threads() >= 1  # the check can see the spinner
