@@ -6,7 +6,9 @@ Kernel layout (why): each layer's weights are packed ONCE, transposed to (out_pa
 NR (zero rows), so every output value is a dot product of two contiguous rows. The register tile is MR rows x NR
 output channels: the k loop keeps MR*NR scalar accumulators, which LLVM (fastmath) turns into vector registers.
 Row blocks of MB rows are the parallel unit (prange); inside a row block, output channels go in panels of NB
-that are decoded (fp16 bits / int8 -> float32) or copied into a contiguous float32 scratch once per row block.
+that are decoded (fp16 bits / int8 -> float32) into a contiguous float32 scratch once per row block (float32
+weights are read in place). The activation runs as a separate pass over each finished panel of outputs, with a
+branch-free ELU so that LLVM vectorizes it (a libm expm1 per value cost more than the whole 100->1000 layer).
 The input rows are widened (uint8 -> float32) into a zero-padded MR-multiple scratch, so the tail rows of a batch
 run through exactly the same arithmetic as full tiles: rows are bit-identical whatever N is.
 """
@@ -30,43 +32,86 @@ WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8))
 _HALF_EXP_TABLE = np.array([2.0 ** -24] + [2.0 ** (e - 25) for e in range(1, 32)], dtype=np.float32)
 
 
-def _decode_panel(wt, j0, jn, panel):  # pragma: no cover - replaced by the overload below inside njit code
+def _weight_panel(wt, j0, jn, scratch):  # pragma: no cover - replaced by the overload below inside njit code
     raise NotImplementedError
 
 
-@overload(_decode_panel, jit_options={"fastmath": True})
-def _decode_panel_impl(wt, j0, jn, panel):
-    """panel[:jn, :] = float32 values of packed rows wt[j0:j0+jn, :] (float32 copy, fp16 bits, or int8)."""
-    if wt.dtype == numba.types.float32 or wt.dtype == numba.types.int8:
-        def impl(wt, j0, jn, panel):
+@overload(_weight_panel, jit_options={"fastmath": True})
+def _weight_panel_impl(wt, j0, jn, scratch):
+    """-> (src, off): float32 rows src[off:off+jn, :] hold the values of packed rows wt[j0:j0+jn, :].
+
+    float32 weights are read in place (src = wt, off = j0: no copy); fp16 bits and int8 are decoded into scratch.
+    """
+    if wt.dtype == numba.types.float32:
+        def impl(wt, j0, jn, scratch):
+            return wt, j0
+        return impl
+    if wt.dtype == numba.types.int8:
+        def impl(wt, j0, jn, scratch):
             for j in range(jn):
                 for k in range(wt.shape[1]):
-                    panel[j, k] = np.float32(wt[j0 + j, k])
+                    scratch[j, k] = np.float32(wt[j0 + j, k])
+            return scratch, 0
         return impl
     if wt.dtype == numba.types.uint16:  # fp16 stored as its bit pattern (numba has no CPU float16)
         table = _HALF_EXP_TABLE
 
-        def impl(wt, j0, jn, panel):
+        def impl(wt, j0, jn, scratch):
             for j in range(jn):
                 for k in range(wt.shape[1]):
                     h = np.int32(wt[j0 + j, k])
                     e = (h >> 10) & 0x1F
                     m = (h & 0x3FF) | (np.int32(e != 0) << 10)
                     v = np.float32(m) * table[e]
-                    panel[j, k] = -v if h & 0x8000 else v
+                    scratch[j, k] = -v if h & 0x8000 else v
+            return scratch, 0
         return impl
     return None
 
 
+# 2**-n for n = 0..29 (2**n for the n = round(x / ln 2) of x in [-20, 0]); a table because numba has no float bitcast.
+_POW2_NEG_TABLE = np.array([2.0 ** -n for n in range(30)], dtype=np.float32)
+_LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)   # Cody-Waite: n * _LN2_HI is exact
+
+
 @njit(fastmath=True, cache=True)
-def _activate(v, act, clip):
-    if act == 1:
-        v = v if v > 0 else np.float32(np.expm1(v))
-    elif act == 2:
-        v = np.float32(1.0) / (np.float32(1.0) + np.float32(np.exp(-v)))
-    if clip:
-        v = min(max(v, np.float32(0.0)), np.float32(1.0))
-    return v
+def _elu(x):
+    """ELU(x) = x > 0 ? x : expm1(x), branch-free so loops over it vectorize (np.expm1 is a libm call per value).
+
+    The C++ kernels' algorithm (csrc/kernels/math_avx2.h): x clamped to [-20, 0] (expm1(-20) is -1 in float32),
+    x = n ln2 + r with |r| <= ln2/2, expm1(x) = 2^n expm1(r) + (2^n - 1), expm1(r) by its degree-8 Taylor polynomial
+    r + r^2 q(r) (error < 2.1e-10); |x| < 2^-24 gives x itself (exact there).
+    """
+    xc = min(max(x, np.float32(-20.0)), np.float32(0.0))
+    n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
+    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    t = _POW2_NEG_TABLE[min(max(np.int32(-n), 0), 29)]   # index clamped: never reads outside the table
+    q = np.float32(1.0 / 40320)
+    q = q * r + np.float32(1.0 / 5040)
+    q = q * r + np.float32(1.0 / 720)
+    q = q * r + np.float32(1.0 / 120)
+    q = q * r + np.float32(1.0 / 24)
+    q = q * r + np.float32(1.0 / 6)
+    q = q * r + np.float32(0.5)
+    e = t * ((r * r) * q + r) + (t - np.float32(1.0))
+    e = x if abs(x) < np.float32(2.0 ** -24) else e
+    return x if x > 0 else e
+
+
+@njit(fastmath=True, cache=True)
+def _activate_rows(out, r0, r1, c0, c1, act, clip):
+    """out[r0:r1, c0:c1] = activation (then clip to [0, 1]) in place; each value's result depends on it alone."""
+    for i in range(r0, r1):
+        row = out[i]
+        if act == 1:
+            for c in range(c0, c1):
+                row[c] = _elu(row[c])
+        elif act == 2:
+            for c in range(c0, c1):
+                row[c] = np.float32(1.0) / (np.float32(1.0) + np.float32(np.exp(-row[c])))
+        if clip:
+            for c in range(c0, c1):
+                row[c] = min(max(row[c], np.float32(0.0)), np.float32(1.0))
 
 
 @njit(fastmath=True, cache=True)
@@ -80,12 +125,12 @@ def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
     for i in range(rows):
         for k in range(k_in):
             xb[i, k] = np.float32(x[r0 + i, k])
-    panel = np.empty((NB, k_in), np.float32)
+    scratch = np.empty((NB if wt.itemsize != 4 else 0, k_in), np.float32)   # float32 weights need none
     for j0 in range(0, wt.shape[0], NB):
         jn = min(NB, wt.shape[0] - j0)
-        _decode_panel(wt, j0, jn, panel)
+        panel, off = _weight_panel(wt, j0, jn, scratch)
         for i in range(0, rows_pad, MR):
-            for j in range(0, jn, NR):
+            for j in range(off, off + jn, NR):
                 s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = np.float32(0.0)
                 for k in range(k_in):
                     w0 = panel[j, k]
@@ -107,10 +152,10 @@ def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
                     if i + ii >= rows:
                         break
                     for jj in range(NR):
-                        c = j0 + j + jj
+                        c = j0 + (j - off) + jj
                         if c < m_out:
-                            v = tile[ii][jj] * (in_scale * col_scale[c]) + bias[c]
-                            out[r0 + i + ii, c] = _activate(v, act, clip)
+                            out[r0 + i + ii, c] = tile[ii][jj] * (in_scale * col_scale[c]) + bias[c]
+        _activate_rows(out, r0, r1, j0, min(j0 + jn, m_out), act, clip)
 
 
 @njit(fastmath=True, cache=True)
