@@ -21,9 +21,9 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
-MR = 4     # rows per register tile
+MR = 6     # rows per register tile
 NR = 2     # output channels per register tile
-MB = 64    # rows per parallel row block (multiple of MR)
+MB = 60    # rows per parallel row block (multiple of MR)
 NB = 128   # output channels per decoded weight panel (multiple of NR)
 ACTIVATION_CODES = {"linear": 0, "elu": 1, "sigmoid": 2}
 WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8))
@@ -49,8 +49,9 @@ def _weight_panel_impl(wt, j0, jn, scratch):
     if wt.dtype == numba.types.int8:
         def impl(wt, j0, jn, scratch):
             for j in range(jn):
-                for k in range(wt.shape[1]):
-                    scratch[j, k] = np.float32(wt[j0 + j, k])
+                src, dst = wt[j0 + j], scratch[j]
+                for k in range(src.shape[0]):
+                    dst[k] = np.float32(src[k])
             return scratch, 0
         return impl
     if wt.dtype == numba.types.uint16:  # fp16 stored as its bit pattern (numba has no CPU float16)
@@ -58,12 +59,13 @@ def _weight_panel_impl(wt, j0, jn, scratch):
 
         def impl(wt, j0, jn, scratch):
             for j in range(jn):
-                for k in range(wt.shape[1]):
-                    h = np.int32(wt[j0 + j, k])
+                src, dst = wt[j0 + j], scratch[j]
+                for k in range(src.shape[0]):
+                    h = np.int32(src[k])
                     e = (h >> 10) & 0x1F
                     m = (h & 0x3FF) | (np.int32(e != 0) << 10)
                     v = np.float32(m) * table[e]
-                    scratch[j, k] = -v if h & 0x8000 else v
+                    dst[k] = -v if h & 0x8000 else v
             return scratch, 0
         return impl
     return None
@@ -100,17 +102,20 @@ def _elu(x):
 
 @njit(fastmath=True, cache=True)
 def _activate_rows(out, r0, r1, c0, c1, act, clip):
-    """out[r0:r1, c0:c1] = activation (then clip to [0, 1]) in place; each value's result depends on it alone."""
+    """out[r0:r1, c0:c1] = activation (then clip to [0, 1]) in place; each value's result depends on it alone.
+
+    Loops run over a 1-D row slice from 0: LLVM vectorizes those, not `for c in range(c0, c1): out[i, c]`.
+    """
     for i in range(r0, r1):
-        row = out[i]
+        row = out[i, c0:c1]
         if act == 1:
-            for c in range(c0, c1):
+            for c in range(row.shape[0]):
                 row[c] = _elu(row[c])
         elif act == 2:
-            for c in range(c0, c1):
+            for c in range(row.shape[0]):
                 row[c] = np.float32(1.0) / (np.float32(1.0) + np.float32(np.exp(-row[c])))
         if clip:
-            for c in range(c0, c1):
+            for c in range(row.shape[0]):
                 row[c] = min(max(row[c], np.float32(0.0)), np.float32(1.0))
 
 
@@ -123,15 +128,16 @@ def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
     rows_pad = (rows + MR - 1) // MR * MR
     xb = np.zeros((rows_pad, k_in), np.float32)   # widened, zero-padded copy of the rows
     for i in range(rows):
+        src, dst = x[r0 + i], xb[i]   # 1-D rows indexed from 0 vectorize (see _activate_rows)
         for k in range(k_in):
-            xb[i, k] = np.float32(x[r0 + i, k])
+            dst[k] = np.float32(src[k])
     scratch = np.empty((NB if wt.itemsize != 4 else 0, k_in), np.float32)   # float32 weights need none
     for j0 in range(0, wt.shape[0], NB):
         jn = min(NB, wt.shape[0] - j0)
         panel, off = _weight_panel(wt, j0, jn, scratch)
         for i in range(0, rows_pad, MR):
             for j in range(off, off + jn, NR):
-                s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = np.float32(0.0)
+                s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = s40 = s41 = s50 = s51 = np.float32(0.0)
                 for k in range(k_in):
                     w0 = panel[j, k]
                     w1 = panel[j + 1, k]
@@ -139,6 +145,8 @@ def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
                     a1 = xb[i + 1, k]
                     a2 = xb[i + 2, k]
                     a3 = xb[i + 3, k]
+                    a4 = xb[i + 4, k]
+                    a5 = xb[i + 5, k]
                     s00 += a0 * w0
                     s01 += a0 * w1
                     s10 += a1 * w0
@@ -147,7 +155,11 @@ def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
                     s21 += a2 * w1
                     s30 += a3 * w0
                     s31 += a3 * w1
-                tile = ((s00, s01), (s10, s11), (s20, s21), (s30, s31))
+                    s40 += a4 * w0
+                    s41 += a4 * w1
+                    s50 += a5 * w0
+                    s51 += a5 * w1
+                tile = ((s00, s01), (s10, s11), (s20, s21), (s30, s31), (s40, s41), (s50, s51))
                 for ii in range(MR):
                     if i + ii >= rows:
                         break

@@ -1,6 +1,6 @@
 """Every Network implementation (numba, and each cpp ISA once `_core.Network` exists) against the float64 reference.
 
-Sizes straddle the tiles of both backends (numba: MR=4 rows, NR=2 channels, MB=64 rows, NB=128 channels),
+Sizes straddle the tiles of both backends (numba: MR=6 rows, NR=2 channels, MB=60 rows, NB=128 channels),
 outputs are pre-filled with NaN so an unwritten element fails.
 """
 import numpy as np
@@ -14,7 +14,7 @@ FP32_TOL = 1e-4          # max abs error of float32 math vs float64 on these siz
 FP16_TOL = 5e-3          # fp16-rounded weights vs float32 weights, max abs on ELU/sigmoid outputs
 INT8_TOL = 5e-2          # int8 per-channel weights vs float32 weights
 TOLS = {"fp32": FP32_TOL, "fp16": FP16_TOL, "int8": INT8_TOL}
-BATCHES = [0, 1, 2, 3, 5, 7, 16, 17, 63, 64, 65, 255, 1025]
+BATCHES = [0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 16, 17, 59, 60, 61, 63, 64, 65, 255, 1025]
 WIDTHS = [(7, 1, 3, 7), (784, 129, 2, 127, 784), (40, 128, 130, 40), (5, 256, 5)]
 
 
@@ -85,7 +85,7 @@ def test_rows_do_not_depend_on_batch_size_or_threads(backend_isa, precision):
     serial.forward(x, full)
     for threads in (1, 0):
         net = make_network(backend_isa, layers, threads=threads)
-        for n in (1, 3, 64, 65, 129, 300):
+        for n in (1, 3, 6, 7, 60, 61, 64, 65, 129, 300):
             out = _nan_out(n, 784)
             net.forward(x[300 - n:], out)   # the rows land in other tiles than in the full batch
             np.testing.assert_array_equal(out, full[300 - n:], err_msg=f"N={n} threads={threads}")
