@@ -2,15 +2,16 @@
 
 numba is imported when this module is imported, so `aefast` imports it only on first use of this backend.
 
-Kernel layout (why): each layer's weights are packed ONCE, transposed to (out_pad, in_pad) with out_pad a multiple
-of NR (zero rows) and in_pad a multiple of KR (zero columns: the vectorized k loop has no scalar tail; K=100 ran
-at 50 GFLOP/s, 104 at 61), so every output value is a dot product of two contiguous rows. The register tile is MR rows x NR
-output channels: the k loop keeps MR*NR scalar accumulators, which LLVM (fastmath) turns into vector registers.
-Row blocks of MB rows are the parallel unit (prange); inside a row block, output channels go in panels of NB
-that are decoded (fp16 bits / int8 -> float32) into a contiguous float32 scratch once per row block (float32
-weights are read in place). Tiles store their raw sums whole into a panel scratch; scale, bias and the activation then run as passes over
-each finished panel of outputs (the same vector loop for every row), the activation with a
-branch-free ELU so that LLVM vectorizes it (a libm expm1 per value cost more than the whole 100->1000 layer).
+Kernel layout (why): each layer's weights are packed ONCE, transposed to (out_pad, in_pad) with out_pad a
+multiple of NR (zero rows) and in_pad a multiple of KR (zero columns, so the vectorized k loop has no scalar tail:
+K=100 ran at 50 GFLOP/s, K=104 at 61); every output value is then a dot product of two contiguous rows.
+The register tile is MR rows x NR output channels: the k loop keeps MR*NR scalar accumulators, which LLVM
+(fastmath) turns into vector registers. Row blocks of MB rows are the parallel unit (prange); inside a row block,
+output channels go in panels of NB that are decoded (fp16 bits / int8 -> float32) into a contiguous float32
+scratch once per row block (float32 weights are read in place). Tiles store their raw sums whole into a panel
+scratch; scale, bias and the activation then run as passes over each finished panel (the same vector loop for
+every row), the activation with a branch-free ELU that LLVM vectorizes (a libm expm1 per value cost more than the
+whole 100->1000 layer). Loops run over 1-D row slices indexed from 0: LLVM vectorizes those, not out[i, c].
 The input rows are widened (uint8 -> float32) into a zero-padded MR-multiple scratch, so the tail rows of a batch
 run through exactly the same arithmetic as full tiles: rows are bit-identical whatever N is.
 """
