@@ -9,7 +9,8 @@ import pytest
 from aefast.analyze.__main__ import main
 from aefast.analyze.configs import DEFAULT_SWEEP, TUTORIAL_MSE, SweepConfig, select_configs
 from aefast.analyze.results import ConfigResult
-from aefast.analyze.study import StudyError, StudyOptions, run_study, sample_indices
+from aefast.analyze.study import StudyError, StudyOptions, run_study, sample_indices, train_config
+from aefast.train import TrainConfig
 
 
 def test_default_sweep_covers_the_tutorial_and_beyond():
@@ -29,6 +30,17 @@ def test_overrides_select_and_reshape_configurations():
     assert {c.epochs for c in select_configs(quick=True)} == {select_configs(quick=True)[0].epochs}
     with pytest.raises(ValueError, match="between 1 and 784"):
         SweepConfig(785, (1000,), 1)
+
+
+def test_a_configuration_can_carry_its_own_learning_rate(tmp_path):
+    wide = next(c for c in DEFAULT_SWEEP if c.hidden == (10000,))
+    assert wide.lr is not None and wide.lr < 1e-3  # lr 1e-3 left the wide model stuck at the mean image
+    opts = StudyOptions(out=tmp_path, configs=[wide])
+    assert train_config(opts, wide).lr == wide.lr
+    assert train_config(opts, SweepConfig(8, (32,), 1)).lr == TrainConfig().lr
+    assert select_configs([100], epochs=2)[1].lr == wide.lr  # overrides keep the per-configuration rate
+    with pytest.raises(ValueError, match="learning rate must be positive"):
+        SweepConfig(8, (32,), 1, lr=0.0)
 
 
 def test_sample_indices_pick_the_first_of_each_digit():

@@ -52,10 +52,11 @@ class StudyOptions:
 
 
 def train_config(opts: StudyOptions, cfg: SweepConfig) -> TrainConfig:
+    per_config = {"lr": cfg.lr} if cfg.lr is not None else {}
     return TrainConfig(hidden=tuple(cfg.hidden), latent=cfg.latent, epochs=cfg.epochs, seed=opts.seed,
                        data_dir=opts.data_dir, out=str(opts.out / "runs"), name=cfg.name,
                        train_limit=opts.train_limit, val_size=opts.val_size, test_limit=opts.test_limit,
-                       extra={"study": opts.command}, **opts.extra_train)
+                       extra={"study": opts.command}, **{**per_config, **opts.extra_train})
 
 
 def settings(opts: StudyOptions, cfg: SweepConfig) -> dict:
