@@ -43,7 +43,7 @@ def _weight_panel(wt, j0, jn, scratch):  # pragma: no cover - replaced by the ov
     raise NotImplementedError
 
 
-@overload(_weight_panel, jit_options={"fastmath": True})
+@overload(_weight_panel, jit_options={"fastmath": True, "error_model": "numpy"})
 def _weight_panel_impl(wt, j0, jn, scratch):
     """-> (src, off): float32 rows src[off:off+jn, :] hold the values of packed rows wt[j0:j0+jn, :].
 
@@ -83,7 +83,7 @@ _POW2_NEG_TABLE = np.array([2.0 ** -n for n in range(30)], dtype=np.float32)
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)   # Cody-Waite: n * _LN2_HI is exact
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _elu(x):
     """ELU(x) = x > 0 ? x : expm1(x), branch-free so loops over it vectorize (np.expm1 is a libm call per value).
 
@@ -107,7 +107,7 @@ def _elu(x):
     return x if x > 0 else e
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _activate_rows(out, r0, r1, c0, c1, act, clip):
     """out[r0:r1, c0:c1] = activation (then clip to [0, 1]) in place; each value's result depends on it alone.
 
@@ -119,14 +119,15 @@ def _activate_rows(out, r0, r1, c0, c1, act, clip):
             for c in range(row.shape[0]):
                 row[c] = _elu(row[c])
         elif act == 2:
-            for c in range(row.shape[0]):
-                row[c] = np.float32(1.0) / (np.float32(1.0) + np.float32(np.exp(-row[c])))
+            for c in range(row.shape[0]):   # exp's argument clamped: fastmath assumes no inf (1/(1+inf) gave NaN)
+                z = min(max(-row[c], np.float32(-88.0)), np.float32(88.0))
+                row[c] = np.float32(1.0) / (np.float32(1.0) + np.float32(np.exp(z)))
         if clip:
             for c in range(row.shape[0]):
                 row[c] = min(max(row[c], np.float32(0.0)), np.float32(1.0))
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
     """out[r0:r1] = act((x[r0:r1] @ W) * in_scale * col_scale + bias), W = wt.T; one row block, serially."""
     k_pad = wt.shape[1]   # x.shape[1] rounded up to KR: zero weights and zero inputs beyond x.shape[1]
@@ -181,7 +182,7 @@ def _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, r0, r1):
         _activate_rows(out, r0, r1, j0, c1, act, clip)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _decode_all(wt):
     """Packed fp16-bit / int8 weights (out_pad, in_pad) -> the float32 array of their values."""
     decoded = np.empty(wt.shape, np.float32)
@@ -189,14 +190,14 @@ def _decode_all(wt):
     return decoded
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, error_model="numpy")
 def _dense_serial(x, wt, col_scale, bias, act, in_scale, clip, out):
     n = x.shape[0]
     for b in range((n + MB - 1) // MB):
         _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, b * MB, min(b * MB + MB, n))
 
 
-@njit(fastmath=True, parallel=True, cache=True)
+@njit(fastmath=True, parallel=True, cache=True, error_model="numpy")
 def _dense_parallel(x, wt, col_scale, bias, act, in_scale, clip, out):
     n = x.shape[0]
     for b in prange((n + MB - 1) // MB):

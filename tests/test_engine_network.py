@@ -162,3 +162,13 @@ def test_numba_vector_elu_matches_float64_expm1():
     _activate_rows(got, 0, 1, 0, x.size, 1, False)
     rel = np.abs(got[0] - want) / np.maximum(np.abs(want), np.finfo(np.float32).tiny)
     assert rel.max() <= ELU_REL_TOL, f"max relative error {rel.max():.3g} at x={x[rel.argmax()]}"
+
+
+def test_numba_sigmoid_saturates_instead_of_nan():
+    """Pre-activations far beyond exp's range give 0 or 1 (a fastmath 1/(1+inf) once gave NaN), not NaN."""
+    from aefast._numba_backend import _activate_rows
+    x = np.array([-3e38, -1e4, -255.0, -90.0, -10.0, 0.0, 10.0, 90.0, 255.0, 1e4, 3e38] * 3, np.float32)
+    want = 0.5 * (1.0 + np.tanh(0.5 * x.astype(np.float64)))   # the logistic function, overflow-free
+    got = x[None].copy()
+    _activate_rows(got, 0, 1, 0, x.size, 2, False)
+    assert not np.isnan(got).any() and np.abs(got[0] - want).max() <= FP32_TOL

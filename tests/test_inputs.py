@@ -210,3 +210,14 @@ def test_image_batcher_keeps_an_input_shape_of_one_row_a_single_image():
     x = np.zeros((1, 784), np.float32)
     assert ImageBatcher((1, 784))(x)[1] is True == image_batch(x, (1, 784))[1]
     assert ImageBatcher((1, 784))(np.zeros((2, 784), np.float32))[1] is False
+
+
+def test_float64_codes_beyond_float32_are_refused_and_float32_extremes_are_not(engine_and_weights):
+    eng, _ = engine_and_weights
+    with pytest.raises(ValueError, match="overflow float32"):
+        eng.decompress(np.full((2, LATENT), 1e39))
+    biggest = np.full((1, LATENT), np.finfo(np.float32).max, np.float32)
+    # finite float32 codes are accepted; the numba backend used to raise ZeroDivisionError here (inf * 0 -> NaN in
+    # its sigmoid under numba's python error model); now it gives NaN like the C++ backend
+    assert eng.decompress(biggest).shape == (1, 784)
+    assert eng.decompress(biggest.astype(np.float64)).shape == (1, 784)
