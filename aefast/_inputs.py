@@ -141,7 +141,8 @@ def code_batch(codes, latent_size: int) -> tuple[np.ndarray, bool]:
     single = _batch_shape(c, [(latent_size,)], "codes")
     _check_fits(c, 4, "codes")
     _check_finite(c, "codes")
-    c2 = np.ascontiguousarray(c.reshape(1 if single else c.shape[0], latent_size), dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow is reported just below, as a ValueError
+        c2 = np.ascontiguousarray(c.reshape(1 if single else c.shape[0], latent_size), dtype=np.float32)
     if c.dtype.itemsize == 8 and not np.isfinite(c2).all():  # float64 codes beyond the float32 range (only they can)
         raise ValueError("codes overflow float32 (values beyond +-3.4e38)")
     return c2, single

@@ -17,7 +17,8 @@ def reference_forward(weights: AutoencoderWeights, x, begin: int = 0, end: int |
         if act == "elu":
             h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
         elif act == "sigmoid":
-            h = 1.0 / (1.0 + np.exp(-h))
+            with np.errstate(over="ignore"):  # exp(-h) -> inf for very negative h gives the right limit, 0
+                h = 1.0 / (1.0 + np.exp(-h))
     return np.clip(h, 0.0, 1.0) if clip else h
 
 
