@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from . import _backend
+from .engine import backend as _backend
 from .errors import DataFileError, ModelFileError
 from .modelfile import AutoencoderWeights, read_model, save_model
 

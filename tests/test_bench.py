@@ -12,7 +12,7 @@ import pytest
 from aefast.bench import machine
 from aefast.bench.contenders import (CONTENDERS_BY_NAME, REL_RMS_TOLERANCE, BuildContext, Contender, Skipped,
                                      check_errors, numpy_forward, select_contenders)
-from aefast._reference import reference_forward
+from aefast.engine.reference import reference_forward
 from aefast.bench.models import (DEFAULT_SIZES, BenchModel, flops_per_image, op_end, op_layers, random_weights,
                                  weight_count)
 from aefast.bench.report import render_markdown, write_results

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import aefast
-from aefast import engine as engine_mod
-from aefast._reference import random_weights, reference_forward
+from aefast.engine import api as engine_mod
+from aefast.engine.reference import random_weights, reference_forward
 from aefast.engine import available_backends
 
 FP32_TOL = 1e-4

@@ -6,8 +6,8 @@ outputs are pre-filled with NaN so an unwritten element fails.
 import numpy as np
 import pytest
 
-from aefast._quantize import backend_layers
-from aefast._reference import random_weights, reference_forward
+from aefast.engine.precisions import backend_layers
+from aefast.engine.reference import random_weights, reference_forward
 from aefast.engine import available_backends
 
 FP32_TOL = 1e-4          # max abs error of float32 math vs float64 on these sizes
@@ -21,7 +21,7 @@ WIDTHS = [(7, 1, 3, 7), (784, 129, 2, 127, 784), (40, 128, 130, 40), (5, 256, 5)
 def make_network(backend_isa, layers, threads=0):
     backend, isa = backend_isa
     if backend == "numba":
-        from aefast._numba_backend import Network
+        from aefast.engine.numba_backend import Network
         return Network(layers, threads=threads)
     from aefast import _core
     return _core.Network(layers, isa=isa, threads=threads)
@@ -155,7 +155,7 @@ ELU_REL_TOL = 2.4e-7   # 2 float32 ulps: the numba ELU's polynomial expm1 agains
 
 def test_numba_vector_elu_matches_float64_expm1():
     """The branch-free ELU the numba backend vectorizes, over 32 decades of tiny negatives, [-25, 5], and +-0."""
-    from aefast._numba_backend import _activate_rows
+    from aefast.engine.numba_backend import _activate_rows
     x = np.concatenate([-np.logspace(-30, 2, 20001), np.linspace(-25, 5, 30001), [0.0, -0.0]]).astype(np.float32)
     want = np.where(x > 0, x.astype(np.float64), np.expm1(x.astype(np.float64)))
     got = x[None].copy()
@@ -166,7 +166,7 @@ def test_numba_vector_elu_matches_float64_expm1():
 
 def test_numba_sigmoid_saturates_instead_of_nan():
     """Pre-activations far beyond exp's range give 0 or 1 (a fastmath 1/(1+inf) once gave NaN), not NaN."""
-    from aefast._numba_backend import _activate_rows
+    from aefast.engine.numba_backend import _activate_rows
     x = np.array([-3e38, -1e4, -255.0, -90.0, -10.0, 0.0, 10.0, 90.0, 255.0, 1e4, 3e38] * 3, np.float32)
     want = 0.5 * (1.0 + np.tanh(0.5 * x.astype(np.float64)))   # the logistic function, overflow-free
     got = x[None].copy()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import aefast
-from aefast._reference import random_weights
+from aefast.engine.reference import random_weights
 from aefast.engine import available_backends
 
 THREADS = 8
@@ -40,7 +40,7 @@ def test_concurrent_calls_equal_serial_calls(backend, precision):
 
 
 def test_default_engine_is_created_once_under_contention(monkeypatch, tmp_path):
-    from aefast import engine as engine_mod
+    from aefast.engine import api as engine_mod
     path = aefast.save_model(tmp_path / "d.safetensors", random_weights((16, 4, 2, 4, 16), seed=1))
     monkeypatch.setattr(engine_mod, "DEFAULT_MODEL_PATH", path)
     monkeypatch.setattr(engine_mod, "_default", None)

@@ -1,12 +1,12 @@
 """Property tests: any images/codes either give the float64-reference answer or a clear ValueError/TypeError,
-and the caller's array is never modified (aefast/_inputs.py documents what is accepted)."""
+and the caller's array is never modified (aefast/engine/inputs.py documents what is accepted)."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aefast
-from aefast._reference import random_weights, reference_forward
+from aefast.engine.reference import random_weights, reference_forward
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TOL = 1e-4
@@ -173,7 +173,7 @@ def _set(a: np.ndarray, index: int, value: float) -> np.ndarray:
 def test_image_batcher_matches_image_batch_exactly(case, shape, dtype):
     """The engine's fast checker accepts exactly what image_batch accepts, with the same array, and otherwise
     raises image_batch's own error (NaN/inf: 'NaN or infinite', out of range: 'in [0, 1]')."""
-    from aefast._inputs import ImageBatcher, image_batch
+    from aefast.engine.inputs import ImageBatcher, image_batch
     unit = np.random.default_rng(3).random(shape).astype(np.float32)
     images = FAST_PATH_CASES[case](unit)
     if dtype == "uint8":
@@ -195,7 +195,7 @@ def test_image_batcher_matches_image_batch_exactly(case, shape, dtype):
 
 
 def test_image_batcher_returns_the_callers_array_without_copying():
-    from aefast._inputs import ImageBatcher
+    from aefast.engine.inputs import ImageBatcher
     x = np.random.default_rng(0).random((4, 784)).astype(np.float32)
     x.flags.writeable = False
     got, single = ImageBatcher((28, 28))(x)
@@ -206,7 +206,7 @@ def test_image_batcher_returns_the_callers_array_without_copying():
 
 def test_image_batcher_keeps_an_input_shape_of_one_row_a_single_image():
     """input_shape (1, 784): a (1, 784) array is ONE image (single=True), as image_batch says, not a batch."""
-    from aefast._inputs import ImageBatcher, image_batch
+    from aefast.engine.inputs import ImageBatcher, image_batch
     x = np.zeros((1, 784), np.float32)
     assert ImageBatcher((1, 784))(x)[1] is True == image_batch(x, (1, 784))[1]
     assert ImageBatcher((1, 784))(np.zeros((2, 784), np.float32))[1] is False

@@ -6,7 +6,7 @@ import psutil
 import pytest
 
 import aefast
-from aefast._reference import random_weights
+from aefast.engine.reference import random_weights
 from aefast.engine import available_backends
 
 RSS_GROWTH_LIMIT = 5 * 2**20

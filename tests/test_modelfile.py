@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import aefast
 from aefast.errors import ModelFileError
 from aefast.modelfile import parse_model, read_model, save_model
-from aefast._reference import random_weights
+from aefast.engine.reference import random_weights
 
 PROPERTY = settings(max_examples=150, deadline=None)
 

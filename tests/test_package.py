@@ -26,7 +26,7 @@ def test_core_reports_cpu_features():
 
 
 def test_missing_core_falls_back_with_one_warning():
-    p = subprocess.run([sys.executable, "-W", "always", "-c", "import aefast, aefast._backend as b; "
+    p = subprocess.run([sys.executable, "-W", "always", "-c", "import aefast, aefast.engine.backend as b; "
                         "import importlib; print(b.core is None)"],
                        capture_output=True, text=True, check=True,
                        env={**__import__("os").environ, "AEFAST_DISABLE_CORE": "1"})

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import aefast
-from aefast import _inputs
-from aefast._reference import random_weights
+from aefast.engine import inputs as _inputs
+from aefast.engine.reference import random_weights
 from aefast.engine import available_backends
 
 BACKENDS = sorted({b for b, _ in available_backends()})
@@ -32,7 +32,7 @@ _ABSURD_IN_CHILD = textwrap.dedent("""
     import json, sys, time, tracemalloc
     import numpy as np
     import aefast
-    from aefast._reference import random_weights
+    from aefast.engine.reference import random_weights
     eng = aefast.load(random_weights((784, 20, 6, 20, 784), seed=7), backend="numba")
     view = lambda dtype, width: np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=(2**40, width),
                                                                strides=(0, 0))

@@ -18,7 +18,7 @@ import pytest
 
 import aefast
 from aefast import _io
-from aefast._reference import random_weights
+from aefast.engine.reference import random_weights
 from aefast.errors import ModelFileError
 from aefast.modelfile import _read_header, read_model, save_model
 from safetensors.numpy import save
@@ -134,7 +134,7 @@ def test_save_model_failing_at_fsync_keeps_the_old_file(tmp_path, monkeypatch):
 _CRASH_IN_CHILD = textwrap.dedent("""
     import os, signal, sys
     from aefast import _io
-    from aefast._reference import random_weights
+    from aefast.engine.reference import random_weights
     from aefast.modelfile import save_model
     path, where = sys.argv[1], sys.argv[2]
     die = lambda *a: os.kill(os.getpid(), signal.SIGKILL)

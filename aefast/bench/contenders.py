@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .._reference import reference_forward
+from ..engine.reference import reference_forward
 from ..modelfile import AutoencoderWeights
 from .models import OPERATIONS, op_end, op_layers
 

@@ -95,7 +95,7 @@ def _cpu_model() -> str:
 
 def _cpu_flags() -> dict:
     try:
-        from .. import _backend
+        from ..engine import backend as _backend
         if _backend.core is not None:
             return {"source": "aefast._core.cpu_features", **_backend.core.cpu_features()}
     except ImportError:

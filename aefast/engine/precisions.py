@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .modelfile import AutoencoderWeights
+from ..modelfile import AutoencoderWeights
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INT8_MAX = 127

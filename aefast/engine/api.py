@@ -2,7 +2,7 @@
 
 An Engine is immutable after construction and safe to call from several Python threads at once: every call
 allocates its own output, and the backend Network (C++ `_core.Network` or the numba one) is thread-safe.
-Inputs are checked in Python (aefast/_inputs.py) before any compute runs; the caller's arrays are never written.
+Inputs are checked in Python (aefast/engine/inputs.py) before any compute runs; the caller's arrays are never written.
 """
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _backend
-from ._inputs import ImageBatcher, code_batch
-from ._quantize import PRECISIONS, backend_layers
-from .errors import ModelFileError
-from .modelfile import AutoencoderWeights, read_model
+from . import backend as _backend
+from .inputs import ImageBatcher, code_batch
+from .precisions import PRECISIONS, backend_layers
+from ..errors import ModelFileError
+from ..modelfile import AutoencoderWeights, read_model
 
 BACKENDS = ("auto", "cpp", "numba")
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.safetensors"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default.safetensors"
 _FLOAT32 = np.dtype(np.float32)
 _empty = np.empty
 
@@ -45,7 +45,7 @@ def _make_network(layers: list[dict], backend: str, isa: str, threads: int):
         return cpp(layers, isa=isa, threads=threads), "cpp"
     if isa not in ("auto", "numba"):  # numba has one code path
         raise ValueError(f"isa={isa!r} applies to the cpp backend only; the numba backend has isa 'numba'")
-    from ._numba_backend import Network  # imports numba: only now
+    from .numba_backend import Network  # imports numba: only now
 
     return Network(layers, threads=threads), "numba"
 

@@ -10,7 +10,7 @@ if os.environ.get("AEFAST_DISABLE_CORE", "") not in ("", "0"):
     core_error = "disabled by AEFAST_DISABLE_CORE"
 else:
     try:
-        from . import _core as core  # noqa: F811
+        from .. import _core as core  # noqa: F811
     except ImportError as e:  # not built, or built for another Python/CPU
         core_error = f"{type(e).__name__}: {e}"
 
