@@ -184,6 +184,12 @@ PYBIND11_MODULE(_core, m) {
     d["fma"] = f.fma;
     d["f16c"] = f.f16c;
     d["avx512f"] = f.avx512f;
+    d["avx512bw"] = f.avx512bw;
+    d["avx512dq"] = f.avx512dq;
+    d["avx512vl"] = f.avx512vl;
+    d["avx512vnni"] = f.avx512vnni;
+    d["avx512bf16"] = f.avx512bf16;
+    d["avx_vnni"] = f.avx_vnni;
     return d;
   }, "CPU features detected at run time (CPUID + XGETBV).");
 

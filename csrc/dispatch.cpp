@@ -26,16 +26,18 @@ static CpuFeatures detect() {
   }
   const bool fma = c & bit_FMA;
   const bool f16c = c & bit_F16C;
-  unsigned a7, b7, c7, d7;
-  bool avx2 = false, avx512f = false;
-  if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7)) {
-    avx2 = b7 & bit_AVX2;
-    avx512f = b7 & bit_AVX512F;
-  }
-  f.avx2 = avx && avx2 && ymm_enabled;
+  unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0, a71 = 0, b71 = 0, c71 = 0, d71 = 0;
+  if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7) && a7 >= 1) __get_cpuid_count(7, 1, &a71, &b71, &c71, &d71);
+  f.avx2 = avx && (b7 & bit_AVX2) && ymm_enabled;
   f.fma = fma && ymm_enabled;
   f.f16c = f16c && ymm_enabled;
-  f.avx512f = avx512f && zmm_enabled;
+  f.avx512f = (b7 & bit_AVX512F) && zmm_enabled;
+  f.avx512bw = f.avx512f && (b7 & bit_AVX512BW);
+  f.avx512dq = f.avx512f && (b7 & bit_AVX512DQ);
+  f.avx512vl = f.avx512f && (b7 & bit_AVX512VL);
+  f.avx512vnni = f.avx512f && (c7 & bit_AVX512VNNI);
+  f.avx512bf16 = f.avx512f && (a71 & bit_AVX512BF16);   // CPUID.(EAX=7,ECX=1):EAX[5]
+  f.avx_vnni = avx && ymm_enabled && (a71 & bit_AVXVNNI);   // CPUID.(EAX=7,ECX=1):EAX[4]
 #endif
   return f;
 }

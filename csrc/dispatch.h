@@ -7,14 +7,21 @@
 
 namespace aefast {
 
+// Each flag is set only when the CPU has the instructions AND the OS saves the registers they use (XGETBV).
 struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool f16c = false;
   bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512dq = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;   // vpdpbusd on zmm/ymm (EVEX)
+  bool avx512bf16 = false;   // vdpbf16ps, vcvtne2ps2bf16
+  bool avx_vnni = false;     // vpdpbusd VEX form (Intel Alder Lake+; an illegal instruction on AMD Zen 4)
 };
 
-// CPUID (and OS support for the YMM state via XGETBV), read once.
+// CPUID (and OS support for the YMM/ZMM state via XGETBV), read once.
 const CpuFeatures& cpu_features();
 
 // One ISA's kernels: dense[weight type][input type] and the standalone ELU.
