@@ -15,6 +15,7 @@
 
 namespace py = pybind11;
 using aefast::Activation;
+using aefast::Compute;
 using aefast::InputType;
 using aefast::WeightType;
 
@@ -76,6 +77,34 @@ py::array checked_vector(const py::dict& layer, const char* key, const std::stri
   return v;
 }
 
+const char* compute_name(Compute c) { return c == Compute::q8 ? "q8" : c == Compute::bf16 ? "bf16" : "f32"; }
+
+// q8 sums: |sum_k q x w| <= K 255 128 and |zero x colsum| <= 255 127 K must stay below 2^31.
+constexpr std::size_t kMaxQ8Inputs = 65536;
+
+// The layer's "compute" key (default: bf16 for uint16 weights, f32 otherwise), checked against its weight type.
+Compute checked_compute(const py::dict& layer, const std::string& where, WeightType type) {
+  std::string name = type == WeightType::bf16 ? "bf16" : "f32";
+  if (layer.contains("compute")) {
+    if (!py::isinstance<py::str>(layer["compute"])) throw py::type_error(where + "[\"compute\"] must be a str");
+    name = layer["compute"].cast<std::string>();
+  }
+  if (name == "f32" && type != WeightType::bf16) return Compute::f32;
+  if (name == "q8" && type == WeightType::i8) return Compute::q8;
+  if (name == "bf16" && type == WeightType::bf16) return Compute::bf16;
+  throw py::value_error(where + "[\"compute\"] is '" + name + "' for " +
+                        (type == WeightType::bf16 ? "uint16 (bf16)" : type == WeightType::i8 ? "int8" : "float") +
+                        " weights; expected 'f32' (float32/float16/int8 weights), 'q8' (int8) or 'bf16' (uint16)");
+}
+
+void check_bf16_finite(const py::array& w, const std::string& where) {
+  const auto* bits = static_cast<const std::uint16_t*>(w.data());
+  for (py::ssize_t i = 0; i < w.size(); ++i)
+    if ((bits[i] & 0x7f80u) == 0x7f80u)
+      throw py::value_error(where + "[\"weight\"] holds an infinite or NaN bf16 value at flat index " +
+                            std::to_string(i) + "; weights must be finite");
+}
+
 bool overlaps(const py::array& a, const py::array& b) {
   const auto* a0 = static_cast<const char*>(a.data());
   const auto* b0 = static_cast<const char*>(b.data());
@@ -99,16 +128,26 @@ class PyNetwork {
         if (!layer.contains(key)) throw py::value_error(where + " is missing the key \"" + key + "\"");
       for (const auto& item : layer) {
         const std::string key = py::str(item.first).cast<std::string>();
-        if (key != "weight" && key != "bias" && key != "activation" && key != "scale")
-          throw py::value_error(where + " has an unknown key \"" + key + "\" (expected weight, scale, bias, activation)");
+        if (key != "weight" && key != "bias" && key != "activation" && key != "scale" && key != "compute")
+          throw py::value_error(where + " has an unknown key \"" + key +
+                                "\" (expected weight, scale, bias, activation, compute)");
       }
       py::array w = checked_array(layer["weight"], where + "[\"weight\"]", 2);
       WeightType type;
       if (has_dtype<float>(w)) type = WeightType::f32;
       else if (w.dtype().kind() == 'f' && w.itemsize() == 2 && w.dtype().byteorder() != '>') type = WeightType::f16;
       else if (has_dtype<std::int8_t>(w)) type = WeightType::i8;
-      else bad_dtype(where + "[\"weight\"]", w, "float32, float16 or int8");
+      else if (has_dtype<std::uint16_t>(w)) type = WeightType::bf16;
+      else bad_dtype(where + "[\"weight\"]", w, "float32, float16, int8 or uint16 (bf16 bits)");
+      const Compute compute = checked_compute(layer, where, type);
+      if (i > 0 && compute != specs.front().compute)
+        throw py::value_error(where + " computes in " + compute_name(compute) + " but layers[0] in " +
+                              compute_name(specs.front().compute) + "; every layer must use the same compute");
       const std::size_t in = w.shape(0), out = w.shape(1);
+      if (compute == Compute::q8 && in > kMaxQ8Inputs)
+        throw py::value_error(where + " has " + std::to_string(in) + " inputs; q8 layers take at most " +
+                              std::to_string(kMaxQ8Inputs) + " (int32 sums of u8 x s8 products must not overflow)");
+      if (type == WeightType::bf16) check_bf16_finite(w, where);
       if (in == 0 || out == 0)
         throw py::value_error(where + "[\"weight\"] has shape " + shape_of(w) + "; widths must be >= 1");
       if (!specs.empty() && specs.back().out != in)
@@ -129,7 +168,7 @@ class PyNetwork {
       keep_alive.push_back(w);
       keep_alive.push_back(b);
       specs.push_back({type, w.data(), scale, static_cast<const float*>(b.data()), in, out,
-                       checked_activation(layer["activation"], where + "[\"activation\"]")});
+                       checked_activation(layer["activation"], where + "[\"activation\"]"), compute});
     }
     std::size_t n_threads = threads ? std::size_t(threads) : std::max(1u, std::thread::hardware_concurrency());
     net_ = std::make_unique<aefast::Network>(specs, kernels, n_threads);  // packs (copies) the weights
@@ -217,6 +256,10 @@ PYBIND11_MODULE(_core, m) {
            py::arg("clip") = false, py::arg("input_scale") = 1.0,
            "out[:] = layers[begin:end](x); x float32 or uint8 (N, width[begin]), out float32 (N, width[end]).")
       .def_property_readonly("isa", [](const PyNetwork& n) { return std::string(n.net().isa_name()); })
+      .def_property_readonly("kernel", [](const PyNetwork& n) { return std::string(n.net().kernel_name()); },
+                             "The kernel that runs the layers: the ISA, or for q8/bf16 the extension used "
+                             "(avx512vnni, avx512bf16, avx2, scalar).")
+      .def_property_readonly("compute", [](const PyNetwork& n) { return std::string(compute_name(n.net().compute())); })
       .def_property_readonly("threads", [](const PyNetwork& n) { return n.net().threads(); })
       .def_property_readonly("nbytes", [](const PyNetwork& n) { return n.net().nbytes(); })
       .def_property_readonly("layer_sizes", [](const PyNetwork& n) { return n.net().layer_sizes(); });

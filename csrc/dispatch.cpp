@@ -1,6 +1,7 @@
 #include "dispatch.h"
 
 #include "kernels/avx2.h"
+#include "kernels/avx512_lowp.h"
 #include "kernels/scalar.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -53,6 +54,8 @@ static const IsaKernels kScalar = {
      {dense_f16w_f32x__scalar, dense_f16w_u8x__scalar},
      {dense_i8w_f32x__scalar, dense_i8w_u8x__scalar}},
     elu__scalar,
+    dense_q8__scalar, quantize_rows__scalar, "scalar",
+    dense_bf16__scalar, to_bf16_rows__scalar, "scalar",
 };
 
 static const IsaKernels kAvx2 = {
@@ -61,13 +64,36 @@ static const IsaKernels kAvx2 = {
      {dense_f16w_f32x__avx2, dense_f16w_u8x__avx2},
      {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
     elu__avx2,
+    dense_q8__avx2, quantize_rows__scalar, "avx2",
+    dense_bf16__avx2, to_bf16_rows__scalar, "avx2",
 };
 
-// Best first. The AVX2 file is compiled with -mavx2 -mfma -mf16c, so it needs all three.
+// The AVX-512 level: F/BW/DQ/VL (+ the AVX2/FMA/F16C its files are also built with); VNNI and BF16 kernels where
+// the CPU has those extensions, else the AVX2 ones.
+static IsaKernels avx512_kernels(const CpuFeatures& f) {
+  IsaKernels isa = kAvx2;
+  isa.name = "avx512";
+  if (f.avx512vnni) {
+    isa.q8 = dense_q8__avx512vnni;
+    isa.quantize_rows = quantize_rows__avx512;
+    isa.q8_name = "avx512vnni";
+  }
+  if (f.avx512bf16) {
+    isa.bf16 = dense_bf16__avx512bf16;
+    isa.to_bf16 = to_bf16_rows__avx512bf16;
+    isa.bf16_name = "avx512bf16";
+  }
+  return isa;
+}
+
+// Best first. The AVX2 files are compiled with -mavx2 -mfma -mf16c, so they need all three.
 static std::vector<const IsaKernels*> usable() {
   std::vector<const IsaKernels*> isas;
   const CpuFeatures& f = cpu_features();
-  if (f.avx2 && f.fma && f.f16c) isas.push_back(&kAvx2);
+  const bool avx2 = f.avx2 && f.fma && f.f16c;
+  static const IsaKernels kAvx512 = avx512_kernels(f);
+  if (avx2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl) isas.push_back(&kAvx512);
+  if (avx2) isas.push_back(&kAvx2);
   isas.push_back(&kScalar);
   return isas;
 }

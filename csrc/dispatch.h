@@ -24,11 +24,19 @@ struct CpuFeatures {
 // CPUID (and OS support for the YMM/ZMM state via XGETBV), read once.
 const CpuFeatures& cpu_features();
 
-// One ISA's kernels: dense[weight type][input type] and the standalone ELU.
+// One ISA's kernels: dense[weight type][input type] (fp32 compute), the standalone ELU, and the low-precision
+// kernels. An ISA level may borrow a lower level's kernel where the CPU lacks an extension (an AVX-512 CPU
+// without VNNI runs q8 with the AVX2 kernel); q8_name / bf16_name say which kernel really runs.
 struct IsaKernels {
   const char* name;
   DenseBlockFn dense[3][2];
   EluFn elu;
+  Q8DenseFn q8;
+  QuantizeRowsFn quantize_rows;
+  const char* q8_name;
+  Bf16DenseFn bf16;
+  ToBf16RowsFn to_bf16;
+  const char* bf16_name;
 };
 
 // Names of the ISAs usable on this CPU, best first; "scalar" is always last.

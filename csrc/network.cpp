@@ -11,31 +11,46 @@ std::size_t element_size(WeightType t) {
     case WeightType::f32: return 4;
     case WeightType::f16: return 2;
     case WeightType::i8: return 1;
+    case WeightType::bf16: return 2;
   }
   return 4;
 }
 
-// Rows per task when rows are split between threads (a multiple of the 6-row tile;
-// a block's activations, 96 x 1000 floats, stay in L2 between layers).
-constexpr std::size_t kMaxRowBlock = 96;
-// Below this many multiply-adds per call, waking workers costs more than it saves.
-constexpr std::size_t kMinParallelWork = std::size_t(1) << 18;
+// Packs W[in][out] (elements of es bytes) into panels of 16 columns with k in groups of `group` (1: the fp32
+// layout; 4: q8; 2: bf16; see dense.h), zero padded in both k and columns.
+std::vector<std::uint8_t> pack_panels(const void* weight, std::size_t in, std::size_t out, std::size_t es,
+                                      std::size_t group) {
+  const std::size_t panels = panel_count(out), kg = (in + group - 1) / group;
+  std::vector<std::uint8_t> packed(panels * kg * group * kPanelWidth * es, 0);
+  const auto* src = static_cast<const std::uint8_t*>(weight);
+  for (std::size_t p = 0; p < panels; ++p) {
+    const std::size_t j0 = p * kPanelWidth, cols = std::min(kPanelWidth, out - j0);
+    for (std::size_t k = 0; k < in; ++k)
+      for (std::size_t c = 0; c < cols; ++c)
+        std::memcpy(&packed[(((p * kg + k / group) * kPanelWidth + c) * group + k % group) * es],
+                    src + (k * out + j0 + c) * es, es);
+  }
+  return packed;
+}
 
-std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+std::size_t group_of(Compute compute) {
+  return compute == Compute::q8 ? kQuadK : compute == Compute::bf16 ? kPairK : 1;
+}
 
 }  // namespace
 
 Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, std::size_t threads)
     : isa_(isa), pool_(threads) {
+  compute_ = layers.empty() ? Compute::f32 : layers.front().compute;
   for (const LayerSpec& spec : layers) {
-    PackedLayer layer{spec.weight_type, spec.in, spec.out, {}, {}, {}, spec.activation};
-    const std::size_t es = element_size(spec.weight_type), panels = panel_count(spec.out);
-    layer.weights.assign(panels * spec.in * kPanelWidth * es, 0);
-    const auto* src = static_cast<const std::uint8_t*>(spec.weight);
-    for (std::size_t p = 0; p < panels; ++p) {
-      const std::size_t j0 = p * kPanelWidth, cols = std::min(kPanelWidth, spec.out - j0);
+    PackedLayer layer{spec.weight_type, spec.in, spec.out, {}, {}, {}, {}, spec.activation};
+    const std::size_t panels = panel_count(spec.out);
+    layer.weights = pack_panels(spec.weight, spec.in, spec.out, element_size(spec.weight_type), group_of(compute_));
+    if (compute_ == Compute::q8) {
+      layer.colsum.assign(panels * kPanelWidth, 0);
+      const auto* w = static_cast<const std::int8_t*>(spec.weight);
       for (std::size_t k = 0; k < spec.in; ++k)
-        std::memcpy(&layer.weights[(p * spec.in + k) * kPanelWidth * es], src + (k * spec.out + j0) * es, cols * es);
+        for (std::size_t j = 0; j < spec.out; ++j) layer.colsum[j] += w[k * spec.out + j];
     }
     layer.scale.assign(panels * kPanelWidth, 1.0f);
     layer.bias.assign(panels * kPanelWidth, 0.0f);
@@ -48,8 +63,19 @@ Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, st
 
 std::size_t Network::nbytes() const {
   std::size_t total = 0;
-  for (const PackedLayer& l : layers_) total += l.weights.size() + (l.scale.size() + l.bias.size()) * sizeof(float);
+  for (const PackedLayer& l : layers_)
+    total += l.weights.size() + (l.scale.size() + l.bias.size()) * sizeof(float) + l.colsum.size() * sizeof(std::int32_t);
   return total;
+}
+
+const char* Network::kernel_name() const {
+  return compute_ == Compute::q8 ? isa_.q8_name : compute_ == Compute::bf16 ? isa_.bf16_name : isa_.name;
+}
+
+std::size_t Network::threads_for(std::size_t rows, std::size_t begin, std::size_t end) const {
+  std::size_t work = 0;
+  for (std::size_t l = begin; l < end; ++l) work += rows * layers_[l].in * layers_[l].out;
+  return work < kMinParallelWork ? 1 : pool_.size();
 }
 
 std::vector<std::size_t> Network::layer_sizes() const {
@@ -85,15 +111,14 @@ void Network::run_rows(const void* x, InputType x_type, float* out, std::size_t 
 void Network::forward(const void* x, InputType x_type, float* out, std::size_t rows, std::size_t begin,
                       std::size_t end, bool clip, float input_scale) const {
   if (rows == 0) return;
+  if (compute_ != Compute::f32) return forward_lowp(x, x_type, out, rows, begin, end, clip, input_scale);
   const std::size_t x_row_bytes = layers_[begin].in * (x_type == InputType::u8 ? 1 : sizeof(float));
   const std::size_t out_width = layers_[end - 1].out;
-  std::size_t work = 0;
-  for (std::size_t l = begin; l < end; ++l) work += rows * layers_[l].in * layers_[l].out;
-  const std::size_t threads = work < kMinParallelWork ? 1 : pool_.size();
+  const std::size_t threads = threads_for(rows, begin, end);
 
   if (threads == 1 || rows >= 2 * threads * kMaxRowBlock) {
     // Rows split into blocks; each task runs the whole chain on its block (no barrier between layers).
-    const std::size_t block = std::min(kMaxRowBlock, round_up((rows + 4 * threads - 1) / (4 * threads), 6));
+    const std::size_t block = std::min(kMaxRowBlock, (rows + 24 * threads - 1) / (24 * threads) * 6);
     const std::size_t per_slot = 2 * block * max_width_;
     auto scratch = acquire_scratch(per_slot * threads);
     const std::size_t blocks = (rows + block - 1) / block;
@@ -146,8 +171,9 @@ std::unique_ptr<Network::Scratch> Network::acquire_scratch(std::size_t floats) c
 }
 
 void Network::release_scratch(std::unique_ptr<Scratch> scratch) const {
+  if (scratch->buffer.size() * sizeof(float) > kKeptScratchBytes) return;  // freed here: a rare, large call
   std::lock_guard<std::mutex> lock(scratch_mutex_);
-  free_scratch_.push_back(std::move(scratch));
+  if (free_scratch_.empty()) free_scratch_.push_back(std::move(scratch));  // one kept; concurrent extras freed
 }
 
 }  // namespace aefast

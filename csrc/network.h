@@ -15,6 +15,7 @@
 namespace aefast {
 
 // One layer as given by the caller (row-major weight[in][out]; scale only for int8, else null).
+// compute: f32 for f32/f16/i8 weights, q8 for i8 weights, bf16 for bf16 weights; the same for every layer.
 struct LayerSpec {
   WeightType weight_type;
   const void* weight;
@@ -22,6 +23,7 @@ struct LayerSpec {
   const float* bias;
   std::size_t in, out;
   Activation activation;
+  Compute compute = Compute::f32;
 };
 
 class Network {
@@ -34,6 +36,9 @@ class Network {
                bool clip, float input_scale) const;
 
   const char* isa_name() const { return isa_.name; }
+  // The kernel that runs this network's layers ("avx512vnni", "avx2", ...).
+  const char* kernel_name() const;
+  Compute compute() const { return compute_; }
   std::size_t threads() const { return pool_.size(); }
   std::size_t nbytes() const;
   std::size_t layer_count() const { return layers_.size(); }
@@ -43,24 +48,40 @@ class Network {
   struct PackedLayer {
     WeightType weight_type;
     std::size_t in, out;
-    std::vector<std::uint8_t> weights;  // panels, see dense.h
+    std::vector<std::uint8_t> weights;  // panels, see dense.h (q8 and bf16: k-grouped panels)
     std::vector<float> scale, bias;     // padded to the panel width
+    std::vector<std::int32_t> colsum;   // q8 only: sum_k W[k, j], padded to the panel width
     Activation activation;
   };
-  // Two ping-pong activation buffers per pool slot, owned by one forward() call at a time.
+  // Activation buffers of one forward() call (all pool slots), reused between calls: see acquire_scratch.
   struct Scratch {
     std::vector<float> buffer;
     float* slot(std::size_t index, std::size_t floats_per_slot) { return buffer.data() + index * floats_per_slot; }
   };
+  struct LowpRows;  // one task's low-precision activations (network_lowp.cpp)
+
+  // Rows per task when rows are split between threads (a multiple of the 6- and 8-row tiles; a block's
+  // activations, 96 x 1000 floats, stay in L2 between layers).
+  static constexpr std::size_t kMaxRowBlock = 96;
+  // Below this many multiply-adds per call, waking workers costs more than it saves.
+  static constexpr std::size_t kMinParallelWork = std::size_t(1) << 18;
+  // After a call, at most one scratch of at most this many bytes is kept for the next call (issue 15: scratch
+  // used to be kept per concurrent caller, at its largest size, for the Network's lifetime).
+  static constexpr std::size_t kKeptScratchBytes = std::size_t(64) << 20;
+  std::size_t threads_for(std::size_t rows, std::size_t begin, std::size_t end) const;
 
   void run_layer(std::size_t layer, const void* a, InputType a_type, std::size_t lda, float* c, std::size_t ldc,
                  std::size_t rows, std::size_t panel_begin, std::size_t panel_end, bool clip, float input_scale) const;
   void run_rows(const void* x, InputType x_type, float* out, std::size_t rows, std::size_t begin,
                 std::size_t end, bool clip, float input_scale, float* ping, float* pong) const;
+  void forward_lowp(const void* x, InputType x_type, float* out, std::size_t rows, std::size_t begin,
+                    std::size_t end, bool clip, float input_scale) const;
+  std::size_t lowp_floats(std::size_t rows) const;
   std::unique_ptr<Scratch> acquire_scratch(std::size_t floats) const;
   void release_scratch(std::unique_ptr<Scratch> scratch) const;
 
   const IsaKernels& isa_;
+  Compute compute_ = Compute::f32;
   std::vector<PackedLayer> layers_;
   std::size_t max_width_ = 0;
   mutable ThreadPool pool_;

@@ -94,7 +94,7 @@ def test_attributes_repr_and_nbytes(weights):
 
 def test_bad_options_are_refused(weights, tmp_path):
     with pytest.raises(ValueError, match="precision"):
-        aefast.load(weights, precision="bf16")
+        aefast.load(weights, precision="int4")
     with pytest.raises(ValueError, match="backend"):
         aefast.load(weights, backend="cuda")
     with pytest.raises(ValueError, match="threads"):

@@ -12,8 +12,9 @@ from aefast.engine import available_backends
 
 FP32_TOL = 1e-4          # max abs error of float32 math vs float64 on these sizes
 FP16_TOL = 5e-3          # fp16-rounded weights vs float32 weights, max abs on ELU/sigmoid outputs
-INT8_TOL = 5e-2          # int8 per-channel weights vs float32 weights
-TOLS = {"fp32": FP32_TOL, "fp16": FP16_TOL, "int8": INT8_TOL}
+BF16_TOL = 3e-2          # bf16-rounded weights and activations (8 significant bits) vs float32
+INT8_TOL = 5e-2          # int8 per-channel weights and per-row uint8 activations vs float32
+TOLS = {"fp32": FP32_TOL, "fp16": FP16_TOL, "bf16": BF16_TOL, "int8": INT8_TOL}
 BATCHES = [0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 16, 17, 59, 60, 61, 63, 64, 65, 255, 1025]
 WIDTHS = [(7, 1, 3, 7), (784, 129, 2, 127, 784), (40, 128, 130, 40), (5, 256, 5)]
 
@@ -40,7 +41,7 @@ def _nan_out(n, width):
 
 
 @pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16", "int8"])
 @pytest.mark.parametrize("sizes", WIDTHS, ids=lambda s: "-".join(map(str, s)))
 def test_forward_matches_float64_reference(backend_isa, precision, sizes):
     w = _weights(sizes)
@@ -75,7 +76,7 @@ def test_uint8_input_scale_clip_and_layer_ranges(backend_isa):
 
 
 @pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16", "int8"])
 def test_rows_do_not_depend_on_batch_size_or_threads(backend_isa, precision):
     sizes = (784, 130, 9, 130, 784)
     layers = backend_layers(_weights(sizes, seed=5), precision)

@@ -60,7 +60,7 @@ def available_backends() -> list[tuple[str, str]]:
 class Engine:
     """A loaded autoencoder ready for inference.
 
-    Attributes: layer_sizes, latent_size, input_shape, pixel_scale, precision, backend ("cpp"/"numba"), isa,
+    Attributes: layer_sizes, latent_size, input_shape, pixel_scale, precision, backend ("cpp"/"numba"), isa, kernel,
     threads, nbytes (bytes of weights as the backend holds them), metadata (training, metrics, data_sha256).
     """
 
@@ -87,6 +87,7 @@ class Engine:
         self._net, self.backend = _make_network(backend_layers(weights, precision), backend, isa,
                                                 0 if threads is None else int(threads))
         self.isa = self._net.isa
+        self.kernel = self._net.kernel   # what really runs the layers, e.g. "avx512vnni" for int8 on AVX-512 VNNI
         self.threads = int(self._net.threads)
         self.nbytes = int(self._net.nbytes)
         # Per-call constants, looked up once (the batch-1 path is a few microseconds of Python around the backend).
@@ -99,7 +100,7 @@ class Engine:
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
         return (f"<aefast.Engine {sizes} latent={self.latent_size} precision={self.precision} "
-                f"backend={self.backend} isa={self.isa} threads={self.threads} nbytes={self.nbytes} "
+                f"backend={self.backend} isa={self.isa} kernel={self.kernel} threads={self.threads} nbytes={self.nbytes} "
                 f"source={self.source!r}>")
 
     def _run(self, x: np.ndarray, begin: int, end: int, clip: bool = False) -> np.ndarray:
@@ -142,7 +143,9 @@ def load(source, precision: str = "fp32", backend: str = "auto", threads: int | 
          isa: str = "auto") -> Engine:
     """An Engine from a model file path or an AutoencoderWeights.
 
-    precision: fp32 | fp16 (half weights, fp32 math) | int8 (per-channel symmetric weights, fp32 activations).
+    precision: fp32 | fp16 (half weights, fp32 math) | bf16 (bf16 weights and activations, fp32 accumulation)
+      | int8 (per-channel symmetric int8 weights, per-row uint8 activations quantized at run time, int32 sums);
+      see aefast/engine/precisions.py.
     backend: auto (cpp when the compiled core has a Network, else numba) | cpp | numba.
     threads: None = all cores; 1 = the calling thread only (deterministic). isa: cpp only ("auto", "avx2", "scalar").
     """

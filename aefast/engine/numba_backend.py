@@ -33,7 +33,9 @@ NB = 128   # output channels per decoded weight panel (multiple of NR)
 DECODE_ONCE_ROWS = 4 * MB
 KR = 8     # inputs padded (zero weights) to a multiple of one AVX2 vector: no scalar tail in the dot products
 ACTIVATION_CODES = {"linear": 0, "elu": 1, "sigmoid": 2}
-WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8))
+WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8), np.dtype(np.uint16))  # uint16: bf16
+COMPUTES = {np.dtype(np.float32): ("f32",), np.dtype(np.float16): ("f32",), np.dtype(np.int8): ("f32", "q8"),
+            np.dtype(np.uint16): ("bf16",)}
 
 # 2**(e - 25) for fp16 exponent field e (e = 0: subnormal, 2**-24); value = (mantissa | implicit bit) * table[e].
 _HALF_EXP_TABLE = np.array([2.0 ** -24] + [2.0 ** (e - 25) for e in range(1, 32)], dtype=np.float32)
@@ -204,6 +206,92 @@ def _dense_parallel(x, wt, col_scale, bias, act, in_scale, clip, out):
         _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, b * MB, min(b * MB + MB, n))
 
 
+@njit(cache=True, error_model="numpy")
+def _quantize_rows(x, extra_scale, q, scale, zero):
+    """Per-row asymmetric uint8 quantization, the float operations of the C++ `quantize_rows` (dense.h) one for one
+    (no fastmath: a reciprocal or a reassociation would change the rounding): x (rows, k) float32 -> q (rows, k_pad)
+    uint8 (padding = the zero point), scale (rows,) float32 (NaN for a row holding NaN/inf), zero (rows,) int32."""
+    k = x.shape[1]
+    for r in range(x.shape[0]):
+        xr = x[r]
+        lo = np.float32(0.0)
+        hi = np.float32(0.0)
+        finite = True
+        for i in range(k):
+            v = xr[i]
+            if not np.isfinite(v):
+                finite = False
+            lo = min(lo, v)
+            hi = max(hi, v)
+        inv = np.float32(0.0)
+        s = np.float32(1.0)
+        z = 0
+        if finite and hi > lo:
+            inv = np.float32(255.0) / (hi - lo)
+            s = (hi - lo) / np.float32(255.0)
+            z = int(min(max(np.rint(-lo * inv), np.float32(0.0)), np.float32(255.0)))
+        qr = q[r]
+        for i in range(k):
+            v = np.rint(xr[i] * inv) + np.float32(z) if finite else np.float32(z)
+            qr[i] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+        for i in range(k, qr.shape[0]):
+            qr[i] = np.uint8(z)
+        scale[r] = s * np.float32(extra_scale) if finite else np.float32(np.nan)
+        zero[r] = z
+
+
+@njit(cache=True, error_model="numpy")
+def _q8_row_block(q, scale, zero, wq, colsum, w_scale, bias, act, clip, out, r0, r1):
+    """out[r0:r1] = act(float32(sum_k q[r, k] wq[j, k] - zero[r] colsum[j]) * (scale[r] w_scale[j]) + bias[j]):
+    exact int32 sums (the C++ kernels' sums, bit for bit), then the float epilogue."""
+    m_out = out.shape[1]
+    for i in range(r0, r1):
+        qi = q[i]
+        dst = out[i]
+        for j in range(m_out):
+            wj = wq[j]
+            acc = np.int32(0)
+            for k in range(qi.shape[0]):
+                acc += np.int32(qi[k]) * np.int32(wj[k])
+            exact = acc - np.int32(zero[i]) * colsum[j]
+            dst[j] = np.float32(exact) * (scale[i] * w_scale[j]) + bias[j]
+    _activate_rows(out, r0, r1, 0, m_out, act, clip)
+
+
+@njit(cache=True, error_model="numpy")
+def _q8_serial(q, scale, zero, wq, colsum, w_scale, bias, act, clip, out):
+    n = q.shape[0]
+    for b in range((n + MB - 1) // MB):
+        _q8_row_block(q, scale, zero, wq, colsum, w_scale, bias, act, clip, out, b * MB, min(b * MB + MB, n))
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _q8_parallel(q, scale, zero, wq, colsum, w_scale, bias, act, clip, out):
+    n = q.shape[0]
+    for b in prange((n + MB - 1) // MB):
+        _q8_row_block(q, scale, zero, wq, colsum, w_scale, bias, act, clip, out, b * MB, min(b * MB + MB, n))
+
+
+@njit(cache=True, error_model="numpy")
+def _round_rows_to_bf16(x, out):
+    """out = x rounded to the nearest bf16 value (as float32), the C++ float_to_bf16 rule: ties to even, NaN kept,
+    subnormals to signed zero. Done with integer operations on the bits (numba has no float bitcast: via a view)."""
+    bits = x.view(np.uint32)
+    ob = out.view(np.uint32)
+    for i in range(bits.shape[0]):
+        src, dst = bits[i], ob[i]
+        for c in range(src.shape[0]):
+            b = np.uint64(src[c])
+            magnitude = b & np.uint64(0x7FFFFFFF)
+            if magnitude > np.uint64(0x7F800000):
+                r = (b >> np.uint64(16)) | np.uint64(0x40)
+            elif magnitude < np.uint64(0x00800000):
+                r = (b >> np.uint64(16)) & np.uint64(0x8000)
+            else:
+                r = (b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
+            dst[c] = np.uint32(r << np.uint64(16))
+
+
 # The workqueue threading layer aborts on concurrent parallel launches; tbb and omp are thread-safe.
 _PARALLEL_LOCK = threading.Lock()
 _layer_is_threadsafe = False   # set after the first parallel launch, when numba has picked its layer
@@ -213,11 +301,12 @@ def _check_layer(i: int, layer, n_in) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if not isinstance(layer, dict):
         raise TypeError(f"layers[{i}] must be a dict with weight/bias/activation, got {type(layer).__name__}")
     expected = {"weight", "bias", "activation"} | ({"scale"} if "scale" in layer else set())
+    expected |= {"compute"} if "compute" in layer else set()
     if set(layer) != expected:
-        raise ValueError(f"layers[{i}] has keys {sorted(layer)}, expected weight, bias, activation (+ scale)")
+        raise ValueError(f"layers[{i}] has keys {sorted(layer)}, expected weight, bias, activation (+ scale, compute)")
     w, b, act = layer["weight"], layer["bias"], layer["activation"]
     if not isinstance(w, np.ndarray) or w.ndim != 2 or w.dtype not in WEIGHT_DTYPES:
-        raise TypeError(f"layers[{i}]['weight'] must be a 2-D float32/float16/int8 ndarray, got "
+        raise TypeError(f"layers[{i}]['weight'] must be a 2-D float32/float16/int8/uint16 (bf16) ndarray, got "
                         f"{getattr(w, 'dtype', type(w).__name__)} {getattr(w, 'shape', '')}")
     if not w.flags.c_contiguous:
         raise ValueError(f"layers[{i}]['weight'] must be C-contiguous")
@@ -239,11 +328,17 @@ def _check_layer(i: int, layer, n_in) -> tuple[np.ndarray, np.ndarray, np.ndarra
             raise ValueError(f"layers[{i}][{key!r}] contains NaN or infinite values")
     if (w.dtype == np.int8) != ("scale" in layer):
         raise ValueError(f"layers[{i}]: 'scale' is required iff the weight is int8 (weight is {w.dtype})")
-    if w.dtype != np.int8 and not np.isfinite(w).all():
+    if w.dtype == np.uint16 and ((w & 0x7F80) == 0x7F80).any():
+        raise ValueError(f"layers[{i}]['weight'] holds infinite or NaN bf16 values; weights must be finite")
+    if w.dtype.kind == "f" and not np.isfinite(w).all():
         raise ValueError(f"layers[{i}]['weight'] contains NaN or infinite values")
+    compute = layer.get("compute", COMPUTES[w.dtype][0])
+    if compute not in COMPUTES[w.dtype]:
+        raise ValueError(f"layers[{i}]['compute'] is {compute!r} for {w.dtype} weights; expected one of "
+                         f"{COMPUTES[w.dtype]}")
     if act not in ACTIVATION_CODES:
         raise ValueError(f"layers[{i}]['activation'] is {act!r}, expected one of {sorted(ACTIVATION_CODES)}")
-    return w, b, layer.get("scale"), act
+    return w, b, layer.get("scale"), act, compute
 
 
 def _pack(w: np.ndarray) -> np.ndarray:
@@ -269,17 +364,30 @@ class Network:
         cores = numba.config.NUMBA_NUM_THREADS
         self.threads = cores if threads == 0 else min(int(threads), cores)
         self._layers = []
+        self._colsums = []   # q8 only: int32 column sums of the int8 weights (out_pad,)
         sizes = []
+        computes = set()
         for i, layer in enumerate(layers):
-            w, b, scale, act = _check_layer(i, layer, sizes[-1] if sizes else None)
+            w, b, scale, act, compute = _check_layer(i, layer, sizes[-1] if sizes else None)
+            computes.add(compute)
+            if len(computes) > 1:
+                raise ValueError(f"layers[{i}] computes in {compute!r} but an earlier layer does not; every layer "
+                                 "must use the same compute")
             if not sizes:
                 sizes.append(int(w.shape[0]))
             sizes.append(int(w.shape[1]))
             col_scale = np.ones(w.shape[1], np.float32) if scale is None else scale.copy()
-            self._layers.append((_pack(w), col_scale, b.copy(), ACTIVATION_CODES[act]))
+            # bf16 weights are kept as the float32 values they hold (widened once here).
+            packed = _pack((w.astype(np.uint32) << 16).view(np.float32) if compute == "bf16" else w)
+            self._layers.append((packed, col_scale, b.copy(), ACTIVATION_CODES[act]))
+            if compute == "q8":
+                self._colsums.append(packed.astype(np.int32).sum(axis=1, dtype=np.int32))
+        self.compute = computes.pop()
+        self.kernel = "numba"
         self.layer_sizes = sizes
         self.nbytes = sum(wt.nbytes + b.nbytes + (s.nbytes if lay.get("scale") is not None else 0)
                           for (wt, s, b, _), lay in zip(self._layers, layers))
+        self.nbytes += sum(c.nbytes for c in self._colsums)
 
     def __repr__(self) -> str:
         return f"<aefast numba Network layer_sizes={self.layer_sizes} threads={self.threads}>"
@@ -310,8 +418,13 @@ class Network:
         if x.shape[0] == 0:
             return out
         serial = self.threads == 1 or x.shape[0] <= MB
+        if self.compute == "q8":
+            return self._forward_q8(x, out, begin, end, clip, input_scale, serial)
         scale = np.float32(input_scale)
         cur = x
+        if self.compute == "bf16" and x.dtype == np.float32:   # uint8 values are exact in bf16
+            cur = np.empty_like(x)
+            _round_rows_to_bf16(x, cur)
         for li in range(begin, end):
             wt, col_scale, bias, act = self._layers[li]
             if wt.dtype != np.float32 and x.shape[0] >= DECODE_ONCE_ROWS:
@@ -321,17 +434,45 @@ class Network:
             if serial:
                 _dense_serial(*args)
             else:
-                self._run_parallel(args)
+                self._run_parallel(_dense_parallel, args)
+            if self.compute == "bf16" and li < end - 1:
+                _round_rows_to_bf16(dst, dst)   # the next layer's input, as the C++ epilogue stores it
             cur, scale = dst, np.float32(1.0)
         return out
 
-    def _run_parallel(self, args):
+    def _forward_q8(self, x, out, begin, end, clip, input_scale, serial):
+        """Quantized-activation int8: uint8 rows with per-row scale / zero point between layers (see precisions)."""
+        n = x.shape[0]
+        scale, zero = np.empty(n, np.float32), np.zeros(n, np.int32)
+        k_pad = self._layers[begin][0].shape[1]
+        q = np.zeros((n, k_pad), np.uint8)
+        if x.dtype == np.uint8:
+            q[:, :x.shape[1]] = x
+            scale[:] = np.float32(input_scale)
+        else:
+            _quantize_rows(x, np.float32(input_scale), q, scale, zero)
+        run = _q8_serial if serial else _q8_parallel
+        for li in range(begin, end):
+            wq, w_scale, bias, act = self._layers[li]
+            last = li == end - 1
+            dst = out if last else np.empty((n, self.layer_sizes[li + 1]), np.float32)
+            if serial:
+                run(q, scale, zero, wq, self._colsums[li], w_scale, bias, act, bool(clip and last), dst)
+            else:
+                self._run_parallel(run, (q, scale, zero, wq, self._colsums[li], w_scale, bias, act,
+                                         bool(clip and last), dst))
+            if not last:
+                q = np.empty((n, self._layers[li + 1][0].shape[1]), np.uint8)
+                _quantize_rows(dst, np.float32(1.0), q, scale, zero)
+        return out
+
+    def _run_parallel(self, kernel, args):
         global _layer_is_threadsafe
         if _layer_is_threadsafe:
             numba.set_num_threads(self.threads)   # thread-local setting in numba
-            _dense_parallel(*args)
+            kernel(*args)
             return
         with _PARALLEL_LOCK:   # first launch (layer not chosen yet) or the workqueue layer
             numba.set_num_threads(self.threads)
-            _dense_parallel(*args)
+            kernel(*args)
             _layer_is_threadsafe = numba.threading_layer() != "workqueue"

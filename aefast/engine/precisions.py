@@ -1,7 +1,17 @@
-"""Turning AutoencoderWeights into the backend layer list for a precision (fp32, fp16, int8).
+"""Turning AutoencoderWeights into the backend layer list for a precision.
 
-Layer dicts follow the `_core.Network` contract: weight (in, out) C-contiguous float32 | float16 | int8,
-scale float32 (out,) only for int8 (w_real[k, j] = w_q[k, j] * scale[j]), bias float32 (out,), activation.
+Precisions (what a user picks with `aefast.load(..., precision=...)`):
+  fp32  float32 weights and activations.
+  fp16  float16 weights widened to float32 in the kernel; float32 activations.
+  bf16  bf16 weights (round to nearest even from the float32 master) and bf16 activations (each layer's input
+        rounded to bf16), float32 accumulation: `vdpbf16ps` on CPUs with AVX512_BF16, the same arithmetic widened
+        to float32 elsewhere.
+  int8  per-output-channel symmetric int8 weights and per-row asymmetric uint8 activations, quantized at run time
+        (uint8 images enter as they are), exact int32 accumulation (`vpdpbusd` with AVX-512 VNNI).
+
+Layer dicts follow the `_core.Network` contract: weight (in, out) C-contiguous float32 | float16 | int8 | uint16
+(bf16 bits), scale float32 (out,) only for int8 (w_real[k, j] = w_q[k, j] * scale[j]), bias float32 (out,),
+activation, and compute ("f32", "q8" or "bf16").
 """
 from __future__ import annotations
 
@@ -9,8 +19,31 @@ import numpy as np
 
 from ..modelfile import AutoencoderWeights
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 INT8_MAX = 127
+_F32_MIN_NORMAL_BITS = 0x00800000
+
+
+def float_to_bf16_bits(values) -> np.ndarray:
+    """float32 -> bf16 bits (uint16), round to nearest even, as `vcvtneps2bf16` does: NaN stays a quiet NaN,
+    subnormals become signed zero (vdpbf16ps reads subnormal inputs as zero), overflow rounds to +-inf."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    wide = bits.astype(np.uint64)
+    out = ((wide + 0x7FFF + ((wide >> 16) & 1)) >> 16).astype(np.uint16)
+    magnitude = bits & 0x7FFFFFFF
+    out = np.where(magnitude < _F32_MIN_NORMAL_BITS, (bits >> 16) & 0x8000, out)
+    out = np.where(magnitude > 0x7F800000, (bits >> 16) | 0x40, out)
+    return out.astype(np.uint16)
+
+
+def bf16_bits_to_float(bits) -> np.ndarray:
+    """bf16 bits (uint16) -> the float32 values they hold (exact)."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def round_to_bf16(values) -> np.ndarray:
+    """float32 values rounded to the nearest bf16 value, as float32."""
+    return bf16_bits_to_float(float_to_bf16_bits(values))
 
 
 def quantize_int8(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +72,14 @@ def backend_layers(weights: AutoencoderWeights, precision: str) -> list[dict]:
             if not np.isfinite(w16).all():
                 raise ValueError(f"layer {i}: weights exceed the float16 range (|w| > 65504); use fp32")
             layer["weight"] = w16
+        elif precision == "bf16":
+            w = np.asarray(k, dtype=np.float32)
+            bits = float_to_bf16_bits(w)
+            if not np.isfinite(bf16_bits_to_float(bits)).all():
+                raise ValueError(f"layer {i}: weights are not finite in bf16 (NaN, inf, or |w| beyond 3.39e38)")
+            layer["weight"], layer["compute"] = bits, "bf16"
         else:
             layer["weight"], layer["scale"] = quantize_int8(k)
+            layer["compute"] = "q8"
         layers.append(layer)
     return layers

@@ -14,4 +14,10 @@ void dense_i8w_f32x__avx2(const DenseBlock& b);
 void dense_i8w_u8x__avx2(const DenseBlock& b);
 void elu__avx2(const float* x, float* y, std::size_t n);
 
+// Low-precision fallbacks for CPUs without VNNI / AVX512_BF16 (avx2_lowp.cpp): q8 with vpmaddwd on int16-widened
+// values (exact: |u8 x s8| pair sums fit int32; vpmaddubsw is never used, its int16 pair sums saturate), bf16 by
+// widening to fp32 with a shift and FMA in vdpbf16ps order (bit-identical to the scalar twin).
+void dense_q8__avx2(const Q8DenseBlock& b);
+void dense_bf16__avx2(const Bf16DenseBlock& b);
+
 }  // namespace aefast

@@ -11,7 +11,10 @@ namespace aefast {
 constexpr std::size_t kPanelWidth = 16;
 
 enum class Activation : int { linear = 0, elu = 1, sigmoid = 2 };
-enum class WeightType : int { f32 = 0, f16 = 1, i8 = 2 };  // f16 is stored as IEEE binary16 bits
+enum class WeightType : int { f32 = 0, f16 = 1, i8 = 2, bf16 = 3 };  // f16 / bf16 are stored as their bits
+// What the layer computes in: fp32 activations (f32/f16/int8 weights widened), quantized uint8 activations x int8
+// weights (q8), or bf16 activations x bf16 weights (bf16). One network computes in one of them.
+enum class Compute : int { f32 = 0, q8 = 1, bf16 = 2 };
 enum class InputType : int { f32 = 0, u8 = 1 };
 
 // Packed weight layout (the same for every ISA), for a layer with K inputs and
@@ -47,5 +50,87 @@ using DenseBlockFn = void (*)(const DenseBlock&);
 using EluFn = void (*)(const float* x, float* y, std::size_t n);
 
 inline std::size_t panel_count(std::size_t n) { return (n + kPanelWidth - 1) / kPanelWidth; }
+
+}  // namespace aefast
+
+namespace aefast {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Low-precision compute: quantized-activation int8 ("q8") and bf16. Both pack K in groups that one dot-product
+// instruction consumes per output lane, so a packed k-group of one panel is exactly one 64-byte zmm:
+//   q8:   packed[((p * K4 + q) * 16 + c) * 4 + i] = W[4 q + i, 16 p + c]   (int8, K4 = ceil(K / 4), zero padded)
+//   bf16: packed[((p * K2 + q) * 16 + c) * 2 + i] = W[2 q + i, 16 p + c]   (bf16 bits, K2 = ceil(K / 2), zero padded)
+// Zero weights in the padding make the padded inputs' values irrelevant (they are still read: see below).
+// ---------------------------------------------------------------------------------------------------------------
+constexpr std::size_t kQuadK = 4;  // int8 inputs per vpdpbusd lane
+constexpr std::size_t kPairK = 2;  // bf16 inputs per vdpbf16ps lane
+
+inline std::size_t quad_count(std::size_t k) { return (k + kQuadK - 1) / kQuadK; }
+inline std::size_t pair_count(std::size_t k) { return (k + kPairK - 1) / kPairK; }
+
+// int8 x quantized uint8 activations. Row r of A holds q[r, k] = round(a[r, k] / a_scale[r]) + a_zero[r] in [0, 255]
+// (asymmetric per row; uint8 images enter as they are: a_scale = 1/255, a_zero = 0). For every row r and column j:
+//   acc     = sum_k q[r, k] * W[k, j] - a_zero[r] * colsum[j]      (exact int32; colsum[j] = sum_k W[k, j])
+//   C[r, j] = act(float(acc) * (a_scale[r] * w_scale[j]) + bias[j]), clamped to [0, 1] if clip.
+// The kernel reads whole quads: A rows must be readable up to 4 * K4 bytes (callers pad internal buffers; the
+// last quad of an unpadded user row is read through a bounded copy, see a_tail_safe).
+struct Q8DenseBlock {
+  const std::uint8_t* a;
+  std::size_t lda;
+  bool a_tail_safe;        // true when every row is readable up to 4 * K4 bytes (K % 4 == 0 or padded rows)
+  const float* a_scale;    // per row (indexed by r, like A)
+  const std::int32_t* a_zero;
+  const std::int8_t* packed_w;
+  const std::int32_t* colsum;  // padded to 16 P (0)
+  const float* w_scale;        // padded to 16 P (1)
+  const float* bias;           // padded to 16 P (0)
+  std::size_t k, n;
+  float* c;
+  std::size_t ldc;
+  std::size_t row_begin, row_end;
+  std::size_t panel_begin, panel_end;
+  Activation activation;
+  bool clip;
+};
+
+// bf16 x bf16 with fp32 accumulation, in vdpbf16ps order: for each pair q,
+//   acc = fma(A[r, 2q + 1], W[2q + 1, j], acc); acc = fma(A[r, 2q], W[2q, j], acc)
+// (products of bf16 values are exact in fp32). A rows are bf16 bits, readable and zero padded up to 2 * K2.
+// Output: C[r, j] = act(acc * input_scale + bias[j]) (clamped if clip), stored as float (c_bf16 false) or as
+// bf16 bits rounded to nearest even (c_bf16 true; then a zero is stored in column n when n is odd, so the row is
+// a ready zero-padded input for the next layer).
+struct Bf16DenseBlock {
+  const std::uint16_t* a;
+  std::size_t lda;
+  const std::uint16_t* packed_w;
+  const float* bias;  // padded to 16 P (0)
+  float input_scale;
+  std::size_t k, n;
+  void* c;  // float or uint16 (bf16 bits)
+  std::size_t ldc;
+  bool c_bf16;
+  std::size_t row_begin, row_end;
+  std::size_t panel_begin, panel_end;
+  Activation activation;
+  bool clip;
+};
+
+using Q8DenseFn = void (*)(const Q8DenseBlock&);
+using Bf16DenseFn = void (*)(const Bf16DenseBlock&);
+
+// Per-row asymmetric uint8 quantization of float rows x[rows, k] (row stride ldx) into q[rows, ldq] (ldq >= 4 K4;
+// columns k .. ldq are set to the row's zero point), with scale[r], zero[r]:
+//   lo = min(0, min_k x), hi = max(0, max_k x); hi == lo: scale 1, zero 0, q = 0; else
+//   inv = 255 / (hi - lo), scale = (hi - lo) / 255, zero = clamp(rne(-lo * inv), 0, 255),
+//   q = clamp(rne(x * inv) + zero, 0, 255)
+// then scale[r] *= extra_scale. A row holding NaN or +-inf gets scale NaN (so the next layer's outputs are NaN:
+// never hidden) and q = zero. Every ISA computes exactly these float operations (bit-identical results).
+using QuantizeRowsFn = void (*)(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, float extra_scale,
+                                std::uint8_t* q, std::size_t ldq, float* scale, std::int32_t* zero);
+
+// float -> bf16 bits, round to nearest even; NaN stays NaN (quiet), subnormals flush to signed zero (as vdpbf16ps
+// reads them). Rows x[rows, k] (stride ldx) into y[rows, ldy]; y[r, k .. ldy) is zeroed.
+using ToBf16RowsFn = void (*)(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, std::uint16_t* y,
+                              std::size_t ldy);
 
 }  // namespace aefast

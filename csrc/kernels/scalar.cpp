@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace aefast {
 namespace {
@@ -74,6 +75,98 @@ void dense_i8w_u8x__scalar(const DenseBlock& b) { dense<std::int8_t, std::uint8_
 
 void elu__scalar(const float* x, float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = activate(x[i], Activation::elu, false);
+}
+
+void dense_q8__scalar(const Q8DenseBlock& b) {
+  const std::size_t k4 = quad_count(b.k);
+  for (std::size_t r = b.row_begin; r < b.row_end; ++r) {
+    const std::uint8_t* a_row = b.a + r * b.lda;
+    for (std::size_t p = b.panel_begin; p < b.panel_end; ++p) {
+      const std::int8_t* panel = b.packed_w + p * k4 * kPanelWidth * kQuadK;
+      std::int32_t acc[kPanelWidth] = {};
+      for (std::size_t k = 0; k < b.k; ++k) {  // only real inputs: padding contributes 0 in the fast kernels too
+        const std::int8_t* wk = panel + (k / kQuadK) * kPanelWidth * kQuadK + k % kQuadK;
+        for (std::size_t c = 0; c < kPanelWidth; ++c) acc[c] += std::int32_t(a_row[k]) * std::int32_t(wk[c * kQuadK]);
+      }
+      for (std::size_t c = 0; c < kPanelWidth && p * kPanelWidth + c < b.n; ++c) {
+        const std::size_t j = p * kPanelWidth + c;
+        const std::int32_t v = acc[c] - b.a_zero[r] * b.colsum[j];
+        b.c[r * b.ldc + j] = activate(std::fma(float(v), b.a_scale[r] * b.w_scale[j], b.bias[j]), b.activation, b.clip);
+      }
+    }
+  }
+}
+
+void dense_bf16__scalar(const Bf16DenseBlock& b) {
+  const std::size_t k2 = pair_count(b.k);
+  for (std::size_t r = b.row_begin; r < b.row_end; ++r) {
+    const std::uint16_t* a_row = b.a + r * b.lda;
+    for (std::size_t p = b.panel_begin; p < b.panel_end; ++p) {
+      const std::uint16_t* panel = b.packed_w + p * k2 * kPanelWidth * kPairK;
+      float acc[kPanelWidth] = {};
+      for (std::size_t q = 0; q < k2; ++q) {
+        const float a_odd = bf16_to_float(a_row[2 * q + 1]), a_even = bf16_to_float(a_row[2 * q]);
+        for (std::size_t c = 0; c < kPanelWidth; ++c) {
+          const std::uint16_t* w = panel + (q * kPanelWidth + c) * kPairK;
+          acc[c] = std::fma(a_odd, bf16_to_float(w[1]), acc[c]);
+          acc[c] = std::fma(a_even, bf16_to_float(w[0]), acc[c]);
+        }
+      }
+      for (std::size_t c = 0; c < kPanelWidth && p * kPanelWidth + c < b.n; ++c) {
+        const std::size_t j = p * kPanelWidth + c;
+        const float v = activate(std::fma(acc[c], b.input_scale, b.bias[j]), b.activation, b.clip);
+        if (b.c_bf16) static_cast<std::uint16_t*>(b.c)[r * b.ldc + j] = float_to_bf16(v);
+        else static_cast<float*>(b.c)[r * b.ldc + j] = v;
+      }
+    }
+    if (b.c_bf16 && b.n % 2 && b.panel_end * kPanelWidth >= b.n) static_cast<std::uint16_t*>(b.c)[r * b.ldc + b.n] = 0;
+  }
+}
+
+void quantize_rows__scalar(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, float extra_scale,
+                           std::uint8_t* q, std::size_t ldq, float* scale, std::int32_t* zero) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float lo = 0.0f, hi = 0.0f;
+    bool finite = true;
+    for (std::size_t i = 0; i < k; ++i) {
+      finite = finite && std::isfinite(xr[i]);
+      lo = std::fmin(lo, xr[i]);
+      hi = std::fmax(hi, xr[i]);
+    }
+    std::uint8_t* qr = q + r * ldq;
+    float inv = 0.0f, s = 1.0f;
+    std::int32_t z = 0;
+    if (finite && hi > lo) {
+      inv = 255.0f / (hi - lo);
+      s = (hi - lo) / 255.0f;
+      z = std::int32_t(std::fmin(std::fmax(std::nearbyint(-lo * inv), 0.0f), 255.0f));
+    }
+    for (std::size_t i = 0; i < k; ++i) {
+      const float v = finite ? std::nearbyint(xr[i] * inv) + float(z) : float(z);
+      qr[i] = std::uint8_t(std::fmin(std::fmax(v, 0.0f), 255.0f));
+    }
+    for (std::size_t i = k; i < ldq; ++i) qr[i] = std::uint8_t(z);
+    scale[r] = finite ? s * extra_scale : std::numeric_limits<float>::quiet_NaN();
+    zero[r] = z;
+  }
+}
+
+std::uint16_t float_to_bf16(float x) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return std::uint16_t((bits >> 16) | 0x40);  // NaN: keep it quiet
+  if ((bits & 0x7f800000u) == 0) return std::uint16_t((bits >> 16) & 0x8000);        // zero or subnormal
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even (overflow to inf is the correct rounding)
+  return std::uint16_t(bits >> 16);
+}
+
+void to_bf16_rows__scalar(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, std::uint16_t* y,
+                          std::size_t ldy) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t i = 0; i < k; ++i) y[r * ldy + i] = float_to_bf16(x[r * ldx + i]);
+    for (std::size_t i = k; i < ldy; ++i) y[r * ldy + i] = 0;
+  }
 }
 
 }  // namespace aefast

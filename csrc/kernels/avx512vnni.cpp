@@ -1,0 +1,172 @@
+// AVX-512 VNNI kernels for quantized-activation int8 (q8): uint8 activations x int8 weights -> int32 with vpdpbusd.
+//
+// Tile design (measured rates on Zen 4, one core: vpdpbusd 233 G multiply-adds/s = 64 per cycle, i.e. one zmm
+// vpdpbusd per cycle at ~5 cycles latency; see shared notes / docs/engine.md): the main tile is 8 rows x 32 columns
+// = 16 zmm int32 accumulators (enough independent chains to cover the latency twice over), 2 weight zmm loaded per
+// k-quad and one 4-byte broadcast per row; 19 of 32 registers, so the epilogue never spills. A 12 x 32 tile
+// (24 accumulators) measured slower (register pressure), 4 x 64 too (a 64-column panel pair of K = 784 is 50 KB,
+// more than the 32 KB L1). Leftover rows (and whole batches below 8 rows) take wider tiles, 1 x 128, 2..4 x 64,
+// 5..7 x 32, so every weight zmm feeds several accumulators or enough independent chains.
+// Every tile accumulates exactly in int32; results do not depend on tiling, batch size or threads.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "avx512_lowp.h"
+#include "math_avx512.h"
+
+namespace aefast {
+namespace {
+
+constexpr std::size_t kQuadBytes = kPanelWidth * kQuadK;  // one k-quad of one panel: 64 bytes = 1 zmm
+
+inline std::uint32_t load_quad(const std::uint8_t* a) {
+  std::uint32_t v;
+  std::memcpy(&v, a, 4);
+  return v;
+}
+
+// The last quad of a row whose length is not a multiple of 4, without reading past the row.
+inline std::uint32_t load_partial_quad(const std::uint8_t* a, std::size_t n) {
+  std::uint32_t v = 0;
+  std::memcpy(&v, a, n);
+  return v;
+}
+
+inline __mmask16 column_mask(long valid) {
+  return valid >= 16 ? __mmask16(0xffff) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
+}
+
+inline __m512 activate(__m512 v, Activation activation, bool clip) {
+  if (activation == Activation::elu) v = avx512::elu(v);
+  else if (activation == Activation::sigmoid) v = avx512::sigmoid(v);
+  if (clip) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
+  return v;
+}
+
+// C[r0 .. r0 + MR, panels p0 .. p0 + NP] over all of K.
+template <int MR, int NP>
+inline void tile(const Q8DenseBlock& b, std::size_t r0, std::size_t p0) {
+  const std::size_t k4 = quad_count(b.k);
+  const std::size_t full_quads = b.a_tail_safe ? k4 : b.k / kQuadK;
+  const std::size_t panel_stride = k4 * kQuadBytes;
+  const std::int8_t* w = b.packed_w + p0 * panel_stride;
+  const std::uint8_t* a = b.a + r0 * b.lda;
+
+  __m512i acc[MR][NP];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
+
+  auto step = [&](std::size_t q, auto quad_of_row) {
+    __m512i wv[NP];
+#pragma GCC unroll 16
+    for (int p = 0; p < NP; ++p) wv[p] = _mm512_loadu_si512(w + p * panel_stride + q * kQuadBytes);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(int(quad_of_row(r)));
+#pragma GCC unroll 16
+      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
+    }
+  };
+  for (std::size_t q = 0; q < full_quads; ++q)
+    step(q, [&](int r) { return load_quad(a + r * b.lda + q * kQuadK); });
+  if (full_quads < k4) {
+    const std::size_t q = full_quads, rest = b.k - q * kQuadK;
+    step(q, [&](int r) { return load_partial_quad(a + r * b.lda + q * kQuadK, rest); });
+  }
+
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    const std::size_t j = (p0 + p) * kPanelWidth;
+    const __mmask16 mask = column_mask(long(b.n) - long(j));
+    const __m512i colsum = _mm512_loadu_si512(b.colsum + j);
+    const __m512 w_scale = _mm512_loadu_ps(b.w_scale + j), bias = _mm512_loadu_ps(b.bias + j);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const std::size_t row = r0 + r;
+      const __m512i exact = _mm512_sub_epi32(acc[r][p], _mm512_mullo_epi32(_mm512_set1_epi32(b.a_zero[row]), colsum));
+      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(b.a_scale[row]), w_scale);
+      const __m512 v = activate(_mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, bias), b.activation, b.clip);
+      _mm512_mask_storeu_ps(b.c + row * b.ldc + j, mask, v);
+    }
+  }
+}
+
+// Rows [r0, r0 + MR) over panels [p, p_end): NP panels per tile, the remainder in halving tile widths.
+template <int MR, int NP>
+inline void row_strip(const Q8DenseBlock& b, std::size_t r0, std::size_t p, std::size_t p_end) {
+  for (; p + NP <= p_end; p += NP) tile<MR, NP>(b, r0, p);
+  if constexpr (NP > 1)
+    if (p < p_end) row_strip<MR, NP / 2>(b, r0, p, p_end);
+}
+
+// Panel groups outermost (8 panels = 128 columns: K x 128 bytes, 100 KB at K = 784, stays in L2 while every row
+// tile of the block passes over it); inside a group, a 2-panel column of 8-row tiles reuses its 25 KB from L1.
+void dense_q8(const Q8DenseBlock& b) {
+  constexpr std::size_t kPanelsPerGroup = 8;
+  for (std::size_t pg = b.panel_begin; pg < b.panel_end; pg += kPanelsPerGroup) {
+    const std::size_t pe = std::min(pg + kPanelsPerGroup, b.panel_end);
+    std::size_t r = b.row_begin;
+    for (; r + 8 <= b.row_end; r += 8) row_strip<8, 2>(b, r, pg, pe);
+    switch (b.row_end - r) {
+      case 1: row_strip<1, 8>(b, r, pg, pe); break;
+      case 2: row_strip<2, 4>(b, r, pg, pe); break;
+      case 3: row_strip<3, 4>(b, r, pg, pe); break;
+      case 4: row_strip<4, 4>(b, r, pg, pe); break;
+      case 5: row_strip<5, 2>(b, r, pg, pe); break;
+      case 6: row_strip<6, 2>(b, r, pg, pe); break;
+      case 7: row_strip<7, 2>(b, r, pg, pe); break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace
+
+void dense_q8__avx512vnni(const Q8DenseBlock& b) { dense_q8(b); }
+
+// The float operations of quantize_rows__scalar, 16 lanes at a time (min/max are exact, so the order of the
+// reduction does not matter; the per-value operations are the same roundings), hence bit-identical results.
+void quantize_rows__avx512(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, float extra_scale,
+                           std::uint8_t* q, std::size_t ldq, float* scale, std::int32_t* zero) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (std::size_t i = 0; i < k; i += 16) {
+      const __mmask16 m = column_mask(long(k - i));
+      const __m512 v = _mm512_maskz_loadu_ps(m, xr + i);
+      bad |= _mm512_fpclass_ps_mask(v, 0x99);  // QNaN | +inf | -inf | SNaN
+      vlo = _mm512_min_ps(vlo, v);
+      vhi = _mm512_max_ps(vhi, v);
+    }
+    const bool finite = bad == 0;
+    const float lo = _mm512_reduce_min_ps(vlo), hi = _mm512_reduce_max_ps(vhi);
+    float inv = 0.0f, s = 1.0f;
+    std::int32_t z = 0;
+    if (finite && hi > lo) {
+      inv = 255.0f / (hi - lo);
+      s = (hi - lo) / 255.0f;
+      z = std::int32_t(std::min(std::max(__builtin_nearbyintf(-lo * inv), 0.0f), 255.0f));
+    }
+    std::uint8_t* qr = q + r * ldq;
+    const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(float(z));
+    for (std::size_t i = 0; i < k; i += 16) {
+      const __mmask16 m = column_mask(long(k - i));
+      const __m512 v = _mm512_maskz_loadu_ps(m, xr + i);
+      __m512 t = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+      if (!finite) t = vz;
+      t = _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+      _mm_mask_storeu_epi8(qr + i, m, _mm512_cvtusepi32_epi8(_mm512_cvtps_epu32(t)));
+    }
+    if (ldq > k) std::memset(qr + k, int(z), ldq - k);
+    scale[r] = finite ? s * extra_scale : __builtin_nanf("");
+    zero[r] = z;
+  }
+}
+
+}  // namespace aefast
