@@ -27,7 +27,7 @@ _F32_MIN_NORMAL_BITS = 0x00800000
 def float_to_bf16_bits(values) -> np.ndarray:
     """float32 -> bf16 bits (uint16), round to nearest even, as `vcvtneps2bf16` does: NaN stays a quiet NaN,
     subnormals become signed zero (vdpbf16ps reads subnormal inputs as zero), overflow rounds to +-inf."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    bits = np.array(values, dtype=np.float32, copy=True).view(np.uint32)   # any shape, 0-d included
     wide = bits.astype(np.uint64)
     out = ((wide + 0x7FFF + ((wide >> 16) & 1)) >> 16).astype(np.uint16)
     magnitude = bits & 0x7FFFFFFF
