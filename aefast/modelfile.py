@@ -1,8 +1,10 @@
 """The aefast model file: a safetensors file holding a stacked dense autoencoder.
 
 Format (version 1) is documented in docs/format.md. In short:
-  tensors   dense_{i}.kernel  (in_i, out_i)  F32 or F16
-            dense_{i}.bias    (out_i,)       F32 or F16
+  tensors   dense_{i}.kernel  (in_i, out_i)  F32, F16 or BF16
+            dense_{i}.bias    (out_i,)       F32, F16 or BF16
+            dense_{i}.input_mean (in_i,)     F32, optional (all layers or none): the mean input of each layer on
+                                             the training data, used to correct the int8 biases
   metadata  format="aefast.autoencoder", format_version="1", and JSON values for
             layer_sizes, activations, encoder_layers, input_shape, pixel_scale, training, metrics, data_sha256.
 
@@ -29,9 +31,9 @@ from .errors import ModelFileError
 FORMAT_NAME = "aefast.autoencoder"
 FORMAT_VERSION = 1
 ACTIVATIONS = ("linear", "elu", "sigmoid")
-STORAGE_DTYPES = {"float32": "F32", "float16": "F16"}
-_NP_DTYPES = {"F32": np.float32, "F16": np.float16}
-_DTYPE_SIZES = {"F32": 4, "F16": 2}
+STORAGE_DTYPES = {"float32": "F32", "float16": "F16", "bf16": "BF16"}
+_NP_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}   # BF16: bits, widened on read
+_DTYPE_SIZES = {"F32": 4, "F16": 2, "BF16": 2}
 # A header larger than this is not an aefast model; refuse before reading it.
 MAX_HEADER_BYTES = 1 << 20
 MAX_LAYERS = 64
@@ -58,6 +60,9 @@ class AutoencoderWeights:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     data_sha256: dict = field(default_factory=dict)
+    # Optional calibration: input_means[i] (in_i,) float32 is layer i's mean input over the training data (see
+    # aefast.calibration); int8 engines use it to correct each channel's bias for its weights' rounding.
+    input_means: list[np.ndarray] | None = None
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -101,6 +106,16 @@ class AutoencoderWeights:
                 fail(f"layer {i}: unknown activation {a!r:.200}, expected one of {ACTIVATIONS}")
             if not (np.isfinite(k).all() and np.isfinite(b).all()):
                 fail(f"layer {i}: weights contain NaN or infinite values")
+        if self.input_means is not None:
+            means = self.input_means
+            if not isinstance(means, (list, tuple)) or len(means) != n:
+                fail(f"input_means must hold one vector per layer ({n}), got {type(means).__name__}")
+            for i, (m, width) in enumerate(zip(means, self.layer_sizes)):
+                if not isinstance(m, np.ndarray) or m.shape != (width,) or m.dtype != np.float32:
+                    fail(f"dense_{i}.input_mean must be float32 ({width},), got "
+                         f"{getattr(m, 'dtype', type(m).__name__)} {getattr(m, 'shape', '')}")
+                if not np.isfinite(m).all():
+                    fail(f"dense_{i}.input_mean contains NaN or infinite values")
         if self.layer_sizes[-1] != self.layer_sizes[0]:
             fail(f"output width {self.layer_sizes[-1]} differs from input width {self.layer_sizes[0]}")
         shape = tuple(self.input_shape)
@@ -128,23 +143,56 @@ def _metadata(model: AutoencoderWeights) -> dict[str, str]:
 
 
 def save_model(path: str | os.PathLike, model: AutoencoderWeights, dtype: str = "float32") -> Path:
-    """Validate `model` and write it to `path` atomically, weights stored as `dtype` (float32 or float16)."""
-    from safetensors.numpy import save
-
+    """Validate `model` and write it to `path` atomically, weights stored as `dtype`: float32, float16, or bf16
+    (kernels rounded to nearest even, biases kept float32: half the size of float32, and exactly what
+    precision="bf16" computes with).
+    Calibration means, when the model has them, are stored as float32."""
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r:.200}")
     model.validate(str(path))
-    np_dtype = np.dtype(dtype)
     tensors = {}
     for i, (k, b) in enumerate(zip(model.kernels, model.biases)):
-        with np.errstate(over="ignore"):  # overflow is detected just below, with a clearer message
-            kk = np.ascontiguousarray(k, dtype=np_dtype)
-            bb = np.ascontiguousarray(b, dtype=np_dtype)
-        if not (np.isfinite(kk).all() and np.isfinite(bb).all()):
-            raise ValueError(f"layer {i}: weights overflow {dtype} (values beyond its range)")
-        tensors[f"dense_{i}.kernel"] = kk
-        tensors[f"dense_{i}.bias"] = bb
-    return write_bytes_atomic(path, save(tensors, metadata=_metadata(model)))
+        bias_dtype = "float32" if dtype == "bf16" else dtype   # bf16 files keep float32 biases (a few KB)
+        for name, value, dt in ((f"dense_{i}.kernel", k, dtype), (f"dense_{i}.bias", b, bias_dtype)):
+            stored = _to_storage(value, dt)
+            if not np.isfinite(_from_storage(stored, STORAGE_DTYPES[dt])).all():
+                raise ValueError(f"layer {i}: weights overflow {dt} (values beyond its range)")
+            tensors[name] = (STORAGE_DTYPES[dt], stored)
+        if model.input_means is not None:
+            tensors[f"dense_{i}.input_mean"] = ("F32", np.ascontiguousarray(model.input_means[i], np.float32))
+    return write_bytes_atomic(path, _safetensors_bytes(tensors, _metadata(model)))
+
+
+def _to_storage(values: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "bf16":
+        from .engine.precisions import float_to_bf16_bits
+        return np.ascontiguousarray(float_to_bf16_bits(values))
+    with np.errstate(over="ignore"):  # overflow is detected by the caller, with a clearer message
+        return np.ascontiguousarray(values, dtype=np.dtype(dtype))
+
+
+def _from_storage(arr: np.ndarray, code: str) -> np.ndarray:
+    """Stored tensor -> float32/float16 values (BF16 bits widened to float32: exact)."""
+    if code == "BF16":
+        return (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr
+
+
+def _safetensors_bytes(tensors: dict[str, tuple[str, np.ndarray]], metadata: dict[str, str]) -> bytes:
+    """The safetensors container (8-byte little-endian header length, JSON header, tensors back to back in name
+    order), written here because safetensors' NumPy API has no bf16. The header is padded with spaces to a
+    multiple of 8 bytes, as the safetensors library writes it."""
+    header: dict = {"__metadata__": metadata}
+    offset, chunks = 0, []
+    for name in sorted(tensors):
+        code, arr = tensors[name]
+        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        chunks.append(raw)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + b"".join(chunks)
 
 
 def _is_int(v) -> bool:
@@ -205,7 +253,7 @@ def _tensors_from(data: bytes, header: dict, start: int, source: str) -> dict[st
             raise ModelFileError(f"{source}: tensor {name!r:.200} entry malformed: {info!r:.200}")
         dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dt, str) or dt not in _NP_DTYPES:
-            raise ModelFileError(f"{source}: tensor {name!r:.200} has dtype {dt!r:.200}, expected F32 or F16")
+            raise ModelFileError(f"{source}: tensor {name!r:.200} has dtype {dt!r:.200}, expected F32, F16 or BF16")
         if (not isinstance(shape, list) or not all(_is_int(s) and 0 <= s <= MAX_WIDTH for s in shape)
                 or len(shape) > 2):
             raise ModelFileError(f"{source}: tensor {name!r:.200} has bad shape {shape!r:.200}")
@@ -219,7 +267,7 @@ def _tensors_from(data: bytes, header: dict, start: int, source: str) -> dict[st
                                  f"its shape {shape} and dtype {dt} need {nbytes}")
         spans.append((offs[0], offs[1], name))
         arr = np.frombuffer(data, dtype=_NP_DTYPES[dt], count=math.prod(shape), offset=start + offs[0])
-        tensors[name] = arr.reshape(shape).copy()
+        tensors[name] = _from_storage(arr.reshape(shape), dt).copy()
     spans.sort()
     for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
         if b0 < a1:
@@ -277,6 +325,9 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
     tensors = _tensors_from(data, header, start, source)
     n = len(sizes) - 1
     expected = {f"dense_{i}.{p}" for i in range(n) for p in ("kernel", "bias")}
+    calibration = {f"dense_{i}.input_mean" for i in range(n)}
+    if calibration & tensors.keys():   # optional, but all layers or none
+        expected |= calibration
     missing, extra = sorted(expected - tensors.keys()), sorted(tensors.keys() - expected)
     if missing or extra:
         raise ModelFileError(f"{source}: tensors do not match layer_sizes {sizes}: "
@@ -287,7 +338,14 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
         if k.ndim != 2 or tuple(k.shape) != (sizes[i], sizes[i + 1]):
             raise ModelFileError(f"{source}: dense_{i}.kernel has shape {tuple(k.shape)}, metadata layer_sizes "
                                  f"says ({sizes[i]}, {sizes[i + 1]})")
-    model = AutoencoderWeights(kernels, biases, acts, enc, tuple(shape), float(scale), **extras)
+    means = None
+    if calibration <= tensors.keys():
+        means = [tensors[f"dense_{i}.input_mean"] for i in range(n)]
+        for i, m in enumerate(means):
+            if m.dtype != np.float32 or tuple(m.shape) != (sizes[i],):
+                raise ModelFileError(f"{source}: dense_{i}.input_mean must be F32 ({sizes[i]},), got "
+                                     f"{m.dtype} {tuple(m.shape)}")
+    model = AutoencoderWeights(kernels, biases, acts, enc, tuple(shape), float(scale), **extras, input_means=means)
     return model.validate(source)
 
 

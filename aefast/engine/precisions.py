@@ -7,7 +7,8 @@ Precisions (what a user picks with `aefast.load(..., precision=...)`):
         rounded to bf16), float32 accumulation: `vdpbf16ps` on CPUs with AVX512_BF16, the same arithmetic widened
         to float32 elsewhere.
   int8  per-output-channel symmetric int8 weights and per-row asymmetric uint8 activations, quantized at run time
-        (uint8 images enter as they are), exact int32 accumulation (`vpdpbusd` with AVX-512 VNNI).
+        (uint8 images enter as they are), exact int32 accumulation (`vpdpbusd` with AVX-512 VNNI); biases corrected
+        for the weights' rounding when the model file carries calibration means (calibration.py).
 
 Layer dicts follow the `_core.Network` contract: weight (in, out) C-contiguous float32 | float16 | int8 | uint16
 (bf16 bits), scale float32 (out,) only for int8 (w_real[k, j] = w_q[k, j] * scale[j]), bias float32 (out,),
@@ -81,5 +82,9 @@ def backend_layers(weights: AutoencoderWeights, precision: str) -> list[dict]:
         else:
             layer["weight"], layer["scale"] = quantize_int8(k)
             layer["compute"] = "q8"
+            if weights.input_means is not None:   # int8 bias correction (see calibration.py)
+                from .calibration import corrected_bias
+                dequantized = layer["weight"].astype(np.float32) * layer["scale"]
+                layer["bias"] = corrected_bias(layer["bias"], k, dequantized, weights.input_means[i])
         layers.append(layer)
     return layers

@@ -106,7 +106,7 @@ def _backend_name() -> str:
 def _export_best(run: _Run, metrics: dict) -> Path:
     assign(run.export_model.weights, run.best_weights, "model")
     return export_keras(run.export_model, run.run_dir / MODEL_NAME, training=_training_record(run),
-                        metrics=metrics, data_sha256=run.data[3])
+                        metrics=metrics, data_sha256=run.data[3], calibration_images=run.data[0])
 
 
 def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
