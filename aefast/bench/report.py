@@ -110,10 +110,12 @@ def _cell_rows(results: dict, model: str, op: str) -> tuple[list[list[str]], lis
         peers = [r["images_per_s"] for r in ok if r["family"] == "peer" and r["precision"] == "fp32"]
         for r in ok:
             ratio = f"{r['images_per_s'] / max(peers):.2f}x" if peers else "-"
-            same = same_work_ceiling_images_per_s(results, r)
+            # the sgemm ceilings bound fp32 arithmetic only (int8 and bf16 rows: their own peak ceiling)
+            fp32 = r.get("arithmetic", "fp32") == "fp32"
+            same = same_work_ceiling_images_per_s(results, r) if fp32 else None
             rows.append([str(batch), r["contender"], r["precision"], f"{r['median_s'] * 1e6:,.1f}",
                          f"{r['best_s'] * 1e6:,.1f}", f"{r['images_per_s']:,.0f}", ratio,
-                         f"{r['images_per_s'] / ceiling_images_per_s(results, r):.1%}",
+                         f"{r['images_per_s'] / ceiling_images_per_s(results, r):.1%}" if fp32 else "-",
                          f"{r['images_per_s'] / same:.1%}" if same else "-", _peak_cell(results, r),
                          f"{r['rel_rms_error']:.1e}"])
         for r in cell:
@@ -145,7 +147,8 @@ def render_markdown(results: dict) -> str:
              "", *_machine_lines(results), "",
              f"Timing: {t['method']}; {t['rounds']} rounds, blocks of about {t['block_s'] * 1e3:.0f} ms. "
              "Every contender was first checked against the reference answer (relative RMS error shown). "
-             "`x peer` is images/s over the fastest fp32 peer's at the same batch; `% best sgemm` is images/s over "
+             "`x peer` is images/s over the fastest fp32 peer's at the same batch; `% best sgemm` (rows of fp32 "
+             "arithmetic only, as the next column) is images/s over "
              "the best-case sgemm ceiling: the run's best sgemm below or, at batch >= "
              f"{t['cell_sgemm_min_batch']}, the best sample of the sgemm timed in the same cell if that was higher; "
              "`% same-work sgemm` is images/s over the like-for-like ceiling: the median of that in-cell sgemm, a "
@@ -163,7 +166,8 @@ def render_markdown(results: dict) -> str:
             if not rows and not notes:
                 continue
             ref = o.get("reference", {})
-            lines += ["", f"### {op} (sgemm ceiling {o['ceiling_images_per_s']:,.0f} images/s)", "",
+            peaks = "".join(f", {a} peak {c:,.0f}" for a, c in o.get("peak_ceilings_images_per_s", {}).items())
+            lines += ["", f"### {op} (ceilings, images/s: sgemm {o['ceiling_images_per_s']:,.0f}{peaks})", "",
                       f"Reference: {ref.get('name', '?')} (relative RMS error against float64 NumPy: "
                       f"{ref.get('rel_rms_error_vs_float64', float('nan')):.1e}).", ""]
             lines += _table(["batch", "contender", "precision", "us/batch median", "us/batch best", "images/s",
