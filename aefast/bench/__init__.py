@@ -5,5 +5,6 @@ runs the same contenders under pytest-benchmark. Importing this package is light
 (TensorFlow, onnxruntime, numba) is imported only when a contender that needs it is prepared.
 
 Modules: models (what is run), contenders (who runs it, checked), timing (interleaved timer),
-machine (the machine, its sgemm ceiling and instruction peaks), report (tables, targets, plot), runner (the whole comparison).
+machine (the machine, its sgemm ceiling and instruction peaks), report (tables, targets, plot), runner (the whole
+comparison).
 """
