@@ -1,9 +1,11 @@
-"""The machine's limits in the same session: NumPy sgemm (the compute ceiling) and a large copy (memory)."""
+"""The machine's limits in the same session: NumPy sgemm (the compute ceiling), a large copy (memory), and the
+instruction peaks of each arithmetic (aefast._core.peak: fp32 FMA, int8 vpdpbusd, bf16 vdpbf16ps)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from aefast.bench.machine import blas_info
+from aefast.bench.machine import PEAK_KINDS, blas_info
 from aefast.bench.timing import settle
 
 SGEMM_N = 2048
@@ -29,3 +31,18 @@ def test_copy_bandwidth(benchmark):
     benchmark.pedantic(np.copyto, args=(dst, src), rounds=5, warmup_rounds=1)
     benchmark.extra_info["best_gb_per_s"] = 2 * src.nbytes / benchmark.stats.stats.min / 1e9
     assert dst[-1] == 1
+
+
+@pytest.mark.parametrize("kind", [k for kinds in PEAK_KINDS.values() for k in kinds])
+def test_instruction_peak(benchmark, kind):
+    """G multiply-adds per second of one core (the fastest ~2 ms window of 0.2 s), for the ceilings in results.md."""
+    core = pytest.importorskip("aefast._core")
+    try:
+        core.peak(kind, 0.001)
+    except ValueError as e:  # this CPU lacks the instructions
+        pytest.skip(str(e))
+    benchmark.group = "machine limits"
+    rates = []
+    benchmark.pedantic(lambda: rates.append(core.peak(kind, 0.2)), rounds=3, warmup_rounds=0)
+    benchmark.extra_info.update(kind=kind, per_core_gmacs=max(rates))
+    assert max(rates) > 0

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "kernels/peak.h"
 #include "network.h"
 
 namespace py = pybind11;
@@ -248,6 +249,22 @@ PYBIND11_MODULE(_core, m) {
     }
     return y;
   }, py::arg("x"), py::arg("isa") = "auto", "ELU (alpha = 1) of a float32 1-D array, with the chosen ISA's kernel.");
+
+  // --- peak: the machine's multiply-add ceilings (aefast/bench/machine.py); see csrc/kernels/peak.h ---
+  m.def("peak", [](const std::string& kind, double seconds) {
+    if (!std::isfinite(seconds) || seconds <= 0 || seconds > 60)
+      throw py::value_error("seconds must be in (0, 60], got " + std::to_string(seconds));
+    const std::string problem = aefast::peak_kind_problem(kind);
+    if (!problem.empty()) {
+      std::string usable;
+      for (const auto& n : aefast::usable_peak_kinds()) usable += (usable.empty() ? "" : ", ") + n;
+      throw py::value_error(problem + "; usable on this CPU: " + (usable.empty() ? "none" : usable));
+    }
+    py::gil_scoped_release release;
+    return aefast::peak_gmacs(kind, seconds);
+  }, py::arg("kind"), py::arg("seconds") = 0.2,
+  "G multiply-adds per second of a register-only loop of `kind` ('fp32_fma': ymm FMA, 'fp32_fma_zmm', "
+  "'int8_vpdpbusd', 'bf16_vdpbf16ps') on the calling thread: the fastest ~2 ms window of about `seconds`.");
 
   py::class_<PyNetwork>(m, "Network", "A chain of fused dense layers, weights packed once at construction.")
       .def(py::init<const py::list&, const std::string&, long>(), py::arg("layers"), py::arg("isa") = "auto",

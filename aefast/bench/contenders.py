@@ -10,20 +10,41 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
+from ..engine.precisions import PRECISIONS
 from ..engine.reference import reference_forward
 from ..modelfile import AutoencoderWeights
 from .models import OPERATIONS, op_end, op_layers
 
 # Largest relative RMS error ||y - ref|| / ||ref|| a contender of each precision may show against the reference.
-# fp32: summation order only; fp16: weights rounded to 11 bits; int8: weights (and, for TFLite, activations)
-# rounded to 8 bits.
-REL_RMS_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-1}
+# fp32: summation order only; fp16: weights rounded to 11 bits; bf16: weights and activations rounded to 8 bits of
+# mantissa; int8: weights and activations quantized to 8 bits; int8w: weights only.
+REL_RMS_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 2e-2, "int8": 1e-1, "int8w": 1e-1}
+# Which multiply-add instruction bounds a precision's arithmetic, i.e. which machine ceiling it is measured against
+# (machine.PEAK_KINDS): fp16 and int8w weights are widened to fp32 and multiplied with FMA.
+ARITHMETIC = {"fp32": "fp32", "fp16": "fp32", "int8w": "fp32", "bf16": "bf16", "int8": "int8"}
+
+
+def arithmetic_of(precision: str) -> str:
+    """"fp32", "bf16" or "int8": the arithmetic (and machine ceiling) of `precision`; a precision named after none
+    of the known ones counts as fp32."""
+    if precision in ARITHMETIC:
+        return ARITHMETIC[precision]
+    return next((a for a in ("int8", "bf16") if precision.startswith(a)), "fp32")
+
+
+def tolerance(precision: str) -> float:
+    """The check's largest relative RMS error for `precision`; an unknown precision gets its arithmetic's loosest."""
+    if precision in REL_RMS_TOLERANCE:
+        return REL_RMS_TOLERANCE[precision]
+    return {"int8": 1e-1, "bf16": 2e-2, "fp32": 1e-2}[arithmetic_of(precision)]
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -34,13 +55,18 @@ class Skipped(Exception):
 
 @dataclass(frozen=True)
 class Contender:
-    """name: shown in tables; family: "aefast" or "peer"; precision: a REL_RMS_TOLERANCE key;
-    build(ctx, op, batch) returns a function (batch, in) float32 -> output, or raises Skipped."""
+    """name: shown in tables; family: "aefast" or "peer"; precision: what the targets group by and the check's
+    tolerance (`tolerance`); build(ctx, op, batch) returns a function (batch, in) float32 -> output, or raises
+    Skipped."""
 
     name: str
     family: str
     precision: str
     build: Callable[["BuildContext", str, int], Runner]
+
+    @property
+    def arithmetic(self) -> str:
+        return arithmetic_of(self.precision)
 
 
 @dataclass
@@ -227,6 +253,19 @@ class BuildContext:
             return model.SerializeToString()
         return self._cached(("onnx", op), make)
 
+    def onnx_dynamic_int8_model(self, op: str) -> bytes:
+        """`onnx_model(op)` through ONNX Runtime's dynamic quantization: per-output-channel int8 weights, uint8
+        activations quantized at run time (the files live in a temporary folder, removed afterwards)."""
+        def make():
+            _require("onnxruntime")
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            with tempfile.TemporaryDirectory(prefix="aefast-bench-") as tmp:
+                source, quantized = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+                source.write_bytes(self.onnx_model(op))
+                quantize_dynamic(source, quantized, per_channel=True, weight_type=QuantType.QInt8)
+                return quantized.read_bytes()
+        return self._cached(("onnx dynamic int8", op), make)
+
     # --- preparation and check --------------------------------------------------------------------------------
     def prepare(self, contender: Contender, op: str, batch: int) -> Prepared:
         """Build `contender` for (op, batch), run it once on the stored input and check it; raise Skipped on failure."""
@@ -242,7 +281,7 @@ class BuildContext:
         except Exception as e:  # a peer library failing to convert or run is a result to report, not a crash
             raise Skipped(f"failed to build or run: {type(e).__name__}: {e}") from None
         rel, max_abs = check_errors(y, ref)
-        tol = REL_RMS_TOLERANCE[contender.precision]
+        tol = tolerance(contender.precision)
         if not rel <= tol:
             raise Skipped(f"check failed: relative RMS error {rel:.2e} > {tol:.0e} against {ref_name}")
         engine = getattr(fn, "__self__", None)
@@ -288,30 +327,43 @@ def _tf_xla(ctx: BuildContext, op: str, batch: int) -> Runner:
     return lambda x: compiled(tf.convert_to_tensor(x)).numpy()
 
 
-def _onnxruntime(ctx: BuildContext, op: str, batch: int) -> Runner:
-    ort = _require("onnxruntime")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # ORT's default, stated: idle intra-op workers spin (~40 ms measured) for the lowest latency; the timer waits
-    # that spin out after each block, so it costs the next contender nothing (timing.settle).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    session = ort.InferenceSession(ctx.onnx_model(op), options, providers=["CPUExecutionProvider"])
-    output = session.get_outputs()[0].name
-    return lambda x: session.run([output], {"x": x})[0]
-
-
-def _tflite_interpreter_class():
-    """tf.lite.Interpreter while TensorFlow still has it (XNNPACK delegate applied by default), else LiteRT's."""
-    interpreter = getattr(getattr(_tf(), "lite", None), "Interpreter", None)
-    return interpreter or _require("ai_edge_litert.interpreter").Interpreter
-
-
-def _tflite(dynamic_int8: bool):
+def _onnxruntime(dynamic_int8: bool):
     def build(ctx: BuildContext, op: str, batch: int) -> Runner:
+        ort = _require("onnxruntime")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's default, stated: idle intra-op workers spin (~40 ms measured) for the lowest latency; the timer
+        # waits that spin out after each block, so it costs the next contender nothing (timing.settle).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        model = ctx.onnx_dynamic_int8_model(op) if dynamic_int8 else ctx.onnx_model(op)
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        output = session.get_outputs()[0].name
+        return lambda x: session.run([output], {"x": x})[0]
+    return build
+
+
+def _tf_lite_interpreter_class():
+    """tf.lite.Interpreter (XNNPACK delegate applied by default), while TensorFlow still has it."""
+    interpreter = getattr(getattr(_tf(), "lite", None), "Interpreter", None)
+    if interpreter is None:
+        raise Skipped("this TensorFlow has no tf.lite.Interpreter (the litert contenders run the same models)")
+    return interpreter
+
+
+def _litert_interpreter_class():
+    """LiteRT's interpreter (the `ai-edge-litert` package: XNNPACK delegate applied by default)."""
+    return _require("ai_edge_litert.interpreter").Interpreter
+
+
+def _tflite(dynamic_int8: bool, interpreter_class: Callable[[], type]):
+    """A TFLite flatbuffer converted from the TF graph (dynamic-range int8 or fp32), run by `interpreter_class()`
+    on all cores, its input resized to the batch."""
+    def build(ctx: BuildContext, op: str, batch: int) -> Runner:
+        cls = interpreter_class()
         model = ctx.tflite_model(op, dynamic_int8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            interpreter = _tflite_interpreter_class()(model_content=model, num_threads=os.cpu_count())
+            interpreter = cls(model_content=model, num_threads=os.cpu_count())
         source = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(source, [batch, ctx.weights.input_size])
         interpreter.allocate_tensors()
@@ -325,21 +377,28 @@ def _tflite(dynamic_int8: bool):
     return build
 
 
-CONTENDERS: tuple[Contender, ...] = (
-    Contender("aefast cpp fp32", "aefast", "fp32", _aefast("fp32", "cpp", None)),
-    Contender("aefast cpp fp32 t=1", "aefast", "fp32", _aefast("fp32", "cpp", 1)),
-    Contender("aefast cpp fp16", "aefast", "fp16", _aefast("fp16", "cpp", None)),
-    Contender("aefast cpp fp16 t=1", "aefast", "fp16", _aefast("fp16", "cpp", 1)),
-    Contender("aefast cpp int8", "aefast", "int8", _aefast("int8", "cpp", None)),
-    Contender("aefast cpp int8 t=1", "aefast", "int8", _aefast("int8", "cpp", 1)),
-    Contender("aefast numba fp32", "aefast", "fp32", _aefast("fp32", "numba", None)),
+def aefast_contenders(precisions: Iterable[str]) -> tuple[Contender, ...]:
+    """The C++ engine at every precision in `precisions`, on all cores and on one thread; the numba backend at fp32."""
+    engines = []
+    for p in precisions:
+        engines += [Contender(f"aefast cpp {p}", "aefast", p, _aefast(p, "cpp", None)),
+                    Contender(f"aefast cpp {p} t=1", "aefast", p, _aefast(p, "cpp", 1))]
+    return (*engines, Contender("aefast numba fp32", "aefast", "fp32", _aefast("fp32", "numba", None)))
+
+
+PEER_CONTENDERS: tuple[Contender, ...] = (
     Contender("numpy fp32", "peer", "fp32", _numpy),
     Contender("keras predict_on_batch", "peer", "fp32", _keras_predict_on_batch),
     Contender("tf.function xla", "peer", "fp32", _tf_xla),
-    Contender("onnxruntime cpu", "peer", "fp32", _onnxruntime),
-    Contender("tflite fp32", "peer", "fp32", _tflite(False)),
-    Contender("tflite dynamic int8", "peer", "int8", _tflite(True)),
+    Contender("onnxruntime cpu", "peer", "fp32", _onnxruntime(False)),
+    Contender("onnxruntime dynamic int8", "peer", "int8", _onnxruntime(True)),
+    Contender("tflite fp32", "peer", "fp32", _tflite(False, _tf_lite_interpreter_class)),
+    Contender("tflite dynamic int8", "peer", "int8", _tflite(True, _tf_lite_interpreter_class)),
+    Contender("litert fp32", "peer", "fp32", _tflite(False, _litert_interpreter_class)),
+    Contender("litert dynamic int8", "peer", "int8", _tflite(True, _litert_interpreter_class)),
 )
+# Every precision the engine offers (aefast.engine.precisions.PRECISIONS) gets its contenders, then the peers.
+CONTENDERS: tuple[Contender, ...] = (*aefast_contenders(PRECISIONS), *PEER_CONTENDERS)
 CONTENDERS_BY_NAME = {c.name: c for c in CONTENDERS}
 
 

@@ -1,11 +1,14 @@
 """The machine under test: a description for the results, and its limits measured in the same run.
 
 The compute limit is NumPy's BLAS sgemm on a large square product (best of several runs): every dense layer is a
-matrix product, so no engine should expect to beat it by much. The memory limit is a large NumPy copy.
+matrix product, so no engine should expect to beat it by much. The memory limit is a large NumPy copy. The
+instruction peaks (`peak_rates`) are aefast._core's register-only loops of fp32 FMA, int8 vpdpbusd and bf16
+vdpbf16ps: the ceilings of each precision's arithmetic (`arithmetic_ceilings`).
 Every measurement here waits for OpenBLAS's worker threads to stop spinning before it returns (timing.settle).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.metadata
 import os
 import platform
@@ -54,6 +57,66 @@ def copy_bandwidth(mib: int = 256, repeats: int = 5) -> dict:
     np.copyto(dst, src)
     best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(repeats))
     return {"mib": mib, "repeats": repeats, "best_gb_per_s": 2 * src.nbytes / best / 1e9}
+
+
+# The `_core.peak` kinds measuring each arithmetic's multiply-add rate; the fastest usable one is its ceiling.
+PEAK_KINDS = {"fp32": ("fp32_fma", "fp32_fma_zmm"), "int8": ("int8_vpdpbusd",), "bf16": ("bf16_vdpbf16ps",)}
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def peak_rates(seconds: float = 0.2, threads: int | None = None) -> dict:
+    """kind -> {"per_core_gmacs", "all_core_gmacs", "threads"} or {"unavailable": why}, for every kind in PEAK_KINDS.
+
+    Each thread's rate is G multiply-adds per second, its fastest ~2 ms window of about `seconds`
+    (aefast._core.peak). The loop runs once alone, then on `threads` threads at once: all_core_gmacs is the sum of
+    those threads' rates, per_core_gmacs the fastest single rate of either phase (on a shared machine the quiet
+    moment a core's peak needs may fall in either)."""
+    threads = threads or usable_cores()
+    try:
+        from .._core import peak
+    except ImportError as e:
+        return {kind: {"unavailable": f"aefast._core is not built ({e})"} for kinds in PEAK_KINDS.values()
+                for kind in kinds}
+    rates = {}
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:  # peak releases the GIL: the threads run at once
+        for kind in (k for kinds in PEAK_KINDS.values() for k in kinds):
+            try:
+                per_core = peak(kind, seconds)
+            except ValueError as e:  # this CPU lacks the instructions; the message names the usable kinds
+                rates[kind] = {"unavailable": str(e)}
+                continue
+            each = list(pool.map(lambda _: peak(kind, seconds), range(threads)))
+            rates[kind] = {"per_core_gmacs": max(per_core, *each), "all_core_gmacs": sum(each), "threads": threads}
+    return rates
+
+
+def best_peak_rates(*measured: dict) -> dict:
+    """The per-kind maximum of several `peak_rates` results (a run measures at its start and its end)."""
+    best = {}
+    for rates in measured:
+        for kind, r in rates.items():
+            if "per_core_gmacs" not in r:
+                best.setdefault(kind, r)
+            elif "per_core_gmacs" not in best.get(kind, {}):
+                best[kind] = dict(r)
+            else:
+                best[kind] = {**r, **{k: max(best[kind][k], r[k]) for k in ("per_core_gmacs", "all_core_gmacs")}}
+    return best
+
+
+def arithmetic_ceilings(rates: dict, cores: int) -> dict:
+    """arithmetic -> {"kind", "per_core_gmacs", "gmacs": per core x cores} from the fastest usable kind of each
+    arithmetic in PEAK_KINDS (arithmetics with no usable kind are left out)."""
+    out = {}
+    for arithmetic, kinds in PEAK_KINDS.items():
+        usable = [(rates[k]["per_core_gmacs"], k) for k in kinds if "per_core_gmacs" in rates.get(k, {})]
+        if usable:
+            per_core, kind = max(usable)
+            out[arithmetic] = {"kind": kind, "per_core_gmacs": per_core, "gmacs": per_core * cores, "cores": cores}
+    return out
 
 
 def _timed(fn) -> float:
@@ -141,7 +204,7 @@ def describe_machine() -> dict:
         "cpu_flags": _cpu_flags(),
         "logical_cores": os.cpu_count(),
         "physical_cores": physical,
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": usable_cores(),
         "caches": _caches(),
         "memory_bytes": memory,
         "platform": platform.platform(),

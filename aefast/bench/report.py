@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from .._io import write_bytes_atomic, write_text_atomic
-from .targets import ceiling_images_per_s, evaluate_targets, same_work_ceiling_images_per_s
+from .targets import ceiling_images_per_s, evaluate_targets, peak_ceiling, same_work_ceiling_images_per_s
 
 _MARK = {True: "met", False: "**missed**", None: "not measured"}
 
@@ -66,9 +66,40 @@ def _limits_lines(results: dict) -> list[str]:
             rows.append([info["name"], op, f"{o['flops_per_image'] / 1e6:.2f}", f"{o['ceiling_images_per_s']:,.0f}",
                          " / ".join(f"{wb[p] / 1e6:.2f}" for p in ("fp32", "fp16", "int8")),
                          " / ".join(f"{bw[p]:,.0f}" for p in ("fp32", "fp16", "int8"))])
-    return lines + _table(["model", "op", "MFLOP per image", "sgemm ceiling (images/s)",
-                           "weight MB per batch-1 image (fp32 / fp16 / int8)",
-                           "copy-bandwidth bound at batch 1, images/s (fp32 / fp16 / int8)"], rows)
+    lines += _table(["model", "op", "MFLOP per image", "sgemm ceiling (images/s)",
+                     "weight MB per batch-1 image (fp32 / fp16 / int8)",
+                     "copy-bandwidth bound at batch 1, images/s (fp32 / fp16 / int8)"], rows)
+    return lines + [""] + _peak_lines(results)
+
+
+def _peak_lines(results: dict) -> list[str]:
+    """The instruction peaks (per core and all cores at once) and each model's images/s ceiling per arithmetic."""
+    lim = results["limits"]
+    peaks, ceilings = lim.get("peaks", {}), lim.get("arithmetic_ceilings", {})
+    if not peaks:
+        return []
+    lines = ["Instruction peaks (`aefast._core.peak`: register-only loops of independent multiply-adds; a thread's "
+             "rate is its fastest ~2 ms window; per core: the fastest thread, run alone or beside the others; all "
+             "cores: the threads' sum, run at once; best of the start and end of the run), in G multiply-adds per "
+             "second. The ceiling of each arithmetic is its fastest kind's per-core rate x the usable cores:", ""]
+    rows = [[kind, f"{r['per_core_gmacs']:.1f}", f"{r['all_core_gmacs']:.1f} ({r['threads']} threads)"]
+            if "per_core_gmacs" in r else [kind, "-", r.get("unavailable", "?")] for kind, r in peaks.items()]
+    lines += _table(["kind", "per core", "all cores at once"], rows)
+    if ceilings:
+        lines += ["", "Images/s ceilings from the peaks (peak x cores / multiply-adds per image): "
+                      + ", ".join(f"{a}: {c['kind']} {c['per_core_gmacs']:.1f} x {c['cores']} = {c['gmacs']:.1f} G/s"
+                                  for a, c in ceilings.items()), ""]
+        arithmetics = list(ceilings)
+        lines += _table(["model", "op", *(f"{a} ceiling (images/s)" for a in arithmetics)],
+                        [[info["name"], op, *(f"{o.get('peak_ceilings_images_per_s', {}).get(a, 0):,.0f}"
+                                              for a in arithmetics)]
+                         for info in results["models"] for op, o in info["ops"].items()])
+    return lines
+
+
+def _peak_cell(results: dict, r: dict) -> str:
+    ceiling = peak_ceiling(results, r)
+    return f"{r['images_per_s'] / ceiling[1]:.1%} {ceiling[0]}" if ceiling else "-"
 
 
 def _cell_rows(results: dict, model: str, op: str) -> tuple[list[list[str]], list[str]]:
@@ -79,11 +110,14 @@ def _cell_rows(results: dict, model: str, op: str) -> tuple[list[list[str]], lis
         peers = [r["images_per_s"] for r in ok if r["family"] == "peer" and r["precision"] == "fp32"]
         for r in ok:
             ratio = f"{r['images_per_s'] / max(peers):.2f}x" if peers else "-"
-            same = same_work_ceiling_images_per_s(results, r)
+            # the sgemm ceilings bound fp32 arithmetic only (int8 and bf16 rows: their own peak ceiling)
+            fp32 = r.get("arithmetic", "fp32") == "fp32"
+            same = same_work_ceiling_images_per_s(results, r) if fp32 else None
             rows.append([str(batch), r["contender"], r["precision"], f"{r['median_s'] * 1e6:,.1f}",
                          f"{r['best_s'] * 1e6:,.1f}", f"{r['images_per_s']:,.0f}", ratio,
-                         f"{r['images_per_s'] / ceiling_images_per_s(results, r):.1%}",
-                         f"{r['images_per_s'] / same:.1%}" if same else "-", f"{r['rel_rms_error']:.1e}"])
+                         f"{r['images_per_s'] / ceiling_images_per_s(results, r):.1%}" if fp32 else "-",
+                         f"{r['images_per_s'] / same:.1%}" if same else "-", _peak_cell(results, r),
+                         f"{r['rel_rms_error']:.1e}"])
         for r in cell:
             if r["batch"] == batch and r["status"] == "skipped":
                 skipped.setdefault((r["contender"], r["reason"]), []).append(str(batch))
@@ -95,11 +129,13 @@ def _quantization_lines(results: dict) -> list[str]:
     lines = []
     for model, q in results.get("quantization", {}).items():
         lines += ["", f"Reconstruction error of model `{model}` on {q['images']} images ({q['source']}): MSE "
-                      "against the input pixels, and against the reference answer.", ""]
-        rows = [[r["contender"], r["precision"], f"{r['mse_vs_input']:.6f}", f"{r['mse_vs_reference']:.2e}"]
-                if r["status"] == "ok" else [r["contender"], r["precision"], "skipped", r["reason"]]
+                      "against the input pixels, MSE and relative RMS error against the reference answer.", ""]
+        rows = [[r["contender"], r["precision"], f"{r['mse_vs_input']:.6f}", f"{r['mse_vs_reference']:.2e}",
+                 f"{r['rel_rms_vs_reference']:.2e}" if "rel_rms_vs_reference" in r else "-"]
+                if r["status"] == "ok" else [r["contender"], r["precision"], "skipped", r["reason"], ""]
                 for r in q["rows"]]
-        lines += _table(["contender", "precision", "MSE vs input", "MSE vs reference"], rows)
+        lines += _table(["contender", "precision", "MSE vs input", "MSE vs reference", "rel. RMS vs reference"],
+                        rows)
     return lines
 
 
@@ -111,12 +147,14 @@ def render_markdown(results: dict) -> str:
              "", *_machine_lines(results), "",
              f"Timing: {t['method']}; {t['rounds']} rounds, blocks of about {t['block_s'] * 1e3:.0f} ms. "
              "Every contender was first checked against the reference answer (relative RMS error shown). "
-             "`x peer` is images/s over the fastest fp32 peer's at the same batch; `% best sgemm` is images/s over "
+             "`x peer` is images/s over the fastest fp32 peer's at the same batch; `% best sgemm` (rows of fp32 "
+             "arithmetic only, as the next column) is images/s over "
              "the best-case sgemm ceiling: the run's best sgemm below or, at batch >= "
              f"{t['cell_sgemm_min_batch']}, the best sample of the sgemm timed in the same cell if that was higher; "
              "`% same-work sgemm` is images/s over the like-for-like ceiling: the median of that in-cell sgemm, a "
-             "square product doing the flops of one call, timed interleaved in the same rounds (the 90% target uses "
-             "it).", "", *_spin_lines(results), "",
+             "square product doing the flops of one call, timed interleaved in the same rounds (the 95% targets use "
+             "it). `% peak` is images/s over the instruction-peak ceiling of the row's arithmetic (fp32 FMA, int8 "
+             "vpdpbusd or bf16 vdpbf16ps; below).", "", *_spin_lines(results), "",
              "## Machine limits", "", *_limits_lines(results), "", "## Targets", ""]
     lines += _table(["target", "model", "result", "figure"],
                     [[r.target, r.model, _MARK[r.met], r.figure] for r in evaluate_targets(results)])
@@ -128,11 +166,12 @@ def render_markdown(results: dict) -> str:
             if not rows and not notes:
                 continue
             ref = o.get("reference", {})
-            lines += ["", f"### {op} (sgemm ceiling {o['ceiling_images_per_s']:,.0f} images/s)", "",
+            peaks = "".join(f", {a} peak {c:,.0f}" for a, c in o.get("peak_ceilings_images_per_s", {}).items())
+            lines += ["", f"### {op} (ceilings, images/s: sgemm {o['ceiling_images_per_s']:,.0f}{peaks})", "",
                       f"Reference: {ref.get('name', '?')} (relative RMS error against float64 NumPy: "
                       f"{ref.get('rel_rms_error_vs_float64', float('nan')):.1e}).", ""]
             lines += _table(["batch", "contender", "precision", "us/batch median", "us/batch best", "images/s",
-                             "x peer", "% best sgemm", "% same-work sgemm", "rel. error"], rows)
+                             "x peer", "% best sgemm", "% same-work sgemm", "% peak", "rel. error"], rows)
             lines += [""] + notes if notes else []
     if results.get("quantization"):
         lines += ["", "## Quantization error"] + _quantization_lines(results)
@@ -162,6 +201,9 @@ def render_plot(results: dict) -> bytes:
                     ax.plot(*zip(*pts), "-o" if name.startswith("aefast") else "--s", color=colours[name],
                             label=name, markersize=4)
             ax.axhline(info["ops"][op]["ceiling_images_per_s"], color="k", linestyle=":", label="sgemm ceiling")
+            for (arithmetic, ceiling), style in zip(info["ops"][op].get("peak_ceilings_images_per_s", {}).items(),
+                                                    ("-.", (0, (1, 3)), (0, (5, 5)))):
+                ax.axhline(ceiling, color="grey", linestyle=style, label=f"{arithmetic} peak ceiling")
             ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s",
                    title=f"{info['name']} {op} ({'-'.join(map(str, info['layer_sizes']))})")
             ax.grid(True, which="both", alpha=0.3)

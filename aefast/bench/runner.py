@@ -13,15 +13,17 @@ from typing import Callable
 import numpy as np
 
 from . import machine
-from .contenders import BuildContext, Contender, Skipped, select_contenders
+from ..engine.precisions import PRECISIONS
+from .contenders import PEER_CONTENDERS, BuildContext, Contender, Skipped, check_errors, select_contenders
 from .models import OPERATIONS, BenchModel, flops_per_image, input_images, weight_count
 from .timing import time_interleaved
 
 BATCHES = (1, 16, 256, 4096)
-# Contenders whose reconstructions of the MNIST test set are compared with the input images and the fp32 answer.
-QUANTIZATION_CONTENDERS = ("aefast cpp fp32", "aefast cpp fp16", "aefast cpp int8", "tflite fp32",
-                           "tflite dynamic int8")
-BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
+# Contenders whose reconstructions of the MNIST test set are compared with the input images and the fp32 answer:
+# the C++ engine at every precision, and every peer that quantizes, beside TFLite's fp32.
+QUANTIZATION_CONTENDERS = (*(f"aefast cpp {p}" for p in PRECISIONS),
+                           *(c.name for c in PEER_CONTENDERS if c.precision != "fp32"), "tflite fp32")
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int8w": 1}
 SGEMM_NAME = "(numpy sgemm)"
 # The runner re-executes itself with the OpenBLAS overrides removed and records them here (see __main__.py).
 CLEARED_ENV_VAR = "AEFAST_BENCH_CLEARED_ENV"
@@ -39,8 +41,10 @@ class BenchConfig:
     block_s: float = 0.1
     data_dir: str | None = None
     sgemm_n: int = 2048
-    # At batch >= cell_sgemm_min_batch an sgemm doing one call's flops is timed in the cell, interleaved
-    cell_sgemm_min_batch: int = 256
+    # At batch >= cell_sgemm_min_batch an sgemm doing one call's flops is timed in the cell, interleaved (from 16:
+    # the batch-16 fp32 target is judged against it)
+    cell_sgemm_min_batch: int = 16
+    peak_s: float = 0.2  # each instruction peak loop runs about this long (machine.peak_rates)
     sgemm_repeats: int = 5
     copy_mib: int = 256
     quantization_images: int = 10_000
@@ -50,7 +54,8 @@ class BenchConfig:
 
 def _limits(config: BenchConfig) -> dict:
     return {"sgemm": machine.sgemm_gflops(config.sgemm_n, config.sgemm_repeats),
-            "copy": machine.copy_bandwidth(config.copy_mib), "load_average": machine.load_average()}
+            "copy": machine.copy_bandwidth(config.copy_mib), "peaks": machine.peak_rates(config.peak_s),
+            "load_average": machine.load_average()}
 
 
 def _model_info(model: BenchModel, image_source: str) -> dict:
@@ -64,7 +69,7 @@ def _model_info(model: BenchModel, image_source: str) -> dict:
 
 def _record(model: str, op: str, batch: int, contender: Contender, **fields) -> dict:
     return {"model": model, "op": op, "batch": batch, "contender": contender.name, "family": contender.family,
-            "precision": contender.precision, **fields}
+            "precision": contender.precision, "arithmetic": contender.arithmetic, **fields}
 
 
 def _time_cell(ctx: BuildContext, model: str, op: str, batch: int, config: BenchConfig) -> list[dict]:
@@ -115,7 +120,7 @@ def _quantization(ctx: BuildContext, config: BenchConfig, image_source: str) -> 
         rows.append({"contender": contender.name, "precision": contender.precision, "status": "ok",
                      "mse_vs_input": float(np.mean(np.square(y - x, dtype=np.float64))),
                      "mse_vs_reference": float(np.mean(np.square(y - ref, dtype=np.float64))),
-                     "reference": ref_name})
+                     "rel_rms_vs_reference": check_errors(y, ref)[0], "reference": ref_name})
     return {"images": n, "source": image_source, "rows": rows}
 
 
@@ -137,7 +142,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
                    "cell_sgemm_min_batch": config.cell_sgemm_min_batch},
         "models": [], "measurements": [], "quantization": {},
     }
-    log("measuring the machine's limits (sgemm, copy) ...")
+    log("measuring the machine's limits (sgemm, copy, instruction peaks) ...")
     start_limits = _limits(config)
     for model in config.models:
         batches = config.batches[model.name]
@@ -166,11 +171,17 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
                          "sgemm_best_gflops": max(start_limits["sgemm"]["best_gflops"],
                                                   end_limits["sgemm"]["best_gflops"]),
                          "copy_best_gb_per_s": max(start_limits["copy"]["best_gb_per_s"],
-                                                   end_limits["copy"]["best_gb_per_s"])}
+                                                   end_limits["copy"]["best_gb_per_s"]),
+                         "peaks": machine.best_peak_rates(start_limits["peaks"], end_limits["peaks"])}
+    ceilings = machine.arithmetic_ceilings(results["limits"]["peaks"], results["machine"]["usable_cores"])
+    results["limits"]["arithmetic_ceilings"] = ceilings
     for info in results["models"]:
         for op, op_info in info["ops"].items():
             op_info["ceiling_images_per_s"] = machine.ceiling_images_per_s(
                 results["limits"]["sgemm_best_gflops"], op_info["flops_per_image"])
+            # multiply-adds per image = flops / 2; the peak loops count multiply-adds
+            op_info["peak_ceilings_images_per_s"] = {a: c["gmacs"] * 1e9 / (op_info["flops_per_image"] / 2)
+                                                     for a, c in ceilings.items()}
             op_info["bandwidth_bound_images_per_s_at_batch_1"] = {
                 p: results["limits"]["copy_best_gb_per_s"] * 1e9 / nbytes
                 for p, nbytes in op_info["weight_bytes_at_batch_1"].items()}

@@ -1,4 +1,5 @@
-"""The speed targets of issue 5, judged from one run's measurements (ratios within the run, so shared noise cancels).
+"""The speed targets (issues 5, 10 and 11), judged from one run's measurements (ratios within the run, so shared
+noise cancels).
 
 Each target reads the reconstruct measurements of one model and returns met (True/False, or None when a figure it
 needs was not measured) with the figure that decided it.
@@ -6,6 +7,8 @@ needs was not measured) with the figure that decided it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+from .contenders import arithmetic_of
 
 
 @dataclass
@@ -39,6 +42,10 @@ def _is_peer_fp32(r: dict) -> bool:
     return r["family"] == "peer" and r["precision"] == "fp32"
 
 
+def _is_peer_int8(r: dict) -> bool:
+    return r["family"] == "peer" and r["precision"] == "int8"
+
+
 def _is_cpp(precision: str):
     return lambda r: r["contender"].startswith("aefast cpp") and r["precision"] == precision
 
@@ -51,13 +58,23 @@ def _ips(r: dict) -> str:
     return f"{r['images_per_s']:,.0f} images/s ({r['contender']})"
 
 
+def _ours_and_peer(results, model, batch, precision, peer_precision) -> tuple[dict | None, dict | None, str]:
+    """The fastest aefast cpp `precision` row and the fastest `peer_precision` peer row at `batch`; when either is
+    missing, (None, None, the "not measured" figure saying which)."""
+    rows = _ok(results, model, batch)
+    is_peer = _is_peer_fp32 if peer_precision == "fp32" else _is_peer_int8
+    ours, peer = _fastest(rows, _is_cpp(precision)), _fastest(rows, is_peer)
+    if ours is None or peer is None:
+        return None, None, _not_measured(results, model, batch, f"no aefast cpp {precision} run" if ours is None
+                                         else f"no {peer_precision} peer")
+    return ours, peer, ""
+
+
 def _latency_target(results, model, precision, limit) -> TargetResult:
     name = f"batch 1 reconstruct {precision} latency <= {limit}x fastest fp32 peer"
-    rows = _ok(results, model, 1)
-    ours, peer = _fastest(rows, _is_cpp(precision)), _fastest(rows, _is_peer_fp32)
-    if ours is None or peer is None:
-        return TargetResult(name, model, None, _not_measured(results, model, 1, f"no aefast cpp {precision} run"
-                                                             if ours is None else "no fp32 peer"))
+    ours, peer, missing = _ours_and_peer(results, model, 1, precision, "fp32")
+    if missing:
+        return TargetResult(name, model, None, missing)
     ratio = ours["median_s"] / peer["median_s"]
     return TargetResult(name, model, ratio <= limit, f"{_us(ours)} vs {_us(peer)}: {ratio:.2f}x")
 
@@ -66,11 +83,9 @@ def _throughput_target(results, model, batch, limit, ceiling_share=None) -> Targ
     name = f"batch {batch} reconstruct fp32 throughput >= {limit}x fastest fp32 peer"
     if ceiling_share is not None:
         name += f" and >= {ceiling_share:.0%} of the sgemm ceiling"
-    rows = _ok(results, model, batch)
-    ours, peer = _fastest(rows, _is_cpp("fp32")), _fastest(rows, _is_peer_fp32)
-    if ours is None or peer is None:
-        return TargetResult(name, model, None, _not_measured(results, model, batch, "no aefast cpp run"
-                                                             if ours is None else "no fp32 peer"))
+    ours, peer, missing = _ours_and_peer(results, model, batch, "fp32", "fp32")
+    if missing:
+        return TargetResult(name, model, None, missing)
     ratio = ours["images_per_s"] / peer["images_per_s"]
     met, figure = ratio >= limit, f"{_ips(ours)} vs {_ips(peer)}: {ratio:.2f}x"
     if ceiling_share is not None:
@@ -85,7 +100,7 @@ def _throughput_target(results, model, batch, limit, ceiling_share=None) -> Targ
                        f"{ours['images_per_s'] / best:.0%} of the best-case one ({best:,.0f})")
         else:
             figure += f"; {share:.0%} of the best-case {best:,.0f} images/s ceiling (no same-work sgemm)"
-    return TargetResult(name, model, met, figure)
+    return TargetResult(name, model, met, figure + _peak_share(results, ours))
 
 
 def _op_info(results: dict, row: dict) -> dict:
@@ -110,24 +125,67 @@ def same_work_ceiling_images_per_s(results: dict, row: dict) -> float | None:
     return row["cell_sgemm_median_gflops"] * 1e9 / _op_info(results, row)["flops_per_image"]
 
 
-def _int8_target(results, model) -> TargetResult:
-    name = "batch 1 reconstruct int8 faster than TFLite dynamic int8, with smaller reconstruction MSE"
-    rows = _ok(results, model, 1)
-    ours = _fastest(rows, _is_cpp("int8"))
-    theirs = _fastest(rows, lambda r: r["contender"] == "tflite dynamic int8")
+def peak_ceiling(results: dict, row: dict) -> tuple[str, float] | None:
+    """(arithmetic, images/s) of the instruction-peak ceiling a measurement is judged against: its arithmetic's
+    peak multiply-add rate x usable cores / multiply-adds per image (runner.py); None if not measured."""
+    arithmetic = row.get("arithmetic") or arithmetic_of(row["precision"])
+    ceiling = _op_info(results, row).get("peak_ceilings_images_per_s", {}).get(arithmetic)
+    return (arithmetic, ceiling) if ceiling else None
+
+
+def _peak_share(results: dict, row: dict) -> str:
+    ceiling = peak_ceiling(results, row)
+    if ceiling is None:
+        return f"; no {row.get('arithmetic') or arithmetic_of(row['precision'])} peak measured"
+    return f"; {row['images_per_s'] / ceiling[1]:.0%} of the {ceiling[0]} peak ceiling ({ceiling[1]:,.0f} images/s)"
+
+
+def _rel_errors(results: dict, model: str, ours: dict, theirs: dict) -> tuple[float, float, str]:
+    """The relative RMS errors against fp32 of two contenders: from the quantization comparison (the run's first
+    model, every test image) when both were in it, else from the cell's check (the timed batch)."""
     quant = {q["contender"]: q for q in results.get("quantization", {}).get(model, {}).get("rows", [])
-             if q["status"] == "ok"}
-    if ours is None or theirs is None:
-        return TargetResult(name, model, None, _not_measured(results, model, 1, "no aefast int8 run" if ours is None
-                                                             else "no TFLite int8 run"))
-    ratio = ours["median_s"] / theirs["median_s"]
-    figure = f"{_us(ours)} vs {_us(theirs)}: {ratio:.2f}x"
-    q_ours, q_theirs = quant.get("aefast cpp int8"), quant.get("tflite dynamic int8")
-    if q_ours is None or q_theirs is None:
-        return TargetResult(name, model, None, figure + "; reconstruction MSE not measured (a run measures it "
-                                                        "on its first model only)")
-    figure += f"; MSE {q_ours['mse_vs_input']:.5f} vs {q_theirs['mse_vs_input']:.5f}"
-    return TargetResult(name, model, ratio < 1 and q_ours["mse_vs_input"] < q_theirs["mse_vs_input"], figure)
+             if q["status"] == "ok" and "rel_rms_vs_reference" in q}
+    a = quant.get(ours["contender"].removesuffix(" t=1"))
+    b = quant.get(theirs["contender"])
+    if a is not None and b is not None:
+        images = results["quantization"][model]["images"]
+        return a["rel_rms_vs_reference"], b["rel_rms_vs_reference"], f"on {images:,} images"
+    return ours["rel_rms_error"], theirs["rel_rms_error"], f"on the timed batch of {ours['batch']}"
+
+
+def _int8_target(results, model, batch, limit=1.2) -> TargetResult:
+    name = f"batch {batch} reconstruct int8 >= {limit}x fastest int8 peer, with smaller relative RMS error"
+    ours, peer, missing = _ours_and_peer(results, model, batch, "int8", "int8")
+    if missing:
+        return TargetResult(name, model, None, missing)
+    ratio = ours["images_per_s"] / peer["images_per_s"]
+    ours_error, peer_error, where = _rel_errors(results, model, ours, peer)
+    figure = (f"{_ips(ours)} vs {_ips(peer)}: {ratio:.2f}x{_peak_share(results, ours)}; relative RMS error "
+              f"{ours_error:.1e} vs {peer_error:.1e} ({where})")
+    return TargetResult(name, model, ratio >= limit and ours_error < peer_error, figure)
+
+
+def _int8_latency_target(results, model, limit_s=12e-6) -> TargetResult:
+    name = f"batch 1 reconstruct int8 latency <= {limit_s * 1e6:.0f} us"
+    ours = _fastest(_ok(results, model, 1), _is_cpp("int8"))
+    if ours is None:
+        return TargetResult(name, model, None, _not_measured(results, model, 1, "no aefast cpp int8 run"))
+    return TargetResult(name, model, ours["median_s"] <= limit_s, _us(ours))
+
+
+def _bf16_target(results, model, batch, over_fp32=1.7, over_peer=1.5) -> TargetResult:
+    name = f"batch {batch} reconstruct bf16 >= {over_fp32}x aefast fp32 and >= {over_peer}x fastest fp32 peer"
+    rows = _ok(results, model, batch)
+    ours, fp32, peer = (_fastest(rows, _is_cpp("bf16")), _fastest(rows, _is_cpp("fp32")),
+                        _fastest(rows, _is_peer_fp32))
+    if ours is None or fp32 is None or peer is None:
+        missing = "no aefast cpp bf16 run" if ours is None else "no aefast cpp fp32 run" if fp32 is None else \
+            "no fp32 peer"
+        return TargetResult(name, model, None, _not_measured(results, model, batch, missing))
+    vs_fp32, vs_peer = ours["images_per_s"] / fp32["images_per_s"], ours["images_per_s"] / peer["images_per_s"]
+    figure = (f"{_ips(ours)}: {vs_fp32:.2f}x {_ips(fp32)}, {vs_peer:.2f}x {_ips(peer)}"
+              f"{_peak_share(results, ours)}")
+    return TargetResult(name, model, vs_fp32 >= over_fp32 and vs_peer >= over_peer, figure)
 
 
 def _numba_target(results, model, batch=4096, limit=0.5) -> TargetResult:
@@ -147,7 +205,9 @@ def evaluate_targets(results: dict) -> list[TargetResult]:
     out = []
     for info in results["models"]:
         m = info["name"]
-        out += [_latency_target(results, m, "fp32", 0.8), _latency_target(results, m, "fp16", 0.6),
-                _throughput_target(results, m, 4096, 1.05, 0.9), _throughput_target(results, m, 16, 1.3),
-                _int8_target(results, m), _numba_target(results, m)]
+        out += [_latency_target(results, m, "fp32", 0.6), _latency_target(results, m, "fp16", 0.6),
+                _throughput_target(results, m, 16, 1.05, 0.95), _throughput_target(results, m, 4096, 1.05, 0.95),
+                *(_bf16_target(results, m, batch) for batch in (256, 4096)),
+                *(_int8_target(results, m, batch) for batch in (1, 16, 256, 4096)),
+                _int8_latency_target(results, m), _numba_target(results, m)]
     return out
