@@ -46,7 +46,11 @@ inline void tile(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0) {
   for (std::size_t q = 0; q < k2; ++q) {
     __m512bh wv[NP];
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) wv[p] = (__m512bh)_mm512_loadu_si512(w + p * panel_stride + q * kPairElems);
+    for (int p = 0; p < NP; ++p) {
+      // Few rows: the weight streams are the bottleneck (see the q8 kernel); fetch them ahead into L1.
+      if constexpr (MR <= 4) _mm_prefetch(reinterpret_cast<const char*>(w + p * panel_stride + (q + 8) * kPairElems), _MM_HINT_T0);
+      wv[p] = (__m512bh)_mm512_loadu_si512(w + p * panel_stride + q * kPairElems);
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       std::uint32_t pair;

@@ -21,6 +21,7 @@ namespace aefast {
 namespace {
 
 constexpr std::size_t kQuadBytes = kPanelWidth * kQuadK;  // one k-quad of one panel: 64 bytes = 1 zmm
+constexpr std::size_t kPrefetchQuads = 8;
 
 inline std::uint32_t load_quad(const std::uint8_t* a) {
   std::uint32_t v;
@@ -64,7 +65,13 @@ inline void tile(const Q8DenseBlock& b, std::size_t r0, std::size_t p0) {
   auto step = [&](std::size_t q, auto quad_of_row) {
     __m512i wv[NP];
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) wv[p] = _mm512_loadu_si512(w + p * panel_stride + q * kQuadBytes);
+    for (int p = 0; p < NP; ++p) {
+      // Few rows (batch 1..4): each weight feeds only MR multiply-adds, so the weight streams (one per panel) are
+      // the bottleneck; fetch them kPrefetchQuads ahead into L1 (reading past a panel's end only touches the next
+      // panel or, for the last one, lines within the packed buffer's page).
+      if constexpr (MR <= 4) _mm_prefetch(reinterpret_cast<const char*>(w + p * panel_stride + (q + kPrefetchQuads) * kQuadBytes), _MM_HINT_T0);
+      wv[p] = _mm512_loadu_si512(w + p * panel_stride + q * kQuadBytes);
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m512i av = _mm512_set1_epi32(int(quad_of_row(r)));
