@@ -19,6 +19,13 @@ namespace {
 
 constexpr std::size_t kPairElems = kPanelWidth * kPairK;  // bf16 values in one k-pair of one panel: 32 = 1 zmm
 
+// Panels per group: as many as fit half of a 1 MB L2 (a group stays there while the block's row tiles pass over
+// it), 8 at most, and at least the 2 of a main tile. panel_bytes = K x 16 x bytes per weight: 8 panels at
+// K = 784 (q8: 100 KB), 3 at K = 10000 (q8: 480 KB; 8 would be 1.28 MB, re-streamed from L3 for every row tile).
+inline std::size_t panels_per_group(std::size_t panel_bytes) {
+  return std::clamp<std::size_t>((std::size_t(512) << 10) / std::max<std::size_t>(panel_bytes, 1), 2, 8);
+}
+
 inline __mmask16 column_mask(long valid) {
   return valid >= 16 ? __mmask16(0xffff) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
 }
@@ -89,7 +96,7 @@ inline void row_strip(const Bf16DenseBlock& b, std::size_t r0, std::size_t p, st
 
 // Same loop structure as the q8 kernel: 8-panel groups outermost (K x 256 bytes in L2), 8 x 32 tiles inside.
 void dense_bf16(const Bf16DenseBlock& b) {
-  constexpr std::size_t kPanelsPerGroup = 8;
+  const std::size_t kPanelsPerGroup = panels_per_group(b.k * kPairElems * 2 / kPairK);
   for (std::size_t pg = b.panel_begin; pg < b.panel_end; pg += kPanelsPerGroup) {
     const std::size_t pe = std::min(pg + kPanelsPerGroup, b.panel_end);
     std::size_t r = b.row_begin;
