@@ -1,6 +1,7 @@
 #include "dispatch.h"
 
 #include "kernels/avx2.h"
+#include "kernels/avx512.h"
 #include "kernels/scalar.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -63,10 +64,21 @@ static const IsaKernels kAvx2 = {
     elu__avx2,
 };
 
+// int8 weights: the AVX2 kernels for now (the avx512 file has no int8 path).
+static const IsaKernels kAvx512 = {
+    "avx512",
+    {{dense_f32w_f32x__avx512, dense_f32w_u8x__avx512},
+     {dense_f16w_f32x__avx512, dense_f16w_u8x__avx512},
+     {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
+    elu__avx512,
+};
+
 // Best first. The AVX2 file is compiled with -mavx2 -mfma -mf16c, so it needs all three.
 static std::vector<const IsaKernels*> usable() {
   std::vector<const IsaKernels*> isas;
   const CpuFeatures& f = cpu_features();
+  // avx512*.cpp are compiled with -mavx512f/bw/dq/vl -mavx2 -mfma -mf16c; its int8 entries are AVX2's.
+  if (f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx2 && f.fma && f.f16c) isas.push_back(&kAvx512);
   if (f.avx2 && f.fma && f.f16c) isas.push_back(&kAvx2);
   isas.push_back(&kScalar);
   return isas;
