@@ -1,6 +1,7 @@
 #include "dispatch.h"
 
 #include "kernels/avx2.h"
+#include "kernels/avx512.h"
 #include "kernels/avx512_lowp.h"
 #include "kernels/scalar.h"
 
@@ -68,11 +69,17 @@ static const IsaKernels kAvx2 = {
     dense_bf16__avx2, to_bf16_rows__scalar, "avx2",
 };
 
-// The AVX-512 level: F/BW/DQ/VL (+ the AVX2/FMA/F16C its files are also built with); VNNI and BF16 kernels where
-// the CPU has those extensions, else the AVX2 ones.
+// The AVX-512 level: F/BW/DQ/VL (+ the AVX2/FMA/F16C its files are also built with): zmm fp32/fp16 kernels;
+// weight-only int8 (fp32 compute) borrows AVX2's; VNNI and BF16 kernels where the CPU has those extensions, else
+// the AVX2 ones.
 static IsaKernels avx512_kernels(const CpuFeatures& f) {
   IsaKernels isa = kAvx2;
   isa.name = "avx512";
+  isa.dense[int(WeightType::f32)][0] = dense_f32w_f32x__avx512;
+  isa.dense[int(WeightType::f32)][1] = dense_f32w_u8x__avx512;
+  isa.dense[int(WeightType::f16)][0] = dense_f16w_f32x__avx512;
+  isa.dense[int(WeightType::f16)][1] = dense_f16w_u8x__avx512;
+  isa.elu = elu__avx512;
   if (f.avx512vnni) {
     isa.q8 = dense_q8__avx512vnni;
     isa.quantize_rows = quantize_rows__avx512;

@@ -1,7 +1,8 @@
 """aefast._core.Network against a float64 NumPy reference, for every ISA this CPU can run.
 
-Every fast path (AVX2 6x16 tiles, the 1..5-row wide tiles, the threaded row-block and
-panel-split modes) has the plain scalar twin next to it in the same parametrization.
+Every fast path (AVX2 6x16 tiles, the 1..5-row wide tiles, AVX-512 8x32 tiles and 1..7-row
+strips, the threaded row-block and panel-split modes) has the plain scalar twin next to it in
+the same parametrization; the SIMD ISAs must also agree with each other bit for bit.
 """
 from __future__ import annotations
 
@@ -195,3 +196,58 @@ def test_nbytes_counts_packed_weights_scales_and_biases(isa):
     net = core.Network([make_layer(rng, 10, 20, "int8"), make_layer(rng, 20, 16, "float16")], isa=isa)
     # 20 outputs pad to 2 panels of 16: 10*32 int8 + 32 scales + 32 biases; 16 outputs: 20*16 halves + 16 + 16.
     assert net.nbytes == 10 * 32 + 4 * 64 + 20 * 16 * 2 + 4 * 32
+
+
+# Register-tile edges. AVX-512: 8-row strips (the last 9..15 rows as two strips of 4..8), 1..7-row
+# strips 2 or 4 panels wide, 16-column panels (one zmm, or two ymm for f16 weights), groups of 4
+# panels; AVX2: 6-row tiles. Batches and widths sit on, below and above each of those sizes, and
+# every output starts as NaN with a guard row after it.
+SIMD_ISAS = [isa for isa in ISAS if isa != "scalar"]
+TILE_BATCHES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33)
+TILE_WIDTHS = (1, 15, 16, 17, 31, 32, 33, 100, 1000)
+
+
+def forward_guarded(net, x, width, **kwargs):
+    """forward() into a NaN-filled output followed by one NaN guard row; returns (out, guard)."""
+    buf = np.full((x.shape[0] + 1, width), np.nan, np.float32)
+    net.forward(x, buf[: x.shape[0]], **kwargs)
+    return buf[: x.shape[0]], buf[x.shape[0]]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("weight_dtype", ["float32", "float16"])
+@pytest.mark.parametrize("x_dtype", ["float32", "uint8"])
+def test_tile_edges_match_reference_and_write_exactly_their_outputs(isa, weight_dtype, x_dtype):
+    rng = np.random.default_rng(11)
+    n_in = 23
+    input_scale = 1 / 255 if x_dtype == "uint8" else 1.0
+    for n_out in TILE_WIDTHS:
+        layers = [make_layer(rng, n_in, n_out, weight_dtype, "elu")]
+        net = core.Network(layers, isa=isa, threads=1)
+        x = make_input(rng, max(TILE_BATCHES), n_in, x_dtype)
+        expected = reference(layers, x, False, input_scale)
+        whole, _ = forward_guarded(net, x, n_out, input_scale=input_scale)
+        for rows in TILE_BATCHES:
+            out, guard = forward_guarded(net, x[:rows], n_out, input_scale=input_scale)
+            assert_close(out, expected[:rows])
+            assert np.isnan(guard).all(), f"width {n_out}, batch {rows}: wrote past the last row"
+            # The same rows in a batch of 33 went through other tiles: bit-identical all the same.
+            np.testing.assert_array_equal(out, whole[:rows], err_msg=f"width {n_out}, batch {rows}")
+
+
+@pytest.mark.skipif(len(SIMD_ISAS) < 2, reason="needs two SIMD ISAs on this CPU (e.g. avx512 and avx2)")
+@pytest.mark.parametrize("weight_dtype", ["float32", "float16"])
+@pytest.mark.parametrize("activation", ["linear", "elu", "sigmoid"])
+def test_simd_isas_agree_bit_for_bit(weight_dtype, activation):
+    """Both SIMD ISAs accumulate every output as one FMA chain in k order and share the epilogue's
+    algorithm (math_avx2.h / math_avx512.h), so their tiles differ but their results must not."""
+    rng = np.random.default_rng(12)
+    sizes = [300, 1000, 33, 784]
+    layers = [make_layer(rng, a, b, weight_dtype, activation) for a, b in zip(sizes[:-1], sizes[1:])]
+    nets = {isa: core.Network(layers, isa=isa, threads=1) for isa in SIMD_ISAS}
+    for rows in (1, 3, 7, 8, 9, 17, 100):
+        x = make_input(rng, rows, sizes[0], "float32")
+        outs = {isa: forward_guarded(net, x, sizes[-1], clip=True)[0] for isa, net in nets.items()}
+        assert not np.isnan(outs[SIMD_ISAS[0]]).any()
+        for isa in SIMD_ISAS[1:]:
+            np.testing.assert_array_equal(outs[isa], outs[SIMD_ISAS[0]], err_msg=f"{isa} vs {SIMD_ISAS[0]}, {rows} rows")

@@ -7,8 +7,9 @@ import pytest
 core = pytest.importorskip("aefast._core")
 
 ISAS = core.isas()
-# Measured maxima over the grids below (see docs/engine.md): ELU 0.84 ulp (avx2), 0.75 (scalar);
-# sigmoid 2.40 ulp (avx2), 0.50 (scalar). The bounds leave a little room, no more.
+# Measured maxima over the grids below (see docs/engine.md): ELU 0.84 ulp (avx2, avx512), 0.75
+# (scalar); sigmoid 2.40 ulp (avx2, avx512), 0.50 (scalar). The bounds leave a little room, no more.
+# avx512 runs the same algorithm as avx2 (math_avx512.h / math_avx2.h) and must equal it bit for bit.
 ELU_MAX_ULP = 1.0
 SIGMOID_MAX_ULP = 3.0
 TINY = np.finfo(np.float32).smallest_subnormal
@@ -46,9 +47,9 @@ def test_elu_edge_values(isa):
     assert np.signbit(y[1]), "ELU(-0.0) must stay -0.0"
     assert (y[EDGES <= -17.5] == -1.0).all(), "saturates to exactly -1"
     assert np.isnan(core.elu(np.array([np.nan, -np.nan], np.float32), isa)).all()
-    x = np.linspace(-3, 3, 19, dtype=np.float32)
+    x = np.linspace(-3, 3, 35, dtype=np.float32)
     whole = core.elu(x, isa)
-    for n in range(0, 20):  # every tail length of the 8-lane loop
+    for n in range(0, 36):  # every tail length of the 8- and 16-lane loops
         np.testing.assert_array_equal(core.elu(x[:n].copy(), isa), whole[:n])
 
 
@@ -96,3 +97,15 @@ def test_float16_weights_widen_exactly_including_subnormals(isa):
     out = np.full((1, special.size), np.nan, np.float32)
     core.Network([layer], isa=isa).forward(np.ones((1, 1), np.float32), out)
     np.testing.assert_array_equal(out[0], special.astype(np.float32))
+
+
+@pytest.mark.skipif(not {"avx2", "avx512"} <= set(ISAS), reason="needs both avx2 and avx512 on this CPU")
+def test_avx512_activations_equal_avx2_bit_for_bit():
+    rng = np.random.default_rng(9)
+    bits = rng.integers(0, 2**32, 1_000_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    x = np.concatenate([np.linspace(-110, 110, 400_001, dtype=np.float32), bits, EDGES])
+    np.testing.assert_array_equal(core.elu(x, "avx512"), core.elu(x, "avx2"))
+    for activation in ("elu", "sigmoid"):
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(apply(one_by_one(activation, "avx512"), x),
+                                          apply(one_by_one(activation, "avx2"), x), err_msg=activation)

@@ -20,9 +20,13 @@ def test_isas_lists_scalar_last_and_auto_picks_the_first():
     assert isas[-1] == "scalar" and len(set(isas)) == len(isas)
     assert core.Network([layer()]).isa == isas[0]
     assert ("avx2" in isas) == all(core.cpu_features()[f] for f in ("avx2", "fma", "f16c"))
+    avx512 = ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c")
+    assert ("avx512" in isas) == all(core.cpu_features()[f] for f in avx512)
+    if "avx512" in isas:
+        assert isas.index("avx512") < isas.index("avx2"), "best first"
 
 
-@pytest.mark.parametrize("isa", ["sse9", "AVX2", "", "avx512"])
+@pytest.mark.parametrize("isa", ["sse9", "AVX2", "", "AVX512", "avx1024"])
 def test_unknown_isa_string(isa):
     with pytest.raises(ValueError, match="isa .* not usable on this CPU; expected 'auto' or one of"):
         core.Network([layer()], isa=isa)
@@ -38,8 +42,8 @@ def test_unknown_isa_string(isa):
         ([{"weight": np.ones((2, 2), np.float32), "activation": "elu"}], ValueError, 'missing the key "bias"'),
         ([layer(extra=1)], ValueError, 'unknown key "extra"'),
         ([layer(weight=[[1.0]])], TypeError, "must be a numpy.ndarray"),
-        ([layer(weight=np.ones((4, 3), np.float64))], TypeError, "dtype float64, expected float32, float16 or int8"),
-        ([layer(weight=np.ones((4, 3), ">f4"))], TypeError, "expected float32, float16 or int8"),
+        ([layer(weight=np.ones((4, 3), np.float64))], TypeError, "dtype float64, expected float32, float16, int8 or uint16"),
+        ([layer(weight=np.ones((4, 3), ">f4"))], TypeError, "expected float32, float16, int8 or uint16"),
         ([layer(weight=np.ones(12, np.float32))], ValueError, r"must be 2-D, got shape \(12,\)"),
         ([layer(weight=np.ones((3, 4), np.float32).T)], ValueError, "C-contiguous"),
         ([layer(weight=np.ones((0, 3), np.float32))], ValueError, "widths must be >= 1"),

@@ -4,6 +4,14 @@
 #pragma once
 #include <immintrin.h>
 
+// GCC 12 warns "'__Y' may be used uninitialized" inside avx512fintrin.h for every inlined
+// zmm intrinsic (GCC bug 105593, _mm512_undefined_ps; fixed in GCC 13): hundreds of false
+// warnings per file. Silenced for the AVX-512 kernel files that include this header.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 namespace aefast::avx512 {
 
 // expm1(r) for |r| <= ln2/2: degree-8 Taylor polynomial r + r^2 (1/2! + r/3! + ... + r^6/8!).

@@ -1,17 +1,27 @@
-// Standalone single-thread timing of the AVX2 f32 dense kernel, and of a bare FMA loop for the core's
-// peak; not part of the extension build. Build and run from the repository root:
-//   g++ -O3 -std=c++17 -mavx2 -mfma -mf16c -Icsrc csrc/tools/kernel_bench.cpp csrc/kernels/avx2.cpp -o /tmp/kernel_bench
-//   /tmp/kernel_bench peak
-//   /tmp/kernel_bench ROWS K N REPS      e.g. 96 1000 1000 200 (row block), 1 1000 100 3000 (batch 1)
-// Prints the best time over REPS calls (random weights, ELU) and the GFLOP/s it means.
+// Standalone single-thread timing of the f32/f16 dense kernels, AVX2 against AVX-512 in the same
+// process, and of bare FMA loops for the core's peak; not part of the extension build.
+// Build and run from the repository root (each kernel file with the flags CMakeLists.txt gives it):
+//   g++ -O3 -std=c++17 -Icsrc -c csrc/tools/kernel_bench.cpp -o /tmp/kb_main.o
+//   g++ -O3 -std=c++17 -Icsrc -mavx2 -mfma -mf16c -c csrc/kernels/avx2.cpp -o /tmp/kb_avx2.o
+//   g++ -O3 -std=c++17 -Icsrc -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
+//       -c csrc/kernels/avx512.cpp -o /tmp/kb_avx512.o   (one line)
+//   g++ /tmp/kb_main.o /tmp/kb_avx2.o /tmp/kb_avx512.o -o /tmp/kernel_bench
+//   /tmp/kernel_bench peak                 (ymm and zmm FMA peaks; zmm needs AVX-512F)
+//   /tmp/kernel_bench ROWS K N REPS [f32|f16] [avx2,avx512]
+//       e.g. 96 1000 1000 200 (row block), 1 1000 784 3000 (batch 1)
+// Runs the ISAs in alternating rounds (so a noisy neighbour hits both alike), each round REPS/10
+// calls (random weights, ELU), and prints each ISA's best time, its GFLOP/s and the ratio to the first.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/avx2.h"
+#include "kernels/avx512.h"
 
 using namespace aefast;
 
@@ -21,48 +31,91 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+#define AEFAST_FMA12(reg)                                                                        \
+  "vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "0\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg  \
+  "1\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "2\n vfmadd231ps %%" reg "15,%%" reg "14,%%"  \
+  reg "3\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "4\n vfmadd231ps %%" reg "15,%%" reg      \
+  "14,%%" reg "5\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "6\n vfmadd231ps %%" reg "15,%%" \
+  reg "14,%%" reg "7\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "8\n vfmadd231ps %%" reg     \
+  "15,%%" reg "14,%%" reg "9\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "10\n vfmadd231ps %%" \
+  reg "15,%%" reg "14,%%" reg "11\n"
+
 // 12 independent register-only FMA chains: the core's FMA throughput, no memory traffic.
+template <int kLanes>
 void peak() {
   const long iterations = 4000000;
   double best = 1e9;
   for (int rep = 0; rep < 20; ++rep) {
     const auto start = std::chrono::steady_clock::now();
-    for (long i = 0; i < iterations; ++i)
-      __asm__ volatile(
-          "vfmadd231ps %%ymm15,%%ymm14,%%ymm0\n vfmadd231ps %%ymm15,%%ymm14,%%ymm1\n"
-          "vfmadd231ps %%ymm15,%%ymm14,%%ymm2\n vfmadd231ps %%ymm15,%%ymm14,%%ymm3\n"
-          "vfmadd231ps %%ymm15,%%ymm14,%%ymm4\n vfmadd231ps %%ymm15,%%ymm14,%%ymm5\n"
-          "vfmadd231ps %%ymm15,%%ymm14,%%ymm6\n vfmadd231ps %%ymm15,%%ymm14,%%ymm7\n"
-          "vfmadd231ps %%ymm15,%%ymm14,%%ymm8\n vfmadd231ps %%ymm15,%%ymm14,%%ymm9\n"
-          "vfmadd231ps %%ymm15,%%ymm14,%%ymm10\n vfmadd231ps %%ymm15,%%ymm14,%%ymm11\n" ::
-              : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11");
+    for (long i = 0; i < iterations; ++i) {
+      if constexpr (kLanes == 8)
+        __asm__ volatile(AEFAST_FMA12("ymm")::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+                         "xmm8", "xmm9", "xmm10", "xmm11");
+      else
+        __asm__ volatile(AEFAST_FMA12("zmm")::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+                         "xmm8", "xmm9", "xmm10", "xmm11");
+    }
     best = std::min(best, seconds_since(start));
   }
-  std::printf("FMA peak: %.1f GFLOP/s (12 chains x 8 lanes x 2 flops)\n", iterations * 12 * 16 / best / 1e9);
+  std::printf("FMA peak: %.1f GFLOP/s (12 chains x %d lanes x 2 flops)\n", iterations * 12 * kLanes * 2 / best / 1e9,
+              kLanes);
+}
+
+struct Kernel {
+  std::string name;
+  DenseBlockFn fn;
+};
+
+std::vector<Kernel> kernels(const std::string& weights, const std::string& isas) {
+  const bool f16 = weights == "f16";
+  std::vector<Kernel> all = {{"avx2", f16 ? dense_f16w_f32x__avx2 : dense_f32w_f32x__avx2},
+                             {"avx512", f16 ? dense_f16w_f32x__avx512 : dense_f32w_f32x__avx512}};
+  std::vector<Kernel> chosen;
+  for (const Kernel& kernel : all)
+    if (("," + isas + ",").find("," + kernel.name + ",") != std::string::npos) chosen.push_back(kernel);
+  return chosen;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && std::strcmp(argv[1], "peak") == 0) return peak(), 0;
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s peak | ROWS K N REPS\n", argv[0]);
+  if (argc == 2 && std::strcmp(argv[1], "peak") == 0) {
+    peak<8>();
+    if (__builtin_cpu_supports("avx512f")) peak<16>();
+    return 0;
+  }
+  const std::string weights = argc > 5 ? argv[5] : "f32";
+  const std::string isas = argc > 6 ? argv[6] : "avx2,avx512";
+  const std::vector<Kernel> chosen = kernels(weights, isas);
+  if (argc < 5 || argc > 7 || (weights != "f32" && weights != "f16") || chosen.empty()) {
+    std::fprintf(stderr, "usage: %s peak | ROWS K N REPS [f32|f16] [avx2,avx512]\n", argv[0]);
     return 2;
   }
   const std::size_t rows = std::atoi(argv[1]), k = std::atoi(argv[2]), n = std::atoi(argv[3]);
-  const int reps = std::atoi(argv[4]);
+  const int reps = std::max(10, std::atoi(argv[4]));
   const std::size_t panels = panel_count(n);
   std::vector<float> a(rows * k), w(panels * k * kPanelWidth), c(rows * n), scale(panels * kPanelWidth, 1.0f),
       bias(panels * kPanelWidth, 0.0f);
+  std::vector<std::uint16_t> w16(w.size());
   for (float& v : a) v = float(std::rand()) / RAND_MAX;
-  for (float& v : w) v = float(std::rand()) / RAND_MAX - 0.5f;
-  const DenseBlock block{a.data(), k, w.data(), scale.data(), bias.data(), 1.0f, k, n, c.data(), n,
-                         0,        rows, 0,    panels,       Activation::elu, false};
-  double best = 1e9;
-  for (int rep = 0; rep < reps; ++rep) {
-    const auto start = std::chrono::steady_clock::now();
-    dense_f32w_f32x__avx2(block);
-    best = std::min(best, seconds_since(start));
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    w[i] = float(std::rand()) / RAND_MAX - 0.5f;
+    const _Float16 half = static_cast<_Float16>(w[i]);  // GCC >= 12 / Clang on x86-64: round to nearest even
+    std::memcpy(&w16[i], &half, 2);
   }
-  std::printf("rows %zu K %zu N %zu: %.1f us, %.1f GFLOP/s\n", rows, k, n, best * 1e6, 2.0 * rows * k * n / best / 1e9);
+  const void* packed = weights == "f16" ? static_cast<const void*>(w16.data()) : w.data();
+  const DenseBlock block{a.data(), k, packed, scale.data(), bias.data(), 1.0f, k, n, c.data(), n,
+                         0,        rows, 0,  panels,       Activation::elu, false};
+  std::vector<double> best(chosen.size(), 1e9);
+  for (int round = 0; round < 10; ++round)
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      for (int rep = 0; rep < reps / 10; ++rep) {
+        const auto start = std::chrono::steady_clock::now();
+        chosen[i].fn(block);
+        best[i] = std::min(best[i], seconds_since(start));
+      }
+  for (std::size_t i = 0; i < chosen.size(); ++i)
+    std::printf("%-6s %s rows %zu K %zu N %zu: %8.1f us, %6.1f GFLOP/s, %.2fx %s\n", chosen[i].name.c_str(),
+                weights.c_str(), rows, k, n, best[i] * 1e6, 2.0 * rows * k * n / best[i] / 1e9, best[0] / best[i],
+                chosen[0].name.c_str());
 }

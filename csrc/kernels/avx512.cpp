@@ -1,0 +1,193 @@
+// AVX-512 fused dense + bias + activation kernels over the packed panels of dense.h.
+//
+// A packed panel is 16 columns: one zmm (or two ymm). Register tile: MR rows x NP panels,
+// MR * NP panel accumulators, NP panels of weights and one broadcast register, of 32 registers.
+// Zen 4 retires one 512-bit FMA per cycle (two 256-bit pipes, 117 GFLOP/s at 3.66 GHz, the
+// same as AVX2) with 4-cycle latency, so a tile needs >= 4 independent accumulators and few
+// loads per FMA: the gain over AVX2 is the larger register tile (fewer loads and broadcasts per
+// FMA, wide tiles for small batches), not a higher peak. Tile shapes and measured speed:
+// docs/engine.md "Tiles (AVX-512)".
+// Every tile accumulates each output in k order from zero with FMA, so a row's result does
+// not depend on its tile, and equals the AVX2 kernels' result bit for bit.
+// This file is compiled with AVX-512 flags: it uses no out-of-line standard-library templates
+// (their merged copies could be picked for code that runs on CPUs without AVX-512).
+#include "avx512.h"
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "math_avx512.h"
+
+namespace aefast {
+namespace {
+
+// Vector width of a tile's inner loop. Zmm: one register per 16-column panel (f32 weights; the
+// main tile is 8 rows x 2 panels = 16 accumulators).
+// Ymm: two per panel, all 32 registers (EVEX), for f16 weights: on Zen 4 vcvtph2ps zmm
+// sustains one per 2 cycles and competes with the FMAs, the ymm form about 1.4 per cycle
+// (measured with kernel_bench, f16: batch 1 at 55 GFLOP/s with zmm, 87 with ymm;
+// batch 96 at 100 with an 8 x 2 zmm tile, 113 with 8 x 1 ymm).
+struct Zmm {
+  using T = __m512;
+  static constexpr int kPerPanel = 1;
+  static T zero() { return _mm512_setzero_ps(); }
+  static T load(const float* w) { return _mm512_loadu_ps(w); }
+  // One input element broadcast to all lanes (uint8 widened here, in the A-tile load).
+  static T broadcast(const float* a) { return _mm512_set1_ps(*a); }
+  static T broadcast(const std::uint8_t* a) { return _mm512_set1_ps(float(*a)); }
+  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static __m512 panel(const T* v) { return v[0]; }
+};
+struct Ymm {
+  using T = __m256;
+  static constexpr int kPerPanel = 2;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* w) { return _mm256_loadu_ps(w); }
+  static T load(const std::uint16_t* w) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))); }
+  static T broadcast(const float* a) { return _mm256_set1_ps(*a); }
+  static T broadcast(const std::uint8_t* a) { return _mm256_set1_ps(float(*a)); }
+  static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static __m512 panel(const T* v) { return _mm512_insertf32x8(_mm512_castps256_ps512(v[0]), v[1], 1); }
+};
+
+inline __m512 epilogue(__m512 acc, __m512 scale, __m512 bias, Activation activation, bool clip) {
+  __m512 v = _mm512_fmadd_ps(acc, scale, bias);
+  if (activation == Activation::elu) v = avx512::elu(v);
+  else if (activation == Activation::sigmoid) v = avx512::sigmoid(v);
+  if (clip) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
+  return v;
+}
+
+// Lanes [0, valid) of a panel; valid >= 1 for every panel of a layer.
+inline __mmask16 lane_mask(std::size_t valid) {
+  return valid >= kPanelWidth ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
+}
+
+// C[r0 .. r0+MR, panels p0 .. p0+NP] for all K, in vectors of V.
+template <typename V, typename W, typename A, int MR, int NP>
+inline void tile(const DenseBlock& b, std::size_t r0, std::size_t p0) {
+  constexpr int kVecs = NP * V::kPerPanel;  // weight vectors per k
+  constexpr int kLanes = int(kPanelWidth) / V::kPerPanel;
+  static_assert(MR * kVecs + kVecs + 1 <= 32, "register tile too large");
+  const std::size_t panel_stride = b.k * kPanelWidth;
+  const W* w = static_cast<const W*>(b.packed_w) + p0 * panel_stride;
+  const A* a = static_cast<const A*>(b.a) + r0 * b.lda;
+
+  typename V::T acc[MR][kVecs];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = V::zero();
+
+  for (std::size_t k = 0; k < b.k; ++k) {
+    const W* wk = w + k * kPanelWidth;
+    typename V::T wv[kVecs];
+#pragma GCC unroll 16
+    for (int v = 0; v < kVecs; ++v) {
+      wv[v] = V::load(wk + (v / V::kPerPanel) * panel_stride + (v % V::kPerPanel) * kLanes);
+      // Keep the weights in registers: GCC would otherwise fold the load into every row's FMA
+      // (MR loads per weight vector instead of one; 3 x 4 zmm ran at 62 instead of 112 GFLOP/s).
+      __asm__("" : "+v"(wv[v]));
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const typename V::T av = V::broadcast(a + r * b.lda + k);
+#pragma GCC unroll 16
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = V::fma(av, wv[v], acc[r][v]);
+    }
+  }
+
+  const __m512 input_scale = _mm512_set1_ps(b.input_scale);
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    const std::size_t j = (p0 + p) * kPanelWidth;
+    const __m512 scale = _mm512_mul_ps(_mm512_loadu_ps(b.scale + j), input_scale);
+    const __m512 bias = _mm512_loadu_ps(b.bias + j);
+    const __mmask16 mask = lane_mask(b.n - j);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512 v = epilogue(V::panel(&acc[r][p * V::kPerPanel]), scale, bias, b.activation, b.clip);
+      _mm512_mask_storeu_ps(b.c + (r0 + r) * b.ldc + j, mask, v);
+    }
+  }
+}
+
+// Rows [r0, r0+MR) over panels [p_begin, p_end): NP panels at a time, then the rest in one tile.
+template <typename V, typename W, typename A, int MR, int NP>
+inline void row_strip(const DenseBlock& b, std::size_t r0, std::size_t p_begin, std::size_t p_end) {
+  std::size_t p = p_begin;
+  for (; p + NP <= p_end; p += NP) tile<V, W, A, MR, NP>(b, r0, p);
+  if constexpr (NP > 1) {
+    switch (p_end - p) {
+      case 1: return tile<V, W, A, MR, 1>(b, r0, p);
+      case 2: if constexpr (NP > 2) return tile<V, W, A, MR, 2>(b, r0, p); break;
+      case 3: if constexpr (NP > 3) return tile<V, W, A, MR, 3>(b, r0, p); break;
+      default: break;
+    }
+  }
+}
+
+// Panels per tile for a strip of `rows` rows: the most of 4, 2, 1 (so full 4-panel groups split
+// evenly) whose accumulators, weights and broadcast fit the 32 registers. f32 (zmm): 1..6 rows
+// x 4 panels (64 columns: small batches still get >= 4 FMA chains and few loads per FMA), 7..8
+// rows x 2. f16 (ymm): 1..2 rows x 4, 3..6 x 2, 7..8 x 1.
+template <typename V>
+constexpr int panels_per_tile(int rows) {
+  const auto fits = [rows](int np) { return (rows + 1) * np * V::kPerPanel + 1 <= 32; };
+  return fits(4) ? 4 : fits(2) ? 2 : 1;
+}
+
+// Rows [r0, r0+rows), 1 <= rows <= 8, over panels [p_begin, p_end); each weight is read once.
+template <typename W, typename A>
+void strip(const DenseBlock& b, std::size_t r0, std::size_t rows, std::size_t p_begin, std::size_t p_end) {
+  using V = std::conditional_t<std::is_same_v<W, std::uint16_t>, Ymm, Zmm>;
+  switch (rows) {
+    case 1: return row_strip<V, W, A, 1, panels_per_tile<V>(1)>(b, r0, p_begin, p_end);
+    case 2: return row_strip<V, W, A, 2, panels_per_tile<V>(2)>(b, r0, p_begin, p_end);
+    case 3: return row_strip<V, W, A, 3, panels_per_tile<V>(3)>(b, r0, p_begin, p_end);
+    case 4: return row_strip<V, W, A, 4, panels_per_tile<V>(4)>(b, r0, p_begin, p_end);
+    case 5: return row_strip<V, W, A, 5, panels_per_tile<V>(5)>(b, r0, p_begin, p_end);
+    case 6: return row_strip<V, W, A, 6, panels_per_tile<V>(6)>(b, r0, p_begin, p_end);
+    case 7: return row_strip<V, W, A, 7, panels_per_tile<V>(7)>(b, r0, p_begin, p_end);
+    case 8: return row_strip<V, W, A, 8, panels_per_tile<V>(8)>(b, r0, p_begin, p_end);
+    default: return;
+  }
+}
+
+// Panel groups outermost so a group's weights (4 panels x K x 16) stay in L2 while
+// every row strip of the block passes over them: weights stream from memory once.
+// Rows go in strips of 8; the last 9..15 rows are split into two strips of 4..8 rather
+// than 8 + a 1..7-row strip (a 1-row strip streams the group from L2 at ~40% of peak).
+template <typename W, typename A>
+void dense(const DenseBlock& b) {
+  constexpr std::size_t kPanelsPerGroup = 4, kRows = 8;
+  for (std::size_t pg = b.panel_begin; pg < b.panel_end; pg += kPanelsPerGroup) {
+    const std::size_t pe = b.panel_end - pg > kPanelsPerGroup ? pg + kPanelsPerGroup : b.panel_end;
+    std::size_t r = b.row_begin;
+    for (; b.row_end - r >= 2 * kRows; r += kRows) strip<W, A>(b, r, kRows, pg, pe);
+    const std::size_t rest = b.row_end - r;  // 0..15
+    const std::size_t first = rest > kRows ? rest - rest / 2 : rest;
+    strip<W, A>(b, r, first, pg, pe);
+    strip<W, A>(b, r + first, rest - first, pg, pe);
+  }
+}
+
+}  // namespace
+
+void dense_f32w_f32x__avx512(const DenseBlock& b) { dense<float, float>(b); }
+void dense_f32w_u8x__avx512(const DenseBlock& b) { dense<float, std::uint8_t>(b); }
+void dense_f16w_f32x__avx512(const DenseBlock& b) { dense<std::uint16_t, float>(b); }
+void dense_f16w_u8x__avx512(const DenseBlock& b) { dense<std::uint16_t, std::uint8_t>(b); }
+
+void elu__avx512(const float* x, float* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + kPanelWidth <= n; i += kPanelWidth) _mm512_storeu_ps(y + i, avx512::elu(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 mask = lane_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, mask, avx512::elu(_mm512_maskz_loadu_ps(mask, x + i)));
+  }
+}
+
+}  // namespace aefast
