@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -234,6 +235,27 @@ PYBIND11_MODULE(_core, m) {
   }, "CPU features detected at run time (CPUID + XGETBV).");
 
   m.def("isas", &aefast::usable_isas, "ISAs usable on this CPU, best first; 'scalar' is always there.");
+
+  // The engine's input fast path: the range of a float32 image batch in one pass, without NumPy's per-reduction
+  // overhead (two reductions cost ~5 us at batch 1; this ~0.2 us). NaN anywhere gives (nan, nan).
+  m.def("float_range", [](const py::handle& x_obj) {
+    py::array x = checked_array(x_obj, "x", 2);
+    if (!has_dtype<float>(x)) bad_dtype("x", x, "float32");
+    const float* v = static_cast<const float*>(x.data());
+    const std::size_t n = std::size_t(x.size());
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+    bool nan = false;
+    {
+      py::gil_scoped_release release;
+      for (std::size_t i = 0; i < n; ++i) {
+        lo = v[i] < lo ? v[i] : lo;   // compiles to vminps / vmaxps (NaN handled below)
+        hi = v[i] > hi ? v[i] : hi;
+        nan |= v[i] != v[i];
+      }
+    }
+    if (nan) lo = hi = std::numeric_limits<float>::quiet_NaN();
+    return py::make_tuple(lo, hi);
+  }, py::arg("x"), "(min, max) of a C-contiguous 2-D float32 array; (nan, nan) if it holds NaN; (inf, -inf) if empty.");
 
   m.def("elu", [](const py::handle& x_obj, const std::string& isa) {
     const aefast::IsaKernels& kernels = checked_isa(isa);

@@ -221,3 +221,24 @@ def test_float64_codes_beyond_float32_are_refused_and_float32_extremes_are_not(e
     # its sigmoid under numba's python error model); now it gives NaN like the C++ backend
     assert eng.decompress(biggest).shape == (1, 784)
     assert eng.decompress(biggest.astype(np.float64)).shape == (1, 784)
+
+
+def test_core_float_range_agrees_with_numpy_and_propagates_nan():
+    core = pytest.importorskip("aefast._core")
+    rng = np.random.default_rng(0)
+    for shape in ((1, 784), (3, 17), (64, 1), (1, 1)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        assert core.float_range(x) == (float(x.min()), float(x.max()))
+        for bad, want in ((np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")):
+            y = x.copy()
+            y.flat[rng.integers(y.size)] = bad
+            lo, hi = core.float_range(y)
+            if want == "nan":
+                assert np.isnan(lo) and np.isnan(hi)
+            else:
+                assert (lo, hi) == (float(y.min()), float(y.max()))
+    assert core.float_range(np.empty((0, 5), np.float32)) == (np.inf, -np.inf)
+    with pytest.raises(TypeError, match="float32"):
+        core.float_range(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        core.float_range(np.zeros((4, 4), np.float32)[:, ::2])
