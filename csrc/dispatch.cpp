@@ -65,7 +65,7 @@ static const IsaKernels kAvx2 = {
      {dense_f16w_f32x__avx2, dense_f16w_u8x__avx2},
      {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
     elu__avx2,
-    dense_q8__avx2, quantize_rows__scalar, "avx2",
+    dense_q8__avx2, quantize_rows__avx2, "avx2",
     dense_bf16__avx2, to_bf16_rows__scalar, "avx2",
 };
 

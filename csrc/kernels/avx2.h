@@ -19,5 +19,7 @@ void elu__avx2(const float* x, float* y, std::size_t n);
 // widening to fp32 with a shift and FMA in vdpbf16ps order (bit-identical to the scalar twin).
 void dense_q8__avx2(const Q8DenseBlock& b);
 void dense_bf16__avx2(const Bf16DenseBlock& b);
+void quantize_rows__avx2(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, float extra_scale,
+                         std::uint8_t* q, std::size_t ldq, float* scale, std::int32_t* zero);
 
 }  // namespace aefast
