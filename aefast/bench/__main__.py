@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     batches = tuple(args.batches or BATCHES)
     if any(b < 1 for b in batches):
         _parser().error(f"batch sizes must be >= 1, got {batches}")
-    models = [load_bench_model("default", args.model or DEFAULT_MODEL_PATH, DEFAULT_SIZES)]
+    models = [load_bench_model("default", args.model or DEFAULT_MODEL_PATH, DEFAULT_SIZES, args.data)]
     if args.wide:
-        models.append(load_bench_model("wide", args.wide_model, WIDE_SIZES))
+        models.append(load_bench_model("wide", args.wide_model, WIDE_SIZES, args.data))
     wide_batches = tuple(b for b in batches if b <= 256) if args.quick and args.batches is None else batches
     config = BenchConfig(models=models, batches={"default": batches, "wide": wide_batches}, contenders=contenders,
                          data_dir=args.data, quick=args.quick,

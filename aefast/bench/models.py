@@ -55,11 +55,33 @@ def random_weights(sizes: tuple[int, ...] = DEFAULT_SIZES, seed: int = 0) -> Aut
                               encoder_layers=max(1, n_layers // 2), input_shape=shape).validate("random weights")
 
 
-def load_bench_model(name: str, path: str | os.PathLike | None, sizes: tuple[int, ...]) -> BenchModel:
-    """The model file at `path` when given and present, else random weights of `sizes` (seeded, reproducible)."""
+def load_bench_model(name: str, path: str | os.PathLike | None, sizes: tuple[int, ...],
+                     data_dir: str | os.PathLike | None = None) -> BenchModel:
+    """The model file at `path` when given and present, else random weights of `sizes` (seeded, reproducible).
+
+    Random weights get int8 calibration (aefast.engine.calibration) from MNIST *training* images, as a model trained
+    by aefast carries it; the benchmark's inputs and error figures come from the test images.
+    """
     if path is not None and Path(path).exists():
         return BenchModel(name, read_model(path), str(path))
-    return BenchModel(name, random_weights(sizes), "random Glorot-uniform weights, zero biases, seed 0")
+    from ..engine.calibration import calibrated
+
+    images, where = calibration_images(sizes[0], data_dir)
+    return BenchModel(name, calibrated(random_weights(sizes), images),
+                      f"random Glorot-uniform weights, zero biases, seed 0; int8 calibration on {where}")
+
+
+def calibration_images(width: int, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
+    """2000 MNIST training images (float32 [0, 1]) when width is 784 and MNIST is found (never downloaded),
+    else seeded uniform noise (seed 2, not the benchmark's input seed)."""
+    if data_dir is None and not os.environ.get(DATA_DIR_ENV) and SHARED_MNIST_DIR.is_dir():
+        data_dir = SHARED_MNIST_DIR
+    if width == 784:
+        try:
+            return load_mnist(data_dir, download=False).train.x[:2000], "MNIST training images (2000)"
+        except DataFileError:
+            pass
+    return np.random.default_rng(2).random((1000, width), np.float32), "uniform random pixels (seed 2)"
 
 
 def op_end(weights: AutoencoderWeights, op: str) -> int:
