@@ -164,8 +164,9 @@ def _mnist_copy(tmp_path, mnist_dir):
     (lambda data: data[: len(data) // 2], "damaged gzip data"),
     (lambda data: gzip.compress(struct.pack(">II", IMAGES_MAGIC, 10000)), "magic number 0x00000803, expected 0x00000801"),
     (lambda data: b"", "too short for an IDX header"),
-    (lambda data: gzip.compress(gzip.decompress(data)[:-1] + b"\x09"), "uncompressed SHA-256"),
-], ids=["truncated", "wrong-magic", "empty", "one-label-changed"])
+    (lambda data: gzip.compress(gzip.decompress(data)[:-1] + b"\x0a"), "label value 10 out of range"),
+    (lambda data: gzip.compress(gzip.decompress(data) + b"\x00"), "more than the 10008 bytes its header declares"),
+], ids=["truncated", "wrong-magic", "empty", "label-10", "trailing-byte"])
 def test_fetch_verifies_the_files_of_a_named_folder(tmp_path, mnist_dir, monkeypatch, capsys, damage, words):
     folder = _mnist_copy(tmp_path, mnist_dir)
     target = folder / "t10k-labels-idx1-ubyte.gz"
@@ -173,8 +174,19 @@ def test_fetch_verifies_the_files_of_a_named_folder(tmp_path, mnist_dir, monkeyp
     monkeypatch.setenv(DATA_DIR_ENV, str(folder))
     assert data_main(["fetch"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("python -m aefast.data: error: 1 of the MNIST files failed verification")
+    assert err.startswith("python -m aefast.data: error: 1 of the data files failed verification")
     assert str(target) in err and re.search(words, err)
+
+
+def test_fetch_accepts_valid_files_that_are_not_mnist_and_says_so(tmp_path, mnist_dir, monkeypatch, capsys):
+    """A named folder may hold another data set in MNIST's format (docs/data.md): verified, noted, exit 0."""
+    folder = _mnist_copy(tmp_path, mnist_dir)
+    target = folder / "t10k-labels-idx1-ubyte.gz"
+    target.write_bytes(gzip.compress(gzip.decompress(target.read_bytes())[:-1] + b"\x09"))
+    monkeypatch.setenv(DATA_DIR_ENV, str(folder))
+    assert data_main(["fetch"]) == 0
+    out, err = capsys.readouterr()
+    assert f"note: {target} is a valid IDX file but not MNIST's test_labels" in err and str(target) in out
 
 
 @pytest.mark.parametrize("count", ["0", "-5", "100000", "x"])

@@ -41,38 +41,67 @@ class IdxContent(NamedTuple):
     sha256: str
 
 
-class _GzipStream:
-    """The uncompressed bytes of gzip data (every member), produced on demand: read(n) inflates at most n bytes."""
+_CHUNK = 1 << 20   # bytes read or inflated per step: memory beyond the output stays at about this much
 
-    def __init__(self, data: bytes, source: str):
-        self._source = source
-        self._rest = data                      # compressed input not yet given to a decompressor
-        self._inflater = None
+
+class _RawStream:
+    """An uncompressed file read in chunks: read_into(out, n) appends up to n bytes (fewer at the end)."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def read_into(self, out: bytearray, n: int) -> None:
+        target = len(out) + n
+        while len(out) < target:
+            piece = self._f.read(min(_CHUNK, target - len(out)))
+            if not piece:
+                return
+            out += piece
+
+
+class _GzipStream:
+    """The uncompressed bytes of a gzip file (every member), inflated on demand from compressed input read in
+    chunks: read_into(out, n) appends up to n bytes and never produces, or reads, much more than that."""
+
+    def __init__(self, f, source: str):
+        self._f, self._source = f, source
+        self._rest = b""          # compressed bytes read from the file and not yet used
+        self._inflater = None     # the current member's decompressor; None between members
 
     def _damaged(self, why: str) -> DataFileError:
         return DataFileError(f"{self._source}: damaged gzip data ({why}); expected a complete gzip stream")
 
-    def read(self, n: int) -> bytes:
-        out = bytearray()
+    def _more_input(self) -> bool:
+        piece = self._f.read(_CHUNK)
+        self._rest += piece
+        return bool(piece)
+
+    def read_into(self, out: bytearray, n: int) -> None:
+        target = len(out) + n
         try:
-            while len(out) < n:
+            while len(out) < target:
                 if self._inflater is None:
+                    while len(self._rest) < 2 and self._more_input():
+                        pass
                     if not self._rest.strip(b"\0"):   # the end (zero padding after the last member is allowed)
-                        break
+                        self._rest = b""
+                        if self._more_input():
+                            continue
+                        return
                     if self._rest[:2] != _GZIP_MAGIC:
                         raise self._damaged("bytes after the end of the gzip stream are not another gzip member")
                     self._inflater = zlib.decompressobj(wbits=31)   # 31: gzip wrapper, its CRC32 checked
-                d = self._inflater
-                chunk = d.decompress(self._rest, n - len(out))   # max_length >= 1 here, so never unbounded
+                if not self._rest:
+                    self._more_input()
+                d, before = self._inflater, len(out)
+                out += d.decompress(self._rest, min(target - len(out), _CHUNK))   # max_length >= 1: bounded
                 self._rest = d.unconsumed_tail
-                out += chunk
                 if d.eof:
                     self._inflater, self._rest = None, d.unused_data
-                elif not chunk and not self._rest:
+                elif len(out) == before and not self._rest and not self._more_input():
                     raise self._damaged("the stream ends early")
         except zlib.error as e:
             raise self._damaged(str(e)) from None
-        return bytes(out)
 
 
 def _idx_header_size(head: bytes) -> int | None:
@@ -83,39 +112,41 @@ def _idx_header_size(head: bytes) -> int | None:
     return 4 + 4 * head[3]
 
 
-def read_idx_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+def read_idx_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> bytes | bytearray:
     """The uncompressed bytes of an IDX file, gunzipped if the file starts with the gzip magic.
 
     At most the size its header declares is read or inflated (a header declaring more than `max_bytes`, or than
-    MAX_IDX_BYTES, is refused first): a gzip bomb or a file with a huge tail raises DataFileError instead of filling
-    memory. Data that does not start with an IDX header is returned cut short (a few bytes, enough for the caller's
-    magic check to name the defect).
+    MAX_IDX_BYTES, is refused first), in 1 MiB steps: a gzip bomb or a file with a huge tail raises DataFileError
+    instead of filling memory. Data that does not start with an IDX header is returned cut short (a few bytes,
+    enough for the caller's magic check to name the defect).
     """
     path = Path(path)
     limit = MAX_IDX_BYTES if max_bytes is None else min(max_bytes, MAX_IDX_BYTES)
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            magic = f.read(2)
-            if magic == _GZIP_MAGIC:
-                stream, what = _GzipStream(magic + f.read(), str(path)), "inflates to"
-            else:
-                f.seek(0)
-                stream, what = f, f"is {size} bytes,"
-            head = stream.read(4)
-            header_size = _idx_header_size(head)
+            gzipped = f.read(2) == _GZIP_MAGIC
+            f.seek(0)
+            stream = _GzipStream(f, str(path)) if gzipped else _RawStream(f)
+            what = "inflates to" if gzipped else f"is {size} bytes,"
+            data = bytearray()
+            stream.read_into(data, 4)
+            header_size = _idx_header_size(data)
             if header_size is None:
-                return head
-            head += stream.read(header_size - 4)
-            if len(head) < header_size:
-                return head                         # truncated header: parse_idx names it
-            dims = struct.unpack(f">{head[3]}I", head[4:header_size])
+                return data
+            stream.read_into(data, header_size - 4)
+            if len(data) < header_size:
+                return data                         # truncated header: parse_idx names it
+            dims = struct.unpack(f">{data[3]}I", data[4:header_size])
             declared = header_size + math.prod(dims)
             if declared > limit:
                 raise DataFileError(f"{path}: header declares dimensions {dims}, {declared} bytes of data, more than "
                                     f"the {limit} expected for this file")
-            data = head + stream.read(declared - header_size)
-            if len(data) == declared and stream.read(1):
+            stream.read_into(data, declared - header_size)
+            probe = bytearray()
+            if len(data) == declared:
+                stream.read_into(probe, 1)
+            if probe:
                 raise DataFileError(f"{path}: {what} more than the {declared} bytes its header declares "
                                     f"for dimensions {dims} (trailing bytes, or a gzip bomb)")
             return data
@@ -127,7 +158,7 @@ def read_idx_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> byt
         raise DataFileError(f"{path}: cannot read ({e.strerror or e})") from e
 
 
-def parse_idx(data: bytes, *, source: str, magic: int) -> np.ndarray:
+def parse_idx(data: bytes | bytearray, *, source: str, magic: int) -> np.ndarray:
     """Decode uncompressed IDX bytes whose magic must be `magic`; `source` names the file in error messages.
 
     Returns a read-only uint8 array viewing `data`, shaped by the header's dimensions.
@@ -152,9 +183,11 @@ def parse_idx(data: bytes, *, source: str, magic: int) -> np.ndarray:
             f"{source}: {what}: {len(data)} bytes, expected {expected} for dimensions {dims}"
         )
     try:
-        return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+        array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
     except ValueError as e:   # e.g. (0, 2**32-1, 2**32-1): no bytes, but more elements per row than NumPy allows
         raise DataFileError(f"{source}: dimensions {dims} cannot be held in an array ({e})") from None
+    array.flags.writeable = False   # a view of the file's bytes: callers copy what they keep
+    return array
 
 
 def _read_checked(path: str | os.PathLike, magic: int, max_bytes: int | None) -> IdxContent:
