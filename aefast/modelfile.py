@@ -6,7 +6,8 @@ Format (version 1) is documented in docs/format.md. In short:
             dense_{i}.input_mean (in_i,)     F32, optional (all layers or none): the mean input of each layer on
                                              the training data, used to correct the int8 biases
   metadata  format="aefast.autoencoder", format_version="1", and JSON values for
-            layer_sizes, activations, encoder_layers, input_shape, pixel_scale, training, metrics, data_sha256.
+            layer_sizes, activations, encoder_layers, input_shape, pixel_scale, training, metrics, data_sha256,
+            and tensors_sha256 (hex SHA-256 of the tensor bytes; optional for reading, always written).
 
 `read_model` validates everything before returning, and raises `ModelFileError` (a ValueError) for any
 defect; `save_model` writes atomically.
@@ -14,6 +15,7 @@ defect; `save_model` writes atomically.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -40,6 +42,17 @@ MAX_LAYERS = 64
 MAX_WIDTH = 1 << 20
 # No aefast model file is larger than this (refused before reading).
 MAX_FILE_BYTES = 8 + MAX_HEADER_BYTES + 4 * MAX_LAYERS * MAX_WIDTH * 64
+# pixel_scale range: 1/pixel_scale and 255/pixel_scale are then normal float32 numbers (no NaN, no subnormal
+# flush to 0 when the engine folds 1/pixel_scale into the first layer), and a pixel of 1 maps to more than 5e-8.
+MIN_PIXEL_SCALE = 2.0 ** -16
+MAX_PIXEL_SCALE = 2.0 ** 24
+# metadata key of the tensor digest; see tensors_digest.
+DIGEST_KEY = "tensors_sha256"
+# AutoencoderWeights.integrity: what the digest check said about the file the weights came from.
+INTEGRITY_VERIFIED = "verified"     # the file's tensors_sha256 matched its tensor bytes
+INTEGRITY_ABSENT = "absent"         # the file holds no digest (written before aefast stored one): not checked
+INTEGRITY_UNCHECKED = "unchecked"   # built in memory, not read from a file
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 @dataclass
@@ -49,6 +62,9 @@ class AutoencoderWeights:
     kernels[i]: (in_i, out_i); biases[i]: (out_i,); activations[i] in ACTIVATIONS.
     The first `encoder_layers` layers are the encoder; the output of layer encoder_layers-1 is the latent code.
     Pixels are stored as value / pixel_scale in [0, 1].
+    NumPy scalars and arrays are accepted where numbers and tuples are meant (np.float32(255), np.array([28, 28]))
+    and turned into plain Python values. `integrity` (set by the reader, not an argument): INTEGRITY_VERIFIED,
+    INTEGRITY_ABSENT or INTEGRITY_UNCHECKED.
     """
 
     kernels: list[np.ndarray]
@@ -61,8 +77,22 @@ class AutoencoderWeights:
     metrics: dict = field(default_factory=dict)
     data_sha256: dict = field(default_factory=dict)
     # Optional calibration: input_means[i] (in_i,) float32 is layer i's mean input over the training data (see
-    # aefast.calibration); int8 engines use it to correct each channel's bias for its weights' rounding.
+    # aefast.engine.calibration); int8 engines use it to correct each channel's bias for its weights' rounding.
     input_means: list[np.ndarray] | None = None
+    integrity: str = field(default=INTEGRITY_UNCHECKED, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._plain_values()
+
+    def _plain_values(self) -> None:
+        """NumPy scalars -> Python numbers, a NumPy/list input_shape -> a tuple of Python ints (when it is one)."""
+        self.encoder_layers = _plain(self.encoder_layers)
+        self.pixel_scale = _plain(self.pixel_scale)
+        shape = self.input_shape
+        if isinstance(shape, np.ndarray) and shape.ndim == 1:
+            shape = shape.tolist()
+        if isinstance(shape, (list, tuple)):
+            self.input_shape = tuple(_plain(s) for s in shape)
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -81,6 +111,7 @@ class AutoencoderWeights:
         def fail(msg: str):
             raise ModelFileError(f"{source}: {msg}")
 
+        self._plain_values()
         n = len(self.kernels)
         if not 2 <= n <= MAX_LAYERS:
             fail(f"expected 2..{MAX_LAYERS} layers (an encoder and a decoder), found {n}")
@@ -121,13 +152,50 @@ class AutoencoderWeights:
         shape = tuple(self.input_shape)
         if not shape or any(not _is_int(s) or s < 1 for s in shape) or math.prod(shape) != self.input_size:
             fail(f"input_shape {shape} does not hold {self.input_size} values")
-        if not (isinstance(self.pixel_scale, (int, float)) and math.isfinite(self.pixel_scale)
-                and self.pixel_scale > 0):
-            fail(f"pixel_scale must be a positive number, got {self.pixel_scale!r:.200}")
+        scale = self.pixel_scale
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)
+                and scale > 0):
+            fail(f"pixel_scale must be a positive number, got {scale!r:.200}")
+        if not MIN_PIXEL_SCALE <= scale <= MAX_PIXEL_SCALE:
+            fail(f"pixel_scale {scale!r:.40} is outside {MIN_PIXEL_SCALE!r}..{MAX_PIXEL_SCALE:.0f} (pixels would "
+                 "become NaN, infinite or all ~0 in float32); expected e.g. 255 for 8-bit or 1 for [0, 1] images")
         return self
 
 
-def _metadata(model: AutoencoderWeights) -> dict[str, str]:
+def _plain(value):
+    """A NumPy scalar as the Python number it holds; anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _json_default(value):
+    """json.dumps fallback: NumPy scalars and arrays as Python numbers and lists; anything else is refused."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"a {type(value).__name__} is not JSON-serialisable")
+
+
+def _metadata_json(value, key: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model metadata {key!r}: {e}; expected JSON values (numbers, strings, lists, dicts)") \
+            from None
+
+
+def tensors_digest(arrays: list[np.ndarray]) -> str:
+    """Hex SHA-256 of the tensor bytes as stored (bf16 as its bits), little-endian in C order, in digest order: for
+    each layer i, dense_i.kernel, dense_i.bias, then dense_i.input_mean when the file has one (_digest_order).
+    Independent of where the tensors sit in the file."""
+    h = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(arr)
+        h.update((arr.byteswap() if arr.dtype.byteorder == ">" else arr).data)
+    return h.hexdigest()
+
+
+def _metadata(model: AutoencoderWeights, digest: str) -> dict[str, str]:
     return {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -136,9 +204,10 @@ def _metadata(model: AutoencoderWeights) -> dict[str, str]:
         "encoder_layers": json.dumps(int(model.encoder_layers)),
         "input_shape": json.dumps(list(model.input_shape)),
         "pixel_scale": json.dumps(float(model.pixel_scale)),
-        "training": json.dumps(model.training, sort_keys=True),
-        "metrics": json.dumps(model.metrics, sort_keys=True),
-        "data_sha256": json.dumps(model.data_sha256, sort_keys=True),
+        "training": _metadata_json(model.training, "training"),
+        "metrics": _metadata_json(model.metrics, "metrics"),
+        "data_sha256": _metadata_json(model.data_sha256, "data_sha256"),
+        DIGEST_KEY: digest,
     }
 
 
@@ -160,7 +229,15 @@ def save_model(path: str | os.PathLike, model: AutoencoderWeights, dtype: str = 
             tensors[name] = (STORAGE_DTYPES[dt], stored)
         if model.input_means is not None:
             tensors[f"dense_{i}.input_mean"] = ("F32", np.ascontiguousarray(model.input_means[i], np.float32))
-    return write_bytes_atomic(path, _safetensors_bytes(tensors, _metadata(model)))
+    digest = tensors_digest([arr for _, arr in (tensors[name] for name in _digest_order(tensors))])
+    return write_bytes_atomic(path, _safetensors_bytes(tensors, _metadata(model, digest)))
+
+
+def _digest_order(names) -> list[str]:
+    """Tensor names in digest order: for each layer, kernel, bias, then input_mean when the file has one."""
+    n = sum(1 for name in names if name.endswith(".kernel"))
+    return [f"dense_{i}.{part}" for i in range(n) for part in ("kernel", "bias", "input_mean")
+            if f"dense_{i}.{part}" in names]
 
 
 def _to_storage(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -199,7 +276,10 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# A JSON string, or an unterminated one running to the end of the text. Possessive, and it cannot fail once it
+# has seen the opening quote, so `sub` is one linear pass: the plain `"(?:[^"\\]|\\.)*"` rescanned from every
+# quote of an unterminated string (a `"` and 64K escaped quotes took seconds; a 1 MiB header, most of an hour).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 MAX_JSON_DEPTH = 32
 
 
@@ -267,7 +347,7 @@ def _tensors_from(data: bytes, header: dict, start: int, source: str) -> dict[st
                                  f"its shape {shape} and dtype {dt} need {nbytes}")
         spans.append((offs[0], offs[1], name))
         arr = np.frombuffer(data, dtype=_NP_DTYPES[dt], count=math.prod(shape), offset=start + offs[0])
-        tensors[name] = _from_storage(arr.reshape(shape), dt).copy()
+        tensors[name] = arr.reshape(shape).copy()   # stored form (BF16: bits); parse_model widens after the digest
     spans.sort()
     for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
         if b0 < a1:
@@ -321,6 +401,10 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
     for k, v in extras.items():
         if not isinstance(v, dict):
             raise ModelFileError(f"{source}: metadata {k!r:.200} must be a JSON object")
+    digest = meta.get(DIGEST_KEY)
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX_DIGITS):
+        raise ModelFileError(f"{source}: metadata {DIGEST_KEY!r} must be 64 lowercase hex digits, "
+                             f"got {digest!r:.200}")
 
     tensors = _tensors_from(data, header, start, source)
     n = len(sizes) - 1
@@ -345,8 +429,18 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
             if m.dtype != np.float32 or tuple(m.shape) != (sizes[i],):
                 raise ModelFileError(f"{source}: dense_{i}.input_mean must be F32 ({sizes[i]},), got "
                                      f"{m.dtype} {tuple(m.shape)}")
-    model = AutoencoderWeights(kernels, biases, acts, enc, tuple(shape), float(scale), **extras, input_means=means)
-    return model.validate(source)
+    stored = [tensors[name] for name in _digest_order(tensors)]   # before BF16 kernels are widened
+    kernels = [_from_storage(k, header[f"dense_{i}.kernel"]["dtype"]) for i, k in enumerate(kernels)]
+    biases = [_from_storage(b, header[f"dense_{i}.bias"]["dtype"]) for i, b in enumerate(biases)]
+    model = AutoencoderWeights(kernels, biases, acts, enc, tuple(shape), float(scale), **extras,
+                               input_means=means).validate(source)
+    # Last, so that a structural defect is named as such rather than as a digest mismatch.
+    if digest is not None and tensors_digest(stored) != digest:
+        raise ModelFileError(f"{source}: the tensor bytes do not match the file's {DIGEST_KEY} digest (the file "
+                             "was damaged, or changed by another program while it was read); expected an intact "
+                             "model file")
+    model.integrity = INTEGRITY_ABSENT if digest is None else INTEGRITY_VERIFIED
+    return model
 
 
 def _declared_data_end(header: dict) -> int:
@@ -373,6 +467,12 @@ def _read_model_bytes(path: Path) -> bytes:
             raise ModelFileError(f"{source}: not a regular file (a device, FIFO or socket), expected a "
                                  ".safetensors model file")
         size = st.st_size
+        if size == 0:
+            # /proc and /sys files say 0 bytes whatever they hold: tell them apart from an empty file.
+            if f.read(1):
+                raise ModelFileError(f"{source}: reports a size of 0 bytes but has content (a virtual file, as in "
+                                     "/proc or /sys?), expected a .safetensors model file")
+            raise ModelFileError(f"{source}: empty file (0 bytes), expected a .safetensors model file")
         if size > MAX_FILE_BYTES:
             raise ModelFileError(f"{source}: {size} bytes is far larger than any aefast model")
         head = f.read(min(size, 8 + MAX_HEADER_BYTES))
@@ -387,6 +487,8 @@ def _read_model_bytes(path: Path) -> bytes:
 
 def read_model(path: str | os.PathLike) -> AutoencoderWeights:
     """Read and fully validate a model file; ModelFileError names the file and the defect."""
+    if isinstance(path, (str, bytes)) and not path:   # Path("") is ".", which would be "is a directory"
+        raise ModelFileError("empty path: expected the path of a .safetensors model file")
     path = Path(path)
     try:
         data = _read_model_bytes(path)

@@ -41,7 +41,7 @@ def test_calibration_round_trips_and_partial_calibration_is_refused(weights, tmp
     from aefast.modelfile import _metadata, _safetensors_bytes
     tensors = {f"dense_{i}.{p}": ("F32", (model.kernels if p == "kernel" else model.biases)[i]) for i in range(4) for p in ("kernel", "bias")}
     tensors["dense_0.input_mean"] = ("F32", model.input_means[0])
-    (tmp_path / "partial.safetensors").write_bytes(_safetensors_bytes(tensors, _metadata(model)))
+    (tmp_path / "partial.safetensors").write_bytes(_safetensors_bytes(tensors, _metadata(model, "0" * 64)))
     with pytest.raises(aefast.ModelFileError, match="missing.*input_mean"):
         read_model(tmp_path / "partial.safetensors")
     with pytest.raises(aefast.ModelFileError, match="input_mean"):
@@ -89,3 +89,22 @@ def test_bias_correction_reduces_int8_error_on_the_default_model(mnist_dir):
         y = aefast.load(model, precision="int8").reconstruct(x)
         err[name] = np.linalg.norm(y - ref) / np.linalg.norm(ref)
     assert err["corrected"] < 0.92 * err["plain"], err
+
+
+def test_digest_covers_bf16_bits_and_calibration_means(weights, tmp_path):
+    """The digest hashes tensors as stored (bf16 bits, input means): flipping one stored bit of either is caught."""
+    model = calibrated(weights, np.random.default_rng(4).random((30, 64), dtype=np.float32))
+    for dtype in ("bf16", "float32"):
+        path = save_model(tmp_path / f"{dtype}.safetensors", model, dtype=dtype)
+        assert read_model(path).integrity == "verified"
+        data = bytearray(path.read_bytes())
+        header_len = int.from_bytes(data[:8], "little")
+        import json
+        header = json.loads(data[8:8 + header_len])
+        for name in ("dense_1.kernel", "dense_2.input_mean"):
+            start = 8 + header_len + header[name]["data_offsets"][0]
+            bad = bytearray(data)
+            bad[start] ^= 0x01
+            (tmp_path / "bad.safetensors").write_bytes(bytes(bad))
+            with pytest.raises(aefast.ModelFileError, match="digest"):
+                read_model(tmp_path / "bad.safetensors")

@@ -1,4 +1,4 @@
-"""Issue 7 gaps on the file side: hostile paths for read_model (devices, FIFOs, sockets, sparse giants), model
+"""Issues 7 and 15 on the file side: hostile paths for read_model (devices, FIFOs, sockets, sparse giants), model
 writes that crash or race, and one model loaded from many threads at once.
 
 Hostile reads run in a child process with a 1.5 GiB address-space limit and a timeout, so a regression shows up as
@@ -6,12 +6,15 @@ a failed test (MemoryError or timeout) instead of a hung or swapping test run.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import struct
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -20,7 +23,8 @@ import aefast
 from aefast import _io
 from aefast.engine.reference import random_weights
 from aefast.errors import ModelFileError
-from aefast.modelfile import _read_header, read_model, save_model
+from aefast.modelfile import (DIGEST_KEY, MAX_HEADER_BYTES, AutoencoderWeights, _json_depth, _read_header,
+                              read_model, save_model, tensors_digest)
 from safetensors.numpy import save
 
 CHILD_MEMORY_LIMIT = 1536 * 2**20
@@ -267,3 +271,170 @@ def test_weights_whose_shapes_do_not_chain_are_refused_before_writing(tmp_path):
     with pytest.raises(ModelFileError, match="shapes do not chain"):
         save_model(tmp_path / "m.safetensors", w)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- issue 15: linear header scan, sane pixel_scale, tensor digest, NumPy values, messages ----------------------
+
+def _header_only_file(tmp_path, header: bytes):
+    path = tmp_path / "h.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    return path
+
+
+def test_a_1_mib_header_of_escaped_quotes_is_refused_in_linear_time(tmp_path):
+    """`"` then escaped quotes up to the 1 MiB header limit: the old string regex rescanned from every quote (47.7 s
+    at 128 KB, ~50 min at 1 MiB). Run in a child so a regression fails at the timeout instead of hanging."""
+    path = _header_only_file(tmp_path, b'"' + b'\\"' * ((MAX_HEADER_BYTES - 1) // 2))
+    proc = subprocess.run([sys.executable, "-c", _READ_IN_CHILD, str(path), str(CHILD_MEMORY_LIMIT)],
+                          capture_output=True, text=True, timeout=20)
+    kind, message = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert kind == "ModelFileError" and "not valid JSON" in message
+
+
+@pytest.mark.parametrize("text, depth", [
+    (b'{"a\\"[": [1, "]]", {"b": "\\\\"}]}', 3), (b'["\\\n[", [[]]]', 3), (b'[["unterminated [[[', 2),
+    (b'"', 0), (b'[[\\', 2),
+])
+def test_json_depth_ignores_brackets_inside_strings(text, depth):
+    assert _json_depth(text) == depth
+
+
+def _model_with_metadata(tmp_path, **meta_changes):
+    """A model file like _weights() whose metadata strings are changed (bypassing save_model's validation)."""
+    good = save_model(tmp_path / "good.safetensors", _weights())
+    header, _ = _read_header(good.read_bytes(), "good")
+    meta = {**header["__metadata__"], **meta_changes}
+    meta = {k: v for k, v in meta.items() if v is not None}
+    w = _weights()
+    tensors = {f"dense_{i}.{part}": arr for i, (k, b) in enumerate(zip(w.kernels, w.biases))
+               for part, arr in (("kernel", k), ("bias", b))}
+    path = tmp_path / "changed.safetensors"
+    path.write_bytes(save(tensors, metadata=meta))
+    return path
+
+
+@pytest.mark.parametrize("scale", ["1e-40", "5e-39", "1e-45", "1e-320", "1e38", "3e38", "1e-10"])
+def test_pixel_scales_that_break_float32_are_refused_at_load(tmp_path, scale):
+    path = _model_with_metadata(tmp_path, pixel_scale=scale)
+    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: pixel_scale .* is outside"):
+        read_model(path)
+    with pytest.raises(ModelFileError, match="pixel_scale"):
+        AutoencoderWeights(**{**_weights().__dict__, "pixel_scale": float(scale)}).validate()
+
+
+@pytest.mark.parametrize("scale", ["1", "255", "255.0", "65535", "0.5"])
+def test_usual_pixel_scales_still_load(tmp_path, scale):
+    assert read_model(_model_with_metadata(tmp_path, pixel_scale=scale)).pixel_scale == float(scale)
+
+
+def test_saved_files_carry_a_digest_that_is_verified_at_load(tmp_path):
+    path = save_model(tmp_path / "m.safetensors", _weights())
+    header, _ = _read_header(path.read_bytes(), "m")
+    w = _weights()
+    assert header["__metadata__"][DIGEST_KEY] == tensors_digest([a for k, b in zip(w.kernels, w.biases) for a in (k, b)])
+    loaded = read_model(path)
+    assert loaded.integrity == "verified"
+    assert "integrity=verified" in repr(aefast.load(path, threads=1))
+    assert _weights().integrity == "unchecked"
+    # float16 storage: the digest is of the stored (float16) bytes
+    half = read_model(save_model(tmp_path / "h.safetensors", _weights(), dtype="float16"))
+    assert half.integrity == "verified"
+
+
+def test_a_changed_weight_byte_is_caught_by_the_digest(tmp_path):
+    path = save_model(tmp_path / "m.safetensors", _weights())
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01   # the last bias value, changed in its mantissa: still finite, every other check passes
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: the tensor bytes do not match"):
+        read_model(path)
+
+
+def test_files_without_a_digest_still_load_with_the_check_marked_absent(tmp_path):
+    path = _model_with_metadata(tmp_path, **{DIGEST_KEY: None})
+    loaded = read_model(path)
+    assert loaded.integrity == "absent"
+    assert "integrity=absent" in repr(aefast.load(path, threads=1))
+
+
+@pytest.mark.parametrize("digest", ["", "ab" * 33, "AB" * 32, "zz" * 32])
+def test_a_malformed_digest_is_a_named_error(tmp_path, digest):
+    with pytest.raises(ModelFileError, match=f"{DIGEST_KEY}' must be 64 lowercase hex digits"):
+        read_model(_model_with_metadata(tmp_path, **{DIGEST_KEY: digest}))
+
+
+def test_reader_racing_an_in_place_writer_never_gets_a_mixed_model(tmp_path):
+    """An outside program rewriting the file in place (`r+b`, like rsync --inplace) with model A or B, in two
+    halves, while this process reads it: every read is A, B, or a ModelFileError, never a mix of the two."""
+    path = tmp_path / "m.safetensors"
+    blobs = {}
+    for seed in (1, 2):
+        blobs[seed] = save_model(tmp_path / f"{seed}.safetensors", _weights(seed)).read_bytes()
+    assert len(blobs[1]) == len(blobs[2])
+    path.write_bytes(blobs[1])
+    kernels = {seed: _weights(seed).kernels[0] for seed in (1, 2)}
+    stop = threading.Event()
+
+    def writer():
+        half = len(blobs[1]) // 2
+        with open(path, "r+b", buffering=0) as f:
+            while not stop.is_set():
+                for seed in (1, 2):
+                    f.seek(0)
+                    f.write(blobs[seed][:half])
+                    f.write(blobs[seed][half:])
+
+    t = threading.Thread(target=writer)
+    t.start()
+    counts = {"A or B": 0, "refused": 0, "mixed": 0}
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                w = read_model(path)
+            except ModelFileError:
+                counts["refused"] += 1
+                continue
+            same = [np.array_equal(w.kernels[0], k) and w.kernels[-1].tobytes() == _weights(s).kernels[-1].tobytes()
+                    for s, k in kernels.items()]
+            counts["A or B" if any(same) else "mixed"] += 1
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert counts["mixed"] == 0, counts
+
+
+def test_numpy_scalars_and_arrays_are_accepted_where_numbers_and_tuples_are_meant(tmp_path):
+    w = _weights()
+    w = AutoencoderWeights(w.kernels, w.biases, w.activations, encoder_layers=np.int64(2),
+                           input_shape=np.array([4, 4]), pixel_scale=np.float32(255),
+                           training={"lr": np.float32(0.5), "hidden": np.array([6, 3]), "seed": np.int64(7)},
+                           metrics={"val_mse": np.float64(0.25)})
+    w.validate()
+    assert w.input_shape == (4, 4) and type(w.pixel_scale) is float and type(w.encoder_layers) is int
+    back = read_model(save_model(tmp_path / "m.safetensors", w))
+    assert back.training == {"lr": 0.5, "hidden": [6, 3], "seed": 7} and back.metrics == {"val_mse": 0.25}
+    assert back.input_shape == (4, 4) and back.pixel_scale == 255.0
+
+
+def test_metadata_that_is_not_json_is_a_clear_error_naming_the_field(tmp_path):
+    w = _weights()
+    w.training = {"when": object()}
+    with pytest.raises(ValueError, match="model metadata 'training': a object is not JSON-serialisable"):
+        save_model(tmp_path / "m.safetensors", w)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_path_and_virtual_files_get_true_messages():
+    with pytest.raises(ModelFileError, match="empty path"):
+        read_model("")
+    with pytest.raises(ModelFileError, match="empty path"):
+        aefast.load("")
+    with pytest.raises(ModelFileError, match="/proc/cpuinfo: reports a size of 0 bytes but has content"):
+        read_model("/proc/cpuinfo")
+
+
+def test_an_empty_file_is_called_empty(tmp_path):
+    (tmp_path / "e.safetensors").write_bytes(b"")
+    with pytest.raises(ModelFileError, match="empty file"):
+        read_model(tmp_path / "e.safetensors")

@@ -7,15 +7,41 @@ import sys
 from pathlib import Path
 
 from ..errors import DataFileError
+from .files import MNIST_FILES
+from .idx import read_images, read_labels
 from .mnist import load_mnist
-from .sources import mnist_files
+from .sources import mnist_files, named_folder
+
+PROG = "python -m aefast.data"
+MAX_SHOW_COUNT = 400   # a 40 x 10 grid; more is not a useful picture (and matplotlib's time and memory grow with it)
 
 
 def _fetch(args: argparse.Namespace) -> int:
     files = mnist_files(args.data_dir, cache_dir=args.cache_dir)
+    if named_folder(args.data_dir) is not None:
+        _verify_named_folder(files)   # cached and downloaded files were verified by mnist_files already
     for key, path in files.items():
         print(f"{key:13s} {path}")
     return 0
+
+
+def _verify_named_folder(files: dict[str, Path]) -> None:
+    """Read each file of a folder the user named in full, as load_mnist will: gzip integrity, IDX magic, sizes
+    (at most MNIST's), label values. Any defect raises DataFileError listing them all. Content other than MNIST's
+    is allowed (Fashion-MNIST has the same format) and only noted."""
+    problems = []
+    for key, path in files.items():
+        reader = read_images if key.endswith("images") else read_labels
+        try:
+            content = reader(path, MNIST_FILES[key].idx_bytes)
+        except DataFileError as e:
+            problems.append(str(e))
+            continue
+        if content.sha256 != MNIST_FILES[key].sha256:
+            print(f"note: {path} is a valid IDX file but not MNIST's {key} (uncompressed SHA-256 {content.sha256}); "
+                  "it is used as given", file=sys.stderr)
+    if problems:
+        raise DataFileError(f"{len(problems)} of the data files failed verification:\n  " + "\n  ".join(problems))
 
 
 def save_digit_grid(out: Path, images, labels, *, columns: int = 10) -> Path:
@@ -46,13 +72,28 @@ def save_digit_grid(out: Path, images, labels, *, columns: int = 10) -> Path:
 def _show(args: argparse.Namespace) -> int:
     mnist = load_mnist(args.data_dir, cache_dir=args.cache_dir, dtype="uint8", flat=False)
     split = getattr(mnist, args.split)
-    out = save_digit_grid(args.out, split.x[: args.count], split.y[: args.count])
+    if not len(split):
+        raise DataFileError(f"the {args.split} split is empty: nothing to show")
+    try:
+        out = save_digit_grid(args.out, split.x[: args.count], split.y[: args.count])
+    except OSError as e:
+        raise DataFileError(f"--out {args.out}: cannot write the PNG there ({e.strerror or e})") from None
     print(f"saved {min(args.count, len(split))} {args.split} digits to {out}")
     return 0
 
 
+def _show_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer 1..{MAX_SHOW_COUNT}, got {text!r}") from None
+    if not 1 <= count <= MAX_SHOW_COUNT:
+        raise argparse.ArgumentTypeError(f"expected 1..{MAX_SHOW_COUNT} digits, got {count}")
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aefast.data", description=__doc__)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="folder holding the four MNIST files (no download)")
     parser.add_argument("--cache-dir", type=Path, help="cache folder to use instead of the user cache")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,13 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="save a PNG grid of sample digits")
     show.add_argument("--out", type=Path, default=Path("mnist-digits.png"))
     show.add_argument("--split", choices=("train", "validation", "test"), default="train")
-    show.add_argument("--count", type=int, default=40)
+    show.add_argument("--count", type=_show_count, default=40, help=f"how many digits, 1..{MAX_SHOW_COUNT}")
     args = parser.parse_args(argv)
+    if args.command == "show" and args.out.is_dir():
+        parser.error(f"--out {args.out} is a directory; expected the path of the PNG file to write")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return _fetch(args) if args.command == "fetch" else _show(args)
     except DataFileError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..errors import DataFileError
 from .files import MNIST_FILES, MnistFile
-from .idx import read_idx_bytes
+from .idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx_bytes
 
 # Tried in order; each base URL + "<name>.gz".
 DEFAULT_MIRRORS: tuple[str, ...] = (
@@ -29,9 +29,14 @@ log = logging.getLogger("aefast.data")
 
 
 def content_problem(path: Path, expected: MnistFile) -> str | None:
-    """Why `path` is not a trustworthy copy of `expected` (a sentence), or None when its content hash matches."""
+    """Why `path` is not a trustworthy copy of `expected` (a sentence naming the defect: empty, truncated, wrong
+    magic, larger than MNIST's file, wrong content), or None when its content hash matches."""
     try:
-        digest = hashlib.sha256(read_idx_bytes(path)).hexdigest()
+        # Bounded by the largest MNIST file (a bomb stops there); a real MNIST file under the wrong name is then
+        # read whole and named by its hash.
+        data = read_idx_bytes(path, max(f.idx_bytes for f in MNIST_FILES.values()))
+        parse_idx(data, source=str(path), magic=IMAGES_MAGIC if expected.key.endswith("images") else LABELS_MAGIC)
+        digest = hashlib.sha256(data).hexdigest()
     except DataFileError as e:
         return str(e)
     if digest != expected.sha256:

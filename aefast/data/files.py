@@ -25,6 +25,11 @@ class MnistFile:
     def gz_name(self) -> str:
         return self.stem + ".gz"
 
+    @property
+    def idx_bytes(self) -> int:
+        """Size of the uncompressed IDX file: a 16-byte header and 28x28 bytes per image, or 8 + 1 per label."""
+        return 16 + self.count * 28 * 28 if self.key.endswith("images") else 8 + self.count
+
 
 MNIST_FILES: dict[str, MnistFile] = {
     f.key: f

@@ -52,7 +52,9 @@ def _pixels(images: np.ndarray, dtype: str, flat: bool) -> np.ndarray:
 
 
 def _read_all(files: Mapping[str, Path]) -> dict[str, IdxContent]:
-    return {key: (read_images if key.endswith("images") else read_labels)(path) for key, path in files.items()}
+    # Bounded by MNIST's known sizes: a file claiming (or inflating to) more is refused before it fills memory.
+    return {key: (read_images if key.endswith("images") else read_labels)(path, MNIST_FILES[key].idx_bytes)
+            for key, path in files.items()}
 
 
 def load_mnist(

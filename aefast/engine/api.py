@@ -81,6 +81,7 @@ class Engine:
         self.latent_size = weights.latent_size
         self.input_shape = tuple(weights.input_shape)
         self.pixel_scale = float(weights.pixel_scale)
+        self.integrity = weights.integrity   # model file digest: verified / absent (not checked) / unchecked
         self.activations = list(weights.activations)
         self.metadata = {"training": dict(weights.training), "metrics": dict(weights.metrics),
                          "data_sha256": dict(weights.data_sha256)}
@@ -100,8 +101,8 @@ class Engine:
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
         return (f"<aefast.Engine {sizes} latent={self.latent_size} precision={self.precision} "
-                f"backend={self.backend} isa={self.isa} kernel={self.kernel} threads={self.threads} nbytes={self.nbytes} "
-                f"source={self.source!r}>")
+                f"backend={self.backend} isa={self.isa} kernel={self.kernel} threads={self.threads} "
+                f"nbytes={self.nbytes} source={self.source!r} integrity={self.integrity}>")
 
     def _run(self, x: np.ndarray, begin: int, end: int, clip: bool = False) -> np.ndarray:
         """x: checked C-contiguous (N, layer_sizes[begin]) uint8 or float32 -> a new (N, layer_sizes[end]) float32."""

@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingError, ValueError, OSError) as e:
         print(f"aefast.train: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("aefast.train: interrupted; the run directory holds the best epoch so far", file=sys.stderr)
+    except KeyboardInterrupt as e:   # TrainingInterrupted's message says what the run directory holds
+        print(f"aefast.train: {getattr(e, 'message', 'interrupted')}", file=sys.stderr)
         return 130
     if result.stopped == "nan":
         print(f"aefast.train: the loss became NaN after epoch {len(result.history) - 1}; kept epoch "

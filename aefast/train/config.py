@@ -15,8 +15,15 @@ MNIST_PIXELS = 784
 QUICK = {"epochs": 5, "train_limit": 5000, "val_size": 1000, "test_limit": 2000}
 
 
+MAX_SEED = 2**32 - 1   # NumPy's legacy seeding (which Keras's set_random_seed uses) takes 0..2**32-1
+
+
 class ConfigError(ValueError):
     """A TrainConfig field is out of range; the message names the field and what was expected."""
+
+
+class RunDirError(ConfigError):
+    """A run directory's config.json or checkpoint.npz is missing, damaged or inconsistent (names the file)."""
 
 
 @dataclass
@@ -52,23 +59,32 @@ class TrainConfig:
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
                  f"{name} must be a positive integer, got {value!r}")
 
-        need(len(self.hidden) >= 1, "hidden must list at least one layer width, e.g. 1000 or 1000,500,250")
+        need(isinstance(self.hidden, (tuple, list)) and len(self.hidden) >= 1,
+             f"hidden must list at least one layer width, e.g. 1000 or 1000,500,250, got {self.hidden!r:.100}")
         for width in self.hidden:
             positive_int(width, "each hidden width")
         positive_int(self.latent, "latent")
         # latent == 784 is allowed: the tutorial's no-compression baseline (aefast.analyze trains it).
         need(self.latent <= MNIST_PIXELS, f"latent must be at most {MNIST_PIXELS}, got {self.latent}")
-        need(self.output in OUTPUTS, f"output must be one of {OUTPUTS}, got {self.output!r}")
-        need(isinstance(self.l2, (int, float)) and math.isfinite(self.l2) and self.l2 >= 0,
+        need(isinstance(self.output, str) and self.output in OUTPUTS,
+             f"output must be one of {OUTPUTS}, got {self.output!r:.100}")
+        need(isinstance(self.l2, (int, float)) and not isinstance(self.l2, bool) and math.isfinite(self.l2)
+             and self.l2 >= 0,
              f"l2 must be a finite number >= 0, got {self.l2!r}")
         positive_int(self.epochs, "epochs")
         positive_int(self.batch_size, "batch_size")
-        need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0,
+        need(isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and math.isfinite(self.lr)
+             and self.lr > 0,
              f"lr must be a positive number, got {self.lr!r}")
-        need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        need(isinstance(self.patience, int) and self.patience >= 0,
+        need(isinstance(self.schedule, str) and self.schedule in SCHEDULES,
+             f"schedule must be one of {SCHEDULES}, got {self.schedule!r:.100}")
+        need(isinstance(self.precision, str) and self.precision in PRECISIONS,
+             f"precision must be one of {PRECISIONS}, got {self.precision!r:.100}")
+        need(isinstance(self.xla, bool), f"xla must be true or false, got {self.xla!r:.100}")
+        need(isinstance(self.patience, int) and not isinstance(self.patience, bool) and self.patience >= 0,
              f"patience must be an integer >= 0 (0 disables early stopping), got {self.patience!r}")
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED,
+             f"seed must be an integer 0..{MAX_SEED}, got {self.seed!r:.100}")
         positive_int(self.val_size, "val_size")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
@@ -78,10 +94,16 @@ class TrainConfig:
             need(self.train_limit >= self.batch_size,
                  f"train_limit {self.train_limit} is smaller than one batch ({self.batch_size})")
         if self.data_dir is not None:
-            need(Path(self.data_dir).is_dir(), f"data_dir {self.data_dir!r} is not a directory")
+            need(isinstance(self.data_dir, str) and Path(self.data_dir).is_dir(),
+                 f"data_dir {self.data_dir!r:.200} is not a directory")
+        need(isinstance(self.out, str) and bool(self.out), f"out must be a folder path, got {self.out!r:.200}")
+        need(not Path(self.out).exists() or Path(self.out).is_dir(),
+             f"out {self.out!r:.200} exists and is not a directory; expected the folder to hold run directories")
         if self.name is not None:
-            need(bool(self.name) and "/" not in self.name and self.name not in (".", ".."),
-                 f"name must be a plain directory name, got {self.name!r}")
+            need(isinstance(self.name, str) and bool(self.name) and "/" not in self.name
+                 and self.name not in (".", "..") and "\0" not in self.name,
+                 f"name must be a plain directory name, got {self.name!r:.200}")
+        need(isinstance(self.extra, dict), f"extra must be a JSON object, got {self.extra!r:.100}")
         return self
 
     @property
@@ -102,6 +124,8 @@ class TrainConfig:
             raise ConfigError(f"unknown training config keys {unknown}")
         d = dict(d)
         if "hidden" in d:
+            if not isinstance(d["hidden"], (list, tuple)):
+                raise ConfigError(f"hidden must be a list of layer widths, got {d['hidden']!r:.100}")
             d["hidden"] = tuple(d["hidden"])
         return cls(**d)
 

@@ -5,11 +5,19 @@ One `model.fit(..., epochs=1)` per epoch on a freshly shuffled copy of the train
 the best epoch's model.safetensors (when it improved) and checkpoint.npz, all written atomically. A NaN loss,
 early stopping, the last epoch or Ctrl-C all end in `_finish`, which exports the best epoch's float32 master
 weights and writes metrics.json and the plots, so the run directory is always complete and consistent.
+
+Ctrl-C: an epoch counts once its checkpoint is written. Interrupted before that, the run goes back to the last
+checkpointed epoch, and `_finish` rewrites history.csv, model.safetensors, metrics.json and the plots from it, with
+further Ctrl-C deferred until they are written; so every file agrees with the checkpoint. Settings, data and the
+run name are all checked before the run directory is created and before TensorFlow loads.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,8 +27,9 @@ import numpy as np
 
 from ..keras_io import export_keras
 from . import artifacts
-from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig
+from ..errors import DataFileError
+from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, load_checkpoint, save_checkpoint
+from .config import ConfigError, RunDirError, TrainConfig
 from .model import build_autoencoder, current_learning_rate, describe_device, make_optimizer, resolve_precision
 
 MODEL_NAME = "model.safetensors"
@@ -30,6 +39,14 @@ N_RECONSTRUCTIONS = 10
 
 class TrainingError(RuntimeError):
     """Training could not produce a model (e.g. the loss was NaN from the first epoch)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; `message` says what the run directory holds now (the CLI prints it)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass
@@ -59,6 +76,7 @@ class _Run:
     best_epoch: int | None = None
     best_val: float = math.inf
     best_weights: list | None = None
+    committed: tuple = (0, None, math.inf, None)   # (epochs, best_epoch, best_val, best_weights) in the checkpoint
     started: float = field(default_factory=time.perf_counter)
     cpu_started: float = field(default_factory=time.process_time)
 
@@ -76,13 +94,24 @@ def _log(verbose: bool, msg: str) -> None:
 
 
 def _load_data(config: TrainConfig):
+    """(train_x, val_x, test_x, sha256s), numpy only: run before TensorFlow loads and before the run directory is
+    made, so bad data settings cost no folder and no TensorFlow start-up."""
     from ..data import load_mnist
 
-    mnist = load_mnist(config.data_dir, validation_size=config.val_size)
+    try:
+        mnist = load_mnist(config.data_dir, validation_size=config.val_size)
+    except DataFileError as e:
+        if config.data_dir is None:
+            raise   # the cache or a download failed: not a bad setting
+        raise ConfigError(f"data_dir {config.data_dir}: {e}") from None
+    except ValueError as e:   # validation_size larger than the training set
+        raise ConfigError(f"val_size {config.val_size}: {e}") from None
     train_x = mnist.train.x[: config.train_limit] if config.train_limit else mnist.train.x
     test_x = mnist.test.x[: config.test_limit] if config.test_limit else mnist.test.x
     if len(train_x) < config.batch_size:
-        raise ConfigError(f"only {len(train_x)} training images, fewer than one batch ({config.batch_size})")
+        raise ConfigError(f"only {len(train_x)} training images (val_size {config.val_size} of "
+                          f"{len(train_x) + len(mnist.validation)} held out), fewer than one batch "
+                          f"({config.batch_size}); lower val_size or batch_size")
     return train_x, mnist.validation.x, test_x, dict(mnist.sha256)
 
 
@@ -139,8 +168,6 @@ def _loop(run: _Run, start_epoch: int, verbose: bool, callbacks) -> str:
             run.best_weights = [np.array(w) for w in run.model.get_weights()]
             _export_best(run, {"val_mse": run.best_val})
             best_mark = " *"
-        _log(verbose, f"epoch {row['epoch']}/{cfg.epochs}  train {row['train_loss']:.6f}  "
-                      f"val {row['val_loss']:.6f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s{best_mark}")
         artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
         save_checkpoint(run.run_dir / CHECKPOINT_NAME, Checkpoint(
             model=[np.array(w) for w in run.model.get_weights()],
@@ -148,17 +175,58 @@ def _loop(run: _Run, start_epoch: int, verbose: bool, callbacks) -> str:
             best=run.best_weights,
             state={"epoch": row["epoch"], "history": run.history, "best_epoch": run.best_epoch,
                    "best_val": run.best_val}))
+        _commit(run)
+        # printed once the epoch is in the checkpoint: a Ctrl-C after this line keeps it
+        _log(verbose, f"epoch {row['epoch']}/{cfg.epochs}  train {row['train_loss']:.6f}  "
+                      f"val {row['val_loss']:.6f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s{best_mark}")
         if cfg.patience and row["epoch"] - run.best_epoch >= cfg.patience:
             _log(verbose, f"no better validation MSE for {cfg.patience} epochs: stopping early")
             return "early_stopping"
     return "completed"
 
 
+def _commit(run: _Run) -> None:
+    """The epochs so far are in the checkpoint: an interrupt from now on goes back to here."""
+    run.committed = (len(run.history), run.best_epoch, run.best_val, run.best_weights)
+
+
+def _roll_back(run: _Run) -> None:
+    """Forget an epoch the interrupt caught before its checkpoint was written (best_weights is replaced, never
+    changed in place, so the committed list is still the checkpoint's). With no epoch committed, the files that
+    epoch may have written go too, leaving config.json alone."""
+    n, run.best_epoch, run.best_val, run.best_weights = run.committed
+    del run.history[n:]
+    if n == 0:
+        for name in (MODEL_NAME, artifacts.HISTORY_NAME):
+            (run.run_dir / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred(verbose: bool):
+    """While the run directory is being finished, Ctrl-C only says so (the files take seconds); yields a list that
+    gets an entry per Ctrl-C. Signal handlers can be set only from the main thread: elsewhere nothing is deferred."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    pressed: list[int] = []
+
+    def note(signum, frame):
+        pressed.append(signum)
+        print("aefast.train: finishing the run directory first (a few seconds)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
-    """Write the final model (best epoch), metrics.json and the plots; return the result."""
+    """Write history.csv, the final model (best epoch), metrics.json and the plots; return the result."""
     files = [run.run_dir / artifacts.CONFIG_NAME]
     if run.best_weights is None:
         return TrainResult(run.run_dir, None, {}, run.history, None, stopped, files)
+    artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
     assign(run.export_model.weights, run.best_weights, "model")
     test_x = run.data[2]
     test_mse, recon = reconstruction_mse(run.export_model, test_x)
@@ -196,22 +264,37 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
 
 
 def _new_run_dir(config: TrainConfig) -> Path:
-    name = config.name or datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(config.out) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"run directory {run_dir} already exists and is not empty; pick another --name, "
-                          f"or continue it with --resume {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    """out/name, created. Without a name: out/<timestamp>, or <timestamp>-2, -3, ... when that exists (mkdir is
+    atomic, so two runs started in the same second get different folders)."""
+    out = Path(config.out)
+    try:
+        if config.name:
+            run_dir = out / config.name
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise ConfigError(f"run directory {run_dir} already exists and is not empty; pick another --name, "
+                                  f"or continue it with --resume {run_dir}")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return run_dir
+        out.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 10_000):
+            run_dir = out / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+        raise ConfigError(f"{out}: 10000 runs named {stamp}-* already exist; pick a --name")
+    except OSError as e:
+        raise ConfigError(f"cannot create the run directory in {out} ({e.strerror or e})") from None
 
 
-def _prepare(config: TrainConfig, run_dir: Path) -> _Run:
+def _prepare(config: TrainConfig, run_dir: Path, data) -> _Run:
     import keras
 
     keras.utils.set_random_seed(config.seed)
     device = describe_device()
     precision = resolve_precision(config.precision, device)
-    data = _load_data(config)
     steps_per_epoch = len(data[0]) // config.batch_size
     model = build_autoencoder(config, precision)
     optimizer = make_optimizer(config, steps_per_epoch, precision)
@@ -226,13 +309,24 @@ def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
     cfg = run.config
     _log(verbose, f"training {'-'.join(map(str, cfg.layer_sizes))} on {len(run.data[0])} images, "
                   f"{run.precision}, XLA {'on' if cfg.xla else 'off'}, {run.device.name} -> {run.run_dir}")
+    _commit(run)
     try:
         stopped = _loop(run, start_epoch, verbose, callbacks)
     except KeyboardInterrupt:
-        _log(verbose, f"interrupted: saving the best epoch so far; continue with --resume {run.run_dir}")
-        _finish(run, "interrupted", verbose)
-        raise
-    result = _finish(run, stopped, verbose)
+        with _ctrl_c_deferred(verbose):
+            _roll_back(run)
+            _log(verbose, "interrupted: writing the run directory from the last finished epoch")
+            _finish(run, "interrupted", verbose)
+        if run.best_weights is None:
+            raise TrainingInterrupted(f"interrupted before the first epoch finished: {run.run_dir} holds only "
+                                      f"{artifacts.CONFIG_NAME}; start it with --resume {run.run_dir}") from None
+        raise TrainingInterrupted(
+            f"interrupted: {run.run_dir} holds epochs 1..{len(run.history)} (best epoch {run.best_epoch}, val MSE "
+            f"{run.best_val:.6f}); continue with --resume {run.run_dir}") from None
+    with _ctrl_c_deferred(verbose) as pressed:
+        result = _finish(run, stopped, verbose)
+    if pressed:
+        raise TrainingInterrupted(f"interrupted after training ended ({stopped}): {run.run_dir} is complete")
     if result.model_path is None:
         raise TrainingError(f"no epoch produced a finite loss (epoch 1: {run.history[0]}); "
                             "try a lower --lr or --precision float32")
@@ -246,27 +340,65 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
     Ctrl-C: the run directory is finished with the best epoch so far, then KeyboardInterrupt propagates.
     """
     config.validate()
+    try:
+        data = _load_data(config)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted("interrupted while loading the data; no run directory was made") from None
     run_dir = _new_run_dir(config)
-    artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
-    return _run(_prepare(config, run_dir), 0, verbose, list(callbacks))
+    try:
+        artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
+        run = _prepare(config, run_dir, data)
+    except KeyboardInterrupt:
+        if not (run_dir / artifacts.CONFIG_NAME).exists():
+            run_dir.rmdir()
+            raise TrainingInterrupted("interrupted while creating the run directory; nothing was kept") from None
+        raise TrainingInterrupted(f"interrupted before the first epoch: {run_dir} holds only "
+                                  f"{artifacts.CONFIG_NAME}; start it with --resume {run_dir}") from None
+    return _run(run, 0, verbose, list(callbacks))
 
 
 def resume(run_dir, *, verbose: bool = True, callbacks=()) -> TrainResult:
     """Continue the run in `run_dir` from its last checkpoint, with its saved config."""
     run_dir = Path(run_dir)
-    config_path = run_dir / artifacts.CONFIG_NAME
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir} is not an aefast run directory (no {artifacts.CONFIG_NAME})")
-    config = TrainConfig.from_dict(artifacts.read_json(config_path)["config"]).validate()
-    run = _prepare(config, run_dir)
+    config = _saved_config(run_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    ckpt = None
+    if ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        check_checkpoint(ckpt, config.layer_sizes, config.epochs, ckpt_path)
+    try:
+        run = _prepare(config, run_dir, _load_data(config))
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted while loading; {run_dir} is as it was: continue with "
+                                  f"--resume {run_dir}") from None
     start_epoch = 0
-    if (run_dir / CHECKPOINT_NAME).is_file():
-        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
-        assign(run.model.weights, ckpt.model, "model")
-        assign(run.optimizer.variables, ckpt.optimizer, "optimizer")
+    if ckpt is not None:
+        try:
+            assign(run.model.weights, ckpt.model, "model")
+            assign(run.optimizer.variables, ckpt.optimizer, "optimizer")
+        except ValueError as e:
+            raise RunDirError(f"{ckpt_path}: checkpoint does not fit this run ({e})") from None
         run.best_weights = ckpt.best
         start_epoch = ckpt.state["epoch"]
         run.history = ckpt.state["history"]
         run.best_epoch, run.best_val = ckpt.state["best_epoch"], ckpt.state["best_val"]
         _log(verbose, f"resuming {run_dir} after epoch {start_epoch} (best epoch {run.best_epoch})")
     return _run(run, start_epoch, verbose, list(callbacks))
+
+
+def _saved_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig in run_dir/config.json; RunDirError names the file and the defect."""
+    config_path = run_dir / artifacts.CONFIG_NAME
+    if not config_path.is_file():
+        raise ConfigError(f"{run_dir} is not an aefast run directory (no {artifacts.CONFIG_NAME})")
+    try:
+        saved = artifacts.read_json(config_path)
+    except (OSError, ValueError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RunDirError(f"{config_path}: not readable JSON ({type(e).__name__}: {str(e)[:200]})") from None
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)):
+        raise RunDirError(f'{config_path}: expected a JSON object {{"config": {{...}}}} as written by aefast.train, '
+                          f"got {str(saved)[:100]}")
+    try:
+        return TrainConfig.from_dict(saved["config"]).validate()
+    except (ConfigError, TypeError) as e:
+        raise RunDirError(f"{config_path}: {e}") from None
