@@ -120,10 +120,11 @@ def to_weights(model, *, encoder_layers: int | None = None, training: dict | Non
 
 def export_keras(model, path: str | os.PathLike, *, encoder_layers: int | None = None, dtype: str = "float32",
                  training: dict | None = None, metrics: dict | None = None,
-                 data_sha256: dict | None = None) -> Path:
-    """Write a Keras Dense-chain autoencoder to an aefast model file (atomically); weights stored as `dtype`."""
+                 data_sha256: dict | None = None, input_shape: tuple[int, ...] | None = None) -> Path:
+    """Write a Keras Dense-chain autoencoder to an aefast model file (atomically); weights stored as `dtype`.
+    input_shape: the image shape (H, W) or (H, W, C); None: see to_weights."""
     weights = to_weights(model, encoder_layers=encoder_layers, training=training, metrics=metrics,
-                         data_sha256=data_sha256)
+                         data_sha256=data_sha256, input_shape=input_shape)
     return save_model(path, weights, dtype=dtype)
 
 
