@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import DataFileError, ModelFileError
     from .inference import UsageError
 
-    command_parser = argparse.ArgumentParser(prog=f"{PROG} {args.command}")
+    command_parser = args.parser   # errors show the subcommand's own usage line
     try:
         return args.run(args)
     except (UsageError, DataFileError, ModelFileError) as e:

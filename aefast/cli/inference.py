@@ -17,6 +17,7 @@ import numpy as np
 
 from .._io import write_text_atomic
 from ..data.images import ImageSet, open_images
+from .argtypes import image_size, positive_int
 from .pictures import save_pairs_grid
 from .streaming import DEFAULT_CHUNK, apply_in_chunks, npy_output
 
@@ -27,25 +28,6 @@ class UsageError(Exception):
     """Bad input from the user (a file, a shape, a number): reported as `prog: error: ...`, exit status 2."""
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _size(text: str) -> tuple[int, int]:
-    from ..data.images import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
     from ..engine.precisions import PRECISIONS
 
@@ -53,10 +35,10 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="a model file (default: the model shipped with aefast) and the images: a folder of "
                         "PNG/JPEG files, an .npy/.npz array (N, H, W[, C]) or an IDX image file")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="engine precision (default fp32)")
-    p.add_argument("--threads", type=_positive, help="compute threads (default: all cores)")
-    p.add_argument("--batch-size", type=_positive, default=DEFAULT_CHUNK, dest="chunk",
+    p.add_argument("--threads", type=positive_int, help="compute threads (default: all cores)")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_CHUNK, dest="chunk",
                    help=f"images per chunk streamed through the engine (default {DEFAULT_CHUNK})")
-    p.add_argument("--resize", type=_size, metavar="HxW", help="resize the images of a folder to HxW")
+    p.add_argument("--resize", type=image_size, metavar="HxW", help="resize the images of a folder to HxW")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
 
 
@@ -68,7 +50,7 @@ def add_subcommands(sub) -> None:
                        "float32 .npy.")
     _add_engine_options(p)
     p.add_argument("-o", "--output", required=True, type=Path, help="the .npy file to write")
-    p.set_defaults(run=run_compress)
+    p.set_defaults(run=run_compress, parser=p)
 
     p = sub.add_parser("reconstruct", usage=usage, help="images -> reconstructed images (.npy, optional PNG grid)",
                        description="Run every image of INPUT through the autoencoder; writes the reconstructions "
@@ -77,24 +59,24 @@ def add_subcommands(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="the .npy file to write")
     p.add_argument("--uint8", action="store_true", help="write uint8 pixels 0..255 instead of float32")
     p.add_argument("--png", type=Path, help=f"also save the first {GRID_COUNT} images above their reconstructions")
-    p.set_defaults(run=run_reconstruct)
+    p.set_defaults(run=run_reconstruct, parser=p)
 
     p = sub.add_parser("score", usage=usage, help="rank images by reconstruction error (anomaly score)",
                        description="Score every image of INPUT by its reconstruction MSE (pixels in [0, 1]) and "
                        "list the K worst-reconstructed ones: the likeliest anomalies.")
     _add_engine_options(p)
-    p.add_argument("--top", type=_positive, default=10, metavar="K", help="how many of the worst to show "
+    p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many of the worst to show "
                    "(default 10)")
     p.add_argument("--png", type=Path, help="save the K worst images (worst first) above their reconstructions")
     p.add_argument("--csv", type=Path, help="write rank, index, name, score for every image, worst first")
     p.add_argument("-o", "--output", type=Path, help="write the (N,) float32 scores, in input order, as .npy")
-    p.set_defaults(run=run_score)
+    p.set_defaults(run=run_score, parser=p)
 
     p = sub.add_parser("info", help="what a model file holds: shapes, precision, size, metadata",
                        description="Describe a model file (default: the model shipped with aefast).")
     p.add_argument("model", nargs="?", help="a model file (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.set_defaults(run=run_info)
+    p.set_defaults(run=run_info, parser=p)
 
 
 def _model_and_input(args) -> tuple[str, str]:

@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from .._io import _FILE_MODE
+from .._io import atomic_path
 from ..data.images import ImageSet
 
 DEFAULT_CHUNK = 4096
@@ -46,20 +44,8 @@ def apply_in_chunks(fn: Callable[[np.ndarray], np.ndarray], images: ImageSet, ou
 def npy_output(path: str | os.PathLike, shape: tuple[int, ...], dtype) -> Iterator[np.ndarray]:
     """A writable memory-mapped .npy of `shape` and `dtype` to fill; on a clean exit it is flushed, synced and
     renamed to `path`; on any exception (Ctrl-C included) it is deleted and `path` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         yield array
         array.flush()
         del array
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

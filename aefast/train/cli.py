@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from ..cli.argtypes import image_size
 from .config import OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()
 
@@ -20,15 +21,6 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _size(text: str) -> tuple[int, int]:
-    from ..data.images import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -41,13 +33,6 @@ def _fraction(text: str) -> float:
 
 # Flags that are not TrainConfig fields.
 _CLI_ONLY = ("quick", "resume", "quiet", "verbose")
-
-
-def quiet_tensorflow(verbose: bool) -> None:
-    """Hide TensorFlow's C++ start-up log lines (oneDNN, CUDA, XLA) unless `verbose` or the user chose a level
-    (TF_CPP_MIN_LOG_LEVEL is read once, when TensorFlow is imported: call this before)."""
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParser:
@@ -79,7 +64,7 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
                    "or .npz array (N, H, W[, C]) uint8 or float in [0, 1], or an IDX image file (see docs/data.md)")
     p.add_argument("--test-data", dest="test_data", help="with --data: an explicit test set of the same shape "
                    "(default: a seeded share of --data, --test-fraction)")
-    p.add_argument("--resize", type=_size, metavar="HxW", help="with a --data folder: resize every image to HxW "
+    p.add_argument("--resize", type=image_size, metavar="HxW", help="with a --data folder: resize every image to HxW "
                    "(default: all images must have one size)")
     p.add_argument("--val-fraction", type=_fraction, dest="val_fraction", help="with --data: share of the images "
                    f"held out for validation, split seeded by --seed (default {d.val_fraction})")
@@ -115,7 +100,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") ->
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     verbose = not getattr(args, "quiet", False)
-    quiet_tensorflow(getattr(args, "verbose", False))
+    with tensorflow_quiet(getattr(args, "verbose", False)):
+        return _run(parser, args, verbose)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: bool) -> int:
     from ..errors import DataFileError
     from . import resume, train  # noqa: F401 (light: the loop and Keras load on call)
     from .loop import TrainingError
