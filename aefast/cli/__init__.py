@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in FORWARDED:
         return FORWARDED[argv[0]][0](argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:   # reported by the subcommand's parser, with its usage line
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from ..errors import DataFileError, ModelFileError
     from .inference import UsageError
 
