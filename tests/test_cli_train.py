@@ -27,14 +27,15 @@ def _digits_npy(path):
 
 @pytest.mark.slow
 def test_sklearn_digits_beat_pca_end_to_end(tmp_path, capsys):
-    """64-64-8-64-64 for 60 epochs: test MSE about 0.0175 against PCA's 0.0236 on seeds 0..3 (25 % better on
-    each: measured before choosing it; 30 epochs gave only 8 %). About 20 s on 2 loaded cores."""
+    """64-64-8-64-64, 40 epochs at lr 5e-3: test MSE 0.0178 against PCA's 0.0231 (23 % lower; measured before
+    choosing it, with 11 s of CPU time; 60 epochs at 3e-3 gave 0.0172-0.0182 against 0.0236-0.0245 on seeds 1..3,
+    30 epochs only 8 % lower). The assertion asks for 10 % lower."""
     from sklearn.decomposition import PCA
 
     data = _digits_npy(tmp_path / "digits.npy")
     latent = 8
-    rc = main(["train", "--data", str(data), "--hidden", "64", "--latent", str(latent), "--epochs", "60",
-               "--batch-size", "32", "--lr", "3e-3", "--patience", "0", "--no-xla", "--seed", "0",
+    rc = main(["train", "--data", str(data), "--hidden", "64", "--latent", str(latent), "--epochs", "40",
+               "--batch-size", "32", "--lr", "5e-3", "--patience", "0", "--seed", "0",
                "--out", str(tmp_path), "--name", "digits", "--quiet"])
     assert rc == 0
     run = tmp_path / "digits"

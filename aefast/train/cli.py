@@ -93,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config.extra = {"command": "python -m aefast.train " + " ".join(sys.argv[1:])}
     from .data import with_input_shape
 
-    return with_input_shape(config.validate())
+    return with_input_shape(config).validate()
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") -> int:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -23,15 +24,16 @@ class TrainingData(NamedTuple):
 
 
 def with_input_shape(config: TrainConfig) -> TrainConfig:
-    """`config` with input_shape set to the shape of its images (read from file headers; MNIST: 28x28)."""
-    if config.data is None:
+    """`config` with input_shape set to the shape of its images (read from file headers; MNIST: 28x28).
+    Call it before config.validate(), which checks the latent width against the image size."""
+    if config.data is None or not Path(config.data).exists():   # validate() says what is missing
         return config
     from ..data.splits import peek_split_shape
 
     shape = peek_split_shape(config.data, test_data=config.test_data, resize=config.resize)
     if tuple(config.input_shape) == shape:
         return config
-    return dataclasses.replace(config, input_shape=shape).validate()
+    return dataclasses.replace(config, input_shape=shape)
 
 
 def load_training_data(config: TrainConfig, *, progress: bool = False) -> TrainingData:

@@ -242,7 +242,7 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
     callbacks: extra keras.callbacks.Callback objects passed to every model.fit (one fit per epoch).
     Ctrl-C: the run directory is finished with the best epoch so far, then KeyboardInterrupt propagates.
     """
-    config = with_input_shape(config.validate())
+    config = with_input_shape(config).validate()
     run_dir = _new_run_dir(config)
     artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
     return _run(_prepare(config, run_dir), 0, verbose, list(callbacks))
