@@ -92,28 +92,28 @@ class TrainConfig:
         return self
 
     def _validate_image_data(self, need) -> None:
+        if self.data is None:
+            need(self.test_data is None, "test_data needs data (a test set for your own images)")
+            need(self.resize is None, "resize applies to your own images (data), not to MNIST")
+        else:
+            need(self.data_dir is None, "data (your own images) and data_dir (the MNIST folder) exclude each other")
+            for name in ("data", "test_data"):
+                value = getattr(self, name)
+                need(value is None or Path(value).exists(), f"{name} {value!r}: no such file or folder")
+            if self.resize is not None:
+                need(len(self.resize) == 2 and all(isinstance(s, int) and s >= 1 for s in self.resize),
+                     f"resize must be (H, W) with positive integers, got {self.resize!r}")
+            need(isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1,
+                 f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+            need(isinstance(self.test_fraction, (int, float)) and 0 <= self.test_fraction < 1
+                 and self.val_fraction + self.test_fraction < 1,
+                 f"test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got {self.test_fraction!r}")
         shape = tuple(self.input_shape)
         need(len(shape) in (2, 3) and all(isinstance(s, int) and s >= 1 for s in shape)
              and (len(shape) == 2 or shape[2] in (1, 3)),
              f"input_shape must be (H, W) or (H, W, C) with C 1 or 3, got {self.input_shape!r}")
         need(self.latent <= self.input_size, f"latent must be at most the {self.input_size} pixel values of one "
              f"image, got {self.latent}")
-        if self.data is None:
-            need(self.test_data is None, "test_data needs data (a test set for your own images)")
-            need(self.resize is None, "resize applies to your own images (data), not to MNIST")
-            return
-        need(self.data_dir is None, "data (your own images) and data_dir (the MNIST folder) exclude each other")
-        for name in ("data", "test_data"):
-            value = getattr(self, name)
-            need(value is None or Path(value).exists(), f"{name} {value!r}: no such file or folder")
-        if self.resize is not None:
-            need(len(self.resize) == 2 and all(isinstance(s, int) and s >= 1 for s in self.resize),
-                 f"resize must be (H, W) with positive integers, got {self.resize!r}")
-        need(isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1,
-             f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        need(isinstance(self.test_fraction, (int, float)) and 0 <= self.test_fraction < 1
-             and self.val_fraction + self.test_fraction < 1,
-             f"test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got {self.test_fraction!r}")
 
     @property
     def input_size(self) -> int:
