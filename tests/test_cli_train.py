@@ -84,6 +84,9 @@ def test_folder_of_pngs_trains_and_scores(tmp_path, capsys):
     assert "aefast engine" in out and "(Keras" in out
     model = tmp_path / "p" / "model.safetensors"
     assert read_model(model).input_shape == (12, 12, 3)
+    config = json.loads((tmp_path / "p" / "config.json").read_text())["config"]
+    assert config["extra"]["command"].startswith(f"aefast train --data {folder} ")
+    assert config["input_shape"] == [12, 12, 3] and config["data"] == str(folder)
     assert (tmp_path / "p" / "reconstructions.png").stat().st_size > 0
     assert main(["score", str(model), str(folder), "--top", "1", "--csv", str(tmp_path / "s.csv"),
                  "--png", str(tmp_path / "worst.png")]) == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from ..cli.argtypes import image_size
@@ -84,13 +85,15 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, command: str | None = None) -> TrainConfig:
+    """The validated TrainConfig for parsed `args`; `command` (default: this process's command line) is stored
+    with the run."""
     given = {k: v for k, v in vars(args).items() if k not in _CLI_ONLY}
     if "data" in given and "val_size" in given:
         raise ConfigError("--val-size applies to MNIST; with --data use --val-fraction")
     base = _DEFAULTS.quick() if getattr(args, "quick", False) else _DEFAULTS
     config = TrainConfig.from_dict({**base.to_dict(), **given})
-    config.extra = {"command": "python -m aefast.train " + " ".join(sys.argv[1:])}
+    config.extra = {"command": command or "python -m aefast.train " + " ".join(sys.argv[1:])}
     from .data import with_input_shape
 
     return with_input_shape(config).validate()
@@ -100,11 +103,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") ->
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     verbose = not getattr(args, "quiet", False)
+    command = shlex.join([*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)])
     with tensorflow_quiet(getattr(args, "verbose", False)):
-        return _run(parser, args, verbose)
+        return _run(parser, args, verbose, command)
 
 
-def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: bool) -> int:
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: bool, command: str) -> int:
     from ..errors import DataFileError
     from . import resume, train  # noqa: F401 (light: the loop and Keras load on call)
     from .loop import TrainingError
@@ -116,7 +120,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: boo
                 parser.error(f"--resume continues a run with its saved settings; drop {', '.join(others)}")
             result = resume(args.resume, verbose=verbose)
         else:
-            result = train(config_from_args(args), verbose=verbose)
+            result = train(config_from_args(args, command), verbose=verbose)
     except (ConfigError, DataFileError) as e:
         parser.error(str(e))
     except (TrainingError, ValueError, OSError) as e:
