@@ -104,6 +104,15 @@ def test_folder_with_any_colour_image_is_rgb_and_jpeg_reads(tmp_path, rng):
     assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
 
 
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    wide = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)          # 0..63000
+    (tmp_path / "w").mkdir()
+    Image.fromarray(wide).save(tmp_path / "w" / "a.png")
+    x = open_images(tmp_path / "w").x[0, ..., 0]
+    np.testing.assert_array_equal(x, np.round(wide / 257).astype(np.uint8))
+    assert x.max() == 245                                                  # not clipped at 255 from 256 up
+
+
 def test_mixed_sizes_need_resize(tmp_path, rng):
     folder = _save_pngs(tmp_path / "sizes", _rgb(rng, 2, 6, 5))
     Image.fromarray(_rgb(rng, 1, 9, 4)[0]).save(folder / "big.png")

@@ -25,7 +25,7 @@ CHANNELS = (1, 3)                    # grayscale or RGB
 NPZ_KEYS = ("images", "x")           # the array an .npz with several arrays must name
 _IDX_IMAGE_MAGICS = {0x00000803: 3, 0x00000804: 4}   # unsigned bytes, (N, H, W) or (N, H, W, C)
 _CHECK_CHUNK = 1 << 24               # values per pass when range-checking a memory-mapped float array
-# Pillow modes that hold colour; every other mode ("1", "L", "LA", "I", "I;16", "F") is read as grayscale.
+# Pillow modes that hold colour; every other mode ("1", "L", "LA", "I", "I;16") is read as grayscale ("F" is refused).
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
 
 
@@ -192,13 +192,28 @@ def _read_folder(folder: Path, resize: tuple[int, int] | None, progress: bool) -
                                   leave=False)):
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB" if channels == 3 else "L")
+                img = _eight_bit(img, path).convert("RGB" if channels == 3 else "L")
                 if img.size != (w, h):
                     img = img.resize((w, h), Image.Resampling.LANCZOS)
                 out[i] = np.asarray(img).reshape(h, w, channels)
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
             raise DataFileError(f"{path}: unreadable image ({e})") from None
     return out, files
+
+
+def _eight_bit(img, path: Path):
+    """16-bit grayscale (Pillow modes I;16*, and I as 16-bit PNGs open) scaled to 8 bits, value / 257 rounded:
+    Pillow's own convert("L") would clip everything above 255. Float images have no agreed range: refused."""
+    from PIL import Image
+
+    if img.mode == "F":
+        raise DataFileError(f"{path}: 32-bit float image; expected 8- or 16-bit pixels (save it as 8-bit PNG)")
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        wide = np.asarray(img).astype(np.int64)
+        if wide.min() < 0 or wide.max() > 65535:
+            raise DataFileError(f"{path}: integer pixels outside 0..65535; expected 8- or 16-bit pixels")
+        return Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
+    return img
 
 
 def peek_image_shape(path: str | os.PathLike, *, resize: tuple[int, int] | None = None) -> tuple[int, ...]:
