@@ -113,6 +113,15 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
     assert x.max() == 245                                                  # not clipped at 255 from 256 up
 
 
+def test_jpeg_exif_orientation_is_applied(tmp_path, rng):
+    (tmp_path / "photos").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6                                     # "rotate 90 degrees clockwise to view"
+    Image.fromarray(_rgb(rng, 1, 4, 10)[0]).save(tmp_path / "photos" / "a.jpg", exif=exif)
+    Image.fromarray(_rgb(rng, 1, 10, 4)[0]).save(tmp_path / "photos" / "b.jpg")   # already upright, same view size
+    assert open_images(tmp_path / "photos").x.shape == (2, 10, 4, 3)
+
+
 def test_mixed_sizes_need_resize(tmp_path, rng):
     folder = _save_pngs(tmp_path / "sizes", _rgb(rng, 2, 6, 5))
     Image.fromarray(_rgb(rng, 1, 9, 4)[0]).save(folder / "big.png")

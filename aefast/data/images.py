@@ -26,6 +26,7 @@ NPZ_KEYS = ("images", "x")           # the array an .npz with several arrays mus
 _IDX_IMAGE_MAGICS = {0x00000803: 3, 0x00000804: 4}   # unsigned bytes, (N, H, W) or (N, H, W, C)
 _CHECK_CHUNK = 1 << 24               # values per pass when range-checking a memory-mapped float array
 # Pillow modes that hold colour; every other mode ("1", "L", "LA", "I", "I;16") is read as grayscale ("F" is refused).
+_EXIF_ORIENTATION = 0x0112
 _COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
 
 
@@ -168,7 +169,9 @@ def _scan_folder(folder: Path, files: list[Path], resize: tuple[int, int] | None
     for path in files:
         try:
             with Image.open(path) as img:
-                sizes.setdefault(img.size, path)
+                # Camera photos store their rotation as EXIF orientation; 5..8 turn the image by 90 degrees.
+                turned = img.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
+                sizes.setdefault(img.size[::-1] if turned else img.size, path)
                 colour = colour or img.mode in _COLOUR_MODES
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise DataFileError(f"{path}: unreadable image ({e})") from None
@@ -181,8 +184,9 @@ def _scan_folder(folder: Path, files: list[Path], resize: tuple[int, int] | None
 
 
 def _read_folder(folder: Path, resize: tuple[int, int] | None, progress: bool) -> tuple[np.ndarray, list[Path]]:
-    """All images below `folder` (sorted by path) as one (N, H, W, C) uint8 array; C is 3 if any is colour."""
-    from PIL import Image, UnidentifiedImageError
+    """All images below `folder` (sorted by path) as one (N, H, W, C) uint8 array; C is 3 if any is colour.
+    Each image is turned upright by its EXIF orientation first (as photo viewers show it)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
     from tqdm.auto import tqdm
 
     files = _folder_files(folder)
@@ -192,7 +196,7 @@ def _read_folder(folder: Path, resize: tuple[int, int] | None, progress: bool) -
                                   leave=False)):
         try:
             with Image.open(path) as img:
-                img = _eight_bit(img, path).convert("RGB" if channels == 3 else "L")
+                img = _eight_bit(ImageOps.exif_transpose(img), path).convert("RGB" if channels == 3 else "L")
                 if img.size != (w, h):
                     img = img.resize((w, h), Image.Resampling.LANCZOS)
                 out[i] = np.asarray(img).reshape(h, w, channels)
