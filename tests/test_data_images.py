@@ -164,7 +164,7 @@ def test_explicit_test_set_must_match_shape(tmp_path, rng):
     np.save(tmp_path / "test.npy", _rgb(rng, 7))
     splits = load_image_splits(tmp_path / "train.npy", test_data=tmp_path / "test.npy", val_fraction=0.2)
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (24, 6, 7)
-    assert set(splits.sha256) == {"train.npy", "test.npy"}
+    assert set(splits.sha256) == {"data:train.npy", "test_data:test.npy"}
     np.save(tmp_path / "gray.npy", rng.integers(0, 256, (7, 6, 5), dtype=np.uint8))
     with pytest.raises(DataFileError, match="gray.npy: test images are 6x5 grayscale, but the training images in "
                                             ".*train.npy are 6x5 RGB"):

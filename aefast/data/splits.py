@@ -53,8 +53,12 @@ class ImageSplits:
 
     @property
     def sha256(self) -> dict[str, str]:
-        """SHA-256 of the data, keyed by file or folder name (what a model file records as data_sha256)."""
-        return {self.images.source.name: self.images.sha256, self.test_images.source.name: self.test_images.sha256}
+        """SHA-256 of the data (what a model file records as data_sha256), keyed by file or folder name; with an
+        explicit test set, keyed "data:NAME" and "test_data:NAME" (the two may share a name)."""
+        if self.test_images is self.images:
+            return {self.images.source.name: self.images.sha256}
+        return {f"data:{self.images.source.name}": self.images.sha256,
+                f"test_data:{self.test_images.source.name}": self.test_images.sha256}
 
 
 def _idx_pair(folder: Path) -> tuple[Path, Path] | None:
