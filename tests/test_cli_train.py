@@ -139,3 +139,16 @@ def test_tensorflow_start_up_lines_are_hidden_and_real_errors_kept():
     assert quiet.stderr.splitlines() == ["a real problem", "python stderr"], quiet.stderr
     loud = subprocess.run([sys.executable, "-c", code, "verbose"], capture_output=True, text=True, env=env, timeout=120)
     assert "port.cc:153] chatter" in loud.stderr
+
+
+def test_explicit_test_set_is_the_test_split(tmp_path):
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "train.npy", rng.integers(0, 256, (300, 6, 6, 3), dtype=np.uint8))
+    np.save(tmp_path / "test.npy", rng.random((50, 6, 6, 3), dtype=np.float32))      # float in [0, 1] works too
+    assert main(["train", "--data", str(tmp_path / "train.npy"), "--test-data", str(tmp_path / "test.npy"),
+                 "--hidden", "16", "--latent", "4", "--epochs", "1", "--batch-size", "32", "--val-fraction", "0.2",
+                 "--no-xla", "--out", str(tmp_path), "--name", "t", "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (240, 60, 50)
+    weights = read_model(tmp_path / "t" / "model.safetensors")
+    assert weights.input_shape == (6, 6, 3) and set(weights.data_sha256) == {"data:train.npy", "test_data:test.npy"}
