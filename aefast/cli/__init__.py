@@ -6,6 +6,10 @@
 
 Bad usage (unknown flags, unreadable or mis-shaped input, a bad model file) exits with status 2 and
 `aefast <command>: error: ...`; Ctrl-C exits 130 and leaves no half-written output.
+
+Layout: this module (the top-level parser; train, data and bench forwarded to their own mains), inference
+(compress, reconstruct, score), info, streaming (chunks through the engine, atomic .npy outputs), pictures (PNG
+grids), argtypes (argparse converters).
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ FORWARDED: dict[str, tuple[Callable[[list[str]], int], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .inference import add_subcommands
+    from . import info, inference
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 epilog="Each command has its own --help, e.g. `aefast score --help`.")
@@ -53,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, text) in FORWARDED.items():
         sub.add_parser(name, help=text, add_help=False)
-    add_subcommands(sub)
+    inference.add_subcommands(sub)
+    info.add_subcommand(sub)
     return p
 
 

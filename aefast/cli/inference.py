@@ -1,4 +1,4 @@
-"""`aefast compress | reconstruct | score | info`: a model file applied to an image set from the command line.
+"""`aefast compress | reconstruct | score`: a model file applied to an image set from the command line.
 
 MODEL may be left out: the default model shipped in the package is used. INPUT is anything aefast.data.open_images
 reads (a folder of PNG/JPEG, .npy, .npz, an IDX image file); its images must have the model's shape.
@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from .._io import write_text_atomic
 from ..data.images import ImageSet, open_images
 from .argtypes import image_size, positive_int
+from .info import describe_shape
 from .pictures import save_pairs_grid
 from .streaming import DEFAULT_CHUNK, apply_in_chunks, npy_output
 
@@ -43,7 +43,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(sub) -> None:
-    """Register compress, reconstruct, score and info on an argparse subparsers object."""
+    """Register compress, reconstruct and score on an argparse subparsers object."""
     usage = "%(prog)s [options] [MODEL] INPUT"
     p = sub.add_parser("compress", usage=usage, help="images -> latent codes (.npy)",
                        description="Encode every image of INPUT into its latent code; writes an (N, latent) "
@@ -72,11 +72,6 @@ def add_subcommands(sub) -> None:
     p.add_argument("-o", "--output", type=Path, help="write the (N,) float32 scores, in input order, as .npy")
     p.set_defaults(run=run_score, parser=p)
 
-    p = sub.add_parser("info", help="what a model file holds: shapes, precision, size, metadata",
-                       description="Describe a model file (default: the model shipped with aefast).")
-    p.add_argument("model", nargs="?", help="a model file (default: the shipped model)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.set_defaults(run=run_info, parser=p)
 
 
 def _model_and_input(args) -> tuple[str, str]:
@@ -85,14 +80,6 @@ def _model_and_input(args) -> tuple[str, str]:
     if len(args.paths) > 2:
         raise UsageError(f"expected [MODEL] INPUT, got {len(args.paths)} paths: {' '.join(args.paths)}")
     return (str(DEFAULT_MODEL_PATH), args.paths[0]) if len(args.paths) == 1 else tuple(args.paths)
-
-
-def _describe_shape(shape: tuple[int, ...]) -> str:
-    if len(shape) == 2 or (len(shape) == 3 and shape[2] == 1):
-        return f"{shape[0]}x{shape[1]} grayscale"
-    if len(shape) == 3:
-        return f"{shape[0]}x{shape[1]}x{shape[2]} ({'RGB' if shape[2] == 3 else f'{shape[2]} channels'})"
-    return f"{math.prod(shape)}-value"
 
 
 def _open(args):
@@ -111,8 +98,8 @@ def _open(args):
     if not fits:
         hint = (f"; resize the folder's images with --resize {model_shape[0]}x{model_shape[1]}"
                 if images.names is not None and len(model_shape) >= 2 and c == (model_shape + (1,))[2] else "")
-        raise UsageError(f"{source} holds {_describe_shape(images.x.shape[1:])} images, but {model} takes "
-                         f"{_describe_shape(model_shape)} images{hint}")
+        raise UsageError(f"{source} holds {describe_shape(images.x.shape[1:])} images, but {model} takes "
+                         f"{describe_shape(model_shape)} images{hint}")
     return engine, images
 
 
@@ -177,44 +164,6 @@ def run_score(args) -> int:
         print(f"{rank:>4}  {int(i):>7}  {scores[i]:>12.6g}  {images.name(int(i))}")
     written = [str(p) for p in (args.output, args.csv, args.png) if p]
     _say(args, f"wrote {', '.join(written)}" if written else "")
-    return 0
-
-
-def model_info(path: str) -> dict:
-    """What `aefast info` prints, as a dict."""
-    from ..modelfile import read_model
-
-    weights = read_model(path)
-    storage = sorted({str(k.dtype) for k in weights.kernels})
-    return {"path": str(path), "bytes": Path(path).stat().st_size, "storage": storage,
-            "layer_sizes": weights.layer_sizes, "activations": list(weights.activations),
-            "encoder_layers": weights.encoder_layers, "latent": weights.latent_size,
-            "input_shape": list(weights.input_shape), "pixel_scale": weights.pixel_scale,
-            "compression_ratio": weights.input_size / weights.latent_size,
-            "metrics": weights.metrics, "training": weights.training, "data_sha256": weights.data_sha256}
-
-
-def run_info(args) -> int:
-    from ..engine import DEFAULT_MODEL_PATH
-
-    info = model_info(args.model or str(DEFAULT_MODEL_PATH))
-    if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
-        return 0
-    shape = tuple(info["input_shape"])
-    print(f"model        {info['path']} ({info['bytes']:,} bytes, weights {'/'.join(info['storage'])})")
-    print(f"layers       {'-'.join(map(str, info['layer_sizes']))} ({', '.join(info['activations'])})")
-    print(f"input        {_describe_shape(shape)} images {shape}, pixel_scale {info['pixel_scale']:g}")
-    print(f"latent       {info['latent']} values (compression {info['compression_ratio']:.2f}x, "
-          f"encoder {info['encoder_layers']} layers)")
-    for key in ("metrics", "data_sha256"):
-        for name, value in sorted(info[key].items()):
-            print(f"{key:12s} {name} = {value:.6g}" if isinstance(value, float) else f"{key:12s} {name} = {value}")
-    training = info["training"]
-    picked = {k: training[k] for k in ("data", "data_dir", "epochs", "epochs_run", "best_epoch", "lr", "seed",
-                                      "precision_used", "device") if training.get(k) is not None}
-    for name, value in picked.items():
-        print(f"training     {name} = {value}")
     return 0
 
 
