@@ -79,7 +79,7 @@ def _log(verbose: bool, msg: str) -> None:
 def _load_data(config: TrainConfig):
     from .data import load_training_data
 
-    return load_training_data(config)
+    return load_training_data(config, progress=True)   # a transient bar while a folder is decoded (terminals only)
 
 
 def reconstruction_mse(model, x: np.ndarray) -> tuple[float, np.ndarray]:
