@@ -87,9 +87,12 @@ def test_idx_files_of_any_image_size(tmp_path, rng, compress):
         open_images(tmp_path / "cut")
 
 
-def test_grayscale_folder_sorted_by_name(tmp_path, rng):
+def test_grayscale_folder_sorted_by_name_hidden_files_skipped(tmp_path, rng):
     x = rng.integers(0, 256, (6, 8, 7, 1), dtype=np.uint8)
     folder = _save_pngs(tmp_path / "g", x)
+    (folder / "._000.png").write_bytes(b"macOS resource fork, not an image")
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "thumb.png").write_bytes(b"junk")
     images = open_images(folder)
     assert images.image_shape == (8, 7) and images.names[0] == "000.png"
     np.testing.assert_array_equal(images.x, x)
@@ -139,6 +142,11 @@ def test_unreadable_image_and_empty_folder_are_named(tmp_path, rng):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataFileError, match="empty: no .png, .jpg, .jpeg files"):
         open_images(tmp_path / "empty")
+    (tmp_path / "float").mkdir()
+    Image.fromarray(np.zeros((3, 3), np.float32)).save(tmp_path / "float" / "f.tiff.png", format="TIFF")
+    with pytest.raises(DataFileError, match=r"f.tiff.png: 32-bit float image; expected 8- or 16-bit") as e:
+        open_images(tmp_path / "float")
+    assert "unreadable image (" not in str(e.value)
 
 
 def test_parse_size():

@@ -154,7 +154,10 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _folder_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """The image files below `folder`, sorted; hidden ones (a part of the path starts with ".", such as macOS
+    "._photo.jpg" companions or a ".thumbnails" folder) are skipped."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
         raise DataFileError(f"{folder}: no {', '.join(IMAGE_SUFFIXES)} files in this folder or below it")
     return files
@@ -200,6 +203,8 @@ def _read_folder(folder: Path, resize: tuple[int, int] | None, progress: bool) -
                 if img.size != (w, h):
                     img = img.resize((w, h), Image.Resampling.LANCZOS)
                 out[i] = np.asarray(img).reshape(h, w, channels)
+        except DataFileError:
+            raise
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
             raise DataFileError(f"{path}: unreadable image ({e})") from None
     return out, files
