@@ -19,18 +19,16 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file beside `path`; on clean exit fsync it and rename it over `path`.
-
-    On any exception (KeyboardInterrupt included) the temp file is removed and `path` is untouched.
-    """
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp file path beside `path` to write (by any means); on clean exit the file is fsynced and renamed over
+    `path`. On any exception (KeyboardInterrupt included) the temp file is removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
@@ -38,6 +36,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside `path`; on clean exit fsync it and rename it over `path` (see atomic_path)."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -120,11 +120,13 @@ def to_weights(model, *, encoder_layers: int | None = None, training: dict | Non
 
 def export_keras(model, path: str | os.PathLike, *, encoder_layers: int | None = None, dtype: str = "float32",
                  training: dict | None = None, metrics: dict | None = None,
-                 data_sha256: dict | None = None, calibration_images=None) -> Path:
+                 data_sha256: dict | None = None, input_shape: tuple[int, ...] | None = None,
+                 calibration_images=None) -> Path:
     """Write a Keras Dense-chain autoencoder to an aefast model file (atomically); weights stored as `dtype`.
+    input_shape: the image shape (H, W) or (H, W, C); None: see to_weights.
     calibration_images: training images whose per-layer mean inputs are stored for int8 bias correction."""
     weights = to_weights(model, encoder_layers=encoder_layers, training=training, metrics=metrics,
-                         data_sha256=data_sha256)
+                         data_sha256=data_sha256, input_shape=input_shape)
     if calibration_images is not None:
         from .engine.calibration import calibrated
         weights = calibrated(weights, calibration_images)

@@ -13,18 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..cli.argtypes import positive_int as _positive_int
 from ..train.config import QUICK
 from .configs import INPUT_SIZE, select_configs
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _latents(text: str) -> list[int]:

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import backend as _backend
 from .inputs import ImageBatcher, code_batch
@@ -110,26 +111,26 @@ class Engine:
         self._forward(x, out, begin, end, clip, self._u8_scale if x.itemsize == 1 else 1.0)
         return out
 
-    def compress(self, images) -> np.ndarray:
+    def compress(self, images: ArrayLike) -> np.ndarray:
         """images (N, *input_shape) | (N, input_size) | one image -> codes (N, latent_size) float32."""
         x, single = self._images(images)
         out = self._run(x, 0, self.encoder_layers)
         return out[0] if single else out
 
-    def decompress(self, codes, clip: bool = False) -> np.ndarray:
+    def decompress(self, codes: ArrayLike, clip: bool = False) -> np.ndarray:
         """codes (N, latent_size) | (latent_size,) -> images (N, input_size) float32 in [0, 1] scale."""
         c, single = code_batch(codes, self.latent_size)
         out = self._run(c, self.encoder_layers, len(self.layer_sizes) - 1, clip)
         return out[0] if single else out
 
-    def reconstruct(self, images, clip: bool = False) -> np.ndarray:
+    def reconstruct(self, images: ArrayLike, clip: bool = False) -> np.ndarray:
         """decoder(encoder(images)) -> (N, input_size) float32; clip=True clamps to [0, 1] in the last layer."""
         x, single = self._images(images)
         out = _empty((x.shape[0], self._output_size), _FLOAT32)
         self._forward(x, out, 0, self._last, clip, self._u8_scale if x.itemsize == 1 else 1.0)
         return out[0] if single else out
 
-    def score(self, images) -> np.ndarray:
+    def score(self, images: ArrayLike) -> np.ndarray:
         """Per-image mean squared reconstruction error (N,) float32, pixels in [0, 1] scale (anomaly score)."""
         x, single = self._images(images)
         recon = self._run(x, 0, self._last)
@@ -140,8 +141,8 @@ class Engine:
         return err[0] if single else err
 
 
-def load(source, precision: str = "fp32", backend: str = "auto", threads: int | None = None,
-         isa: str = "auto") -> Engine:
+def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32", backend: str = "auto",
+         threads: int | None = None, isa: str = "auto") -> Engine:
     """An Engine from a model file path or an AutoencoderWeights.
 
     precision: fp32 | fp16 (half weights, fp32 math) | bf16 (bf16 weights and activations, fp32 accumulation)
@@ -174,21 +175,21 @@ def default_engine() -> Engine:
     return _default
 
 
-def compress(images) -> np.ndarray:
+def compress(images: ArrayLike) -> np.ndarray:
     """default_engine().compress(images)."""
     return default_engine().compress(images)
 
 
-def decompress(codes, clip: bool = False) -> np.ndarray:
+def decompress(codes: ArrayLike, clip: bool = False) -> np.ndarray:
     """default_engine().decompress(codes)."""
     return default_engine().decompress(codes, clip)
 
 
-def reconstruct(images, clip: bool = False) -> np.ndarray:
+def reconstruct(images: ArrayLike, clip: bool = False) -> np.ndarray:
     """default_engine().reconstruct(images)."""
     return default_engine().reconstruct(images, clip)
 
 
-def score(images) -> np.ndarray:
+def score(images: ArrayLike) -> np.ndarray:
     """default_engine().score(images)."""
     return default_engine().score(images)

@@ -1,6 +1,7 @@
 """Checking what users pass to the engine, before any compute runs.
 
-Accepted images: array-likes of shape (N, *input_shape), (N, input_size), input_shape or (input_size,) (one image).
+Accepted images: array-likes of shape (N, *input_shape), (N, input_size), input_shape or (input_size,) (one image);
+input_shape is (H, W) for grayscale (also accepted as (H, W, 1)) or (H, W, C) for colour.
   - uint8: raw pixels 0..pixel_scale; passed on as uint8 (the engine folds 1/pixel_scale into the first layer).
   - float16/float32/float64: pixels already scaled to [0, 1]; values must lie in [-RANGE_TOL, 1 + RANGE_TOL]
     (not clipped: a value of 255.0 almost always means "forgot to divide", which we say rather than hide).
@@ -74,11 +75,20 @@ def _check_fits(x: np.ndarray, itemsize: int, what: str) -> None:
                          "pass smaller batches")
 
 
+def _channel_forms(input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Other spellings of a grayscale image shape: (H, W) images may also come as (H, W, 1), and vice versa."""
+    if len(input_shape) == 2:
+        return [(*input_shape, 1)]
+    if len(input_shape) == 3 and input_shape[2] == 1:
+        return [input_shape[:2]]
+    return []
+
+
 def image_batch(images, input_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     """-> (x, single): x is a C-contiguous (N, input_size) uint8 or float32 array; single = no batch axis given."""
     x = _as_array(images, "images")
     size = math.prod(input_shape)
-    shapes = list(dict.fromkeys([tuple(input_shape), (size,)]))
+    shapes = list(dict.fromkeys([tuple(input_shape), (size,), *_channel_forms(tuple(input_shape))]))
     if x.dtype != np.uint8 and x.dtype.type not in _FLOAT_KINDS:
         raise TypeError(f"images have dtype {x.dtype}; expected uint8 (0..255) or float16/float32/float64 in "
                         "[0, 1] (convert other types explicitly, e.g. images.astype(np.uint8))")

@@ -6,17 +6,23 @@
 """
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Sequence
+
 from .config import PRECISIONS, ConfigError, TrainConfig
 
+if TYPE_CHECKING:
+    from .loop import TrainResult
 
-def train(config: TrainConfig, *, verbose: bool = True, callbacks=()):
+
+def train(config: TrainConfig, *, verbose: bool = True, callbacks: Sequence = ()) -> "TrainResult":
     """Train a new run; see aefast.train.loop.train."""
     from . import loop
 
     return loop.train(config, verbose=verbose, callbacks=callbacks)
 
 
-def resume(run_dir, *, verbose: bool = True, callbacks=()):
+def resume(run_dir: str | os.PathLike, *, verbose: bool = True, callbacks: Sequence = ()) -> "TrainResult":
     """Continue a run from its last checkpoint; see aefast.train.loop.resume."""
     from . import loop
 

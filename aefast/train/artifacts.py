@@ -4,7 +4,7 @@
   history.csv          epoch, train_loss, val_loss, lr, seconds (one row per finished epoch)
   metrics.json         test MSE/PSNR, compression ratio, epochs, wall time, precision, XLA, device, ...
   loss.png             train and validation loss per epoch
-  reconstructions.png  test images (top row) above their reconstructions (bottom row)
+  reconstructions.png  test images (top row) above their reconstructions (bottom row), in the images' shape
 """
 from __future__ import annotations
 
@@ -86,15 +86,23 @@ def plot_loss(path: str | os.PathLike, history: list[dict], best_epoch: int | No
 
 
 def plot_reconstructions(path: str | os.PathLike, images: np.ndarray, reconstructions: np.ndarray,
-                         image_shape: tuple[int, int] = (28, 28)) -> Path:
-    """images, reconstructions: (n, prod(image_shape)) in [0, 1]; top row originals, bottom row outputs."""
+                         image_shape: tuple[int, ...] = (28, 28)) -> Path:
+    """images, reconstructions: (n, prod(image_shape)) in [0, 1]; top row originals, bottom row outputs.
+    image_shape (H, W) is shown in grayscale, (H, W, 3) in colour, (H, W, 1) as (H, W)."""
+    if len(image_shape) == 3 and image_shape[2] == 1:
+        image_shape = tuple(image_shape[:2])
+    colour = len(image_shape) == 3
     plt = _pyplot()
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False)
     for col in range(n):
         for row, source in enumerate((images, reconstructions)):
             ax = axes[row][col]
-            ax.imshow(np.clip(source[col].reshape(image_shape), 0, 1), cmap="gray", vmin=0, vmax=1)
+            pixels = np.clip(source[col].reshape(image_shape), 0, 1)
+            if colour:
+                ax.imshow(pixels, interpolation="nearest")
+            else:
+                ax.imshow(pixels, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0][0].set_ylabel("input")

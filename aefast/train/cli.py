@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
+from ..cli.argtypes import image_size
 from .config import OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()
 
@@ -19,13 +22,27 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.1, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
+# Flags that are not TrainConfig fields.
+_CLI_ONLY = ("quick", "resume", "quiet", "verbose")
+
+
+def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParser:
     # argument_default=SUPPRESS: only flags the user typed appear in the namespace (so --resume can refuse them);
     # the defaults shown in --help are TrainConfig's.
     p = argparse.ArgumentParser(
-        prog="python -m aefast.train", argument_default=argparse.SUPPRESS,
-        description="Train a stacked dense autoencoder on MNIST and write a run directory "
-                    "(model.safetensors, history.csv, metrics.json, loss.png, reconstructions.png).")
+        prog=prog, argument_default=argparse.SUPPRESS,
+        description="Train a stacked dense autoencoder on MNIST (default) or on your own images (--data) and write "
+                    "a run directory (model.safetensors, history.csv, metrics.json, loss.png, reconstructions.png).")
     d = _DEFAULTS
     p.add_argument("--hidden", type=_widths, help=f"hidden widths, comma-separated, mirrored in the decoder "
                    f"(default {','.join(map(str, d.hidden))})")
@@ -44,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--data-dir", dest="data_dir", help="folder with the MNIST IDX files (default: aefast.data's "
                    "lookup: $AEFAST_DATA_DIR, the user cache, then a download)")
+    p.add_argument("--data", help="train on your own images instead of MNIST: a folder of PNG/JPEG files, an .npy "
+                   "or .npz array (N, H, W[, C]) uint8 or float in [0, 1], or an IDX image file (see docs/data.md)")
+    p.add_argument("--test-data", dest="test_data", help="with --data: an explicit test set of the same shape "
+                   "(default: a seeded share of --data, --test-fraction)")
+    p.add_argument("--resize", type=image_size, metavar="HxW", help="with a --data folder: resize every image to HxW "
+                   "(default: all images must have one size)")
+    p.add_argument("--val-fraction", type=_fraction, dest="val_fraction", help="with --data: share of the images "
+                   f"held out for validation, split seeded by --seed (default {d.val_fraction})")
+    p.add_argument("--test-fraction", type=_fraction, dest="test_fraction", help="with --data and no --test-data: "
+                   f"share held out for the test (default {d.test_fraction})")
     p.add_argument("--out", help=f"parent folder of run directories (default {d.out})")
     p.add_argument("--name", help="run directory name (default: a timestamp)")
     p.add_argument("--train-limit", type=int, dest="train_limit", help="use only the first N training images")
@@ -54,36 +81,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved "
                    "settings (combine with no other flag)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up log lines")
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    given = {k: v for k, v in vars(args).items() if k not in ("quick", "resume", "quiet")}
+def config_from_args(args: argparse.Namespace, command: str | None = None) -> TrainConfig:
+    """The validated TrainConfig for parsed `args`; `command` (default: this process's command line) is stored
+    with the run."""
+    given = {k: v for k, v in vars(args).items() if k not in _CLI_ONLY}
+    if "data" in given and "val_size" in given:
+        raise ConfigError("--val-size applies to MNIST; with --data use --val-fraction")
     base = _DEFAULTS.quick() if getattr(args, "quick", False) else _DEFAULTS
     config = TrainConfig.from_dict({**base.to_dict(), **given})
-    config.extra = {"command": "python -m aefast.train " + " ".join(sys.argv[1:])}
-    return config.validate()
+    config.extra = {"command": command or "python -m aefast.train " + " ".join(sys.argv[1:])}
+    from .data import with_input_shape
+
+    return with_input_shape(config).validate()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     verbose = not getattr(args, "quiet", False)
+    command = shlex.join([*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)])
+    with tensorflow_quiet(getattr(args, "verbose", False)):
+        return _run(parser, args, verbose, command)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: bool, command: str) -> int:
+    from ..errors import DataFileError
     from . import resume, train  # noqa: F401 (light: the loop and Keras load on call)
     from .loop import TrainingError
 
     try:
         if hasattr(args, "resume"):
-            others = sorted(set(vars(args)) - {"resume", "quiet"})
+            others = sorted(set(vars(args)) - {"resume", "quiet", "verbose"})
             if others:
                 parser.error(f"--resume continues a run with its saved settings; drop {', '.join(others)}")
             result = resume(args.resume, verbose=verbose)
         else:
-            result = train(config_from_args(args), verbose=verbose)
-    except ConfigError as e:
+            result = train(config_from_args(args, command), verbose=verbose)
+    except (ConfigError, DataFileError) as e:
         parser.error(str(e))
     except (TrainingError, ValueError, OSError) as e:
-        print(f"aefast.train: error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:   # TrainingInterrupted's message says what the run directory holds
         print(f"aefast.train: {getattr(e, 'message', 'interrupted')}", file=sys.stderr)
@@ -105,15 +146,17 @@ def _engine_check(result) -> str:
     import time
 
     import aefast
-    from aefast.data import load_mnist
 
-    config = json.loads((result.run_dir / "config.json").read_text())["config"]
-    test_x = load_mnist(config["data_dir"], dtype="uint8").test.x[: config["test_limit"]]
+    from .config import TrainConfig
+    from .data import load_training_data
+
+    config = TrainConfig.from_dict(json.loads((result.run_dir / "config.json").read_text())["config"])
+    test_x = load_training_data(config).test        # (n, pixels) float32 in [0, 1], as Keras was scored on
     engine = aefast.load(result.model_path)
     start = time.perf_counter()
     recon = engine.reconstruct(test_x)
     seconds = time.perf_counter() - start
-    mse = float(((recon.astype("float64") - test_x / engine.pixel_scale) ** 2).mean())
+    mse = float(((recon.astype("float64") - test_x) ** 2).mean())
     return (f"aefast engine ({engine.backend} {engine.isa}, {engine.precision}): test MSE {mse:.6f} "
             f"(Keras {result.metrics['test_mse']:.6f}); reconstructed {len(test_x)} images in "
             f"{seconds * 1e3:.0f} ms ({len(test_x) / seconds:,.0f} images/s)")

@@ -28,7 +28,8 @@ class RunDirError(ConfigError):
 
 @dataclass
 class TrainConfig:
-    """A training run. Model: 784 -> hidden... -> latent -> reversed(hidden)... -> 784, ELU except the output."""
+    """A training run. Model: pixels -> hidden... -> latent -> reversed(hidden)... -> pixels, ELU except the
+    output; pixels = prod(input_shape) (784 for MNIST)."""
 
     hidden: tuple[int, ...] = (1000,)
     latent: int = 100
@@ -43,6 +44,12 @@ class TrainConfig:
     patience: int = 10               # stop after this many epochs without a better validation MSE; 0: never
     seed: int = 0
     data_dir: str | None = None      # None: aefast.data's default location
+    data: str | None = None          # your own images instead of MNIST: a folder, .npy, .npz or IDX file
+    test_data: str | None = None     # with data: an explicit test set (else test_fraction of `data`)
+    resize: tuple[int, int] | None = None  # with a folder: resize every image to (H, W)
+    val_fraction: float = 0.1        # with data: share of the images held out for validation (seeded by seed)
+    test_fraction: float = 0.1       # with data and no test_data: share held out for the test
+    input_shape: tuple[int, ...] = (28, 28)  # image shape (H, W) or (H, W, C); with data, found by resolve_input_shape
     out: str = "runs"                # the run directory is out/name
     name: str | None = None          # None: a timestamp
     train_limit: int | None = None   # use only the first N training images (after the validation split)
@@ -65,7 +72,6 @@ class TrainConfig:
             positive_int(width, "each hidden width")
         positive_int(self.latent, "latent")
         # latent == 784 is allowed: the tutorial's no-compression baseline (aefast.analyze trains it).
-        need(self.latent <= MNIST_PIXELS, f"latent must be at most {MNIST_PIXELS}, got {self.latent}")
         need(isinstance(self.output, str) and self.output in OUTPUTS,
              f"output must be one of {OUTPUTS}, got {self.output!r:.100}")
         need(isinstance(self.l2, (int, float)) and not isinstance(self.l2, bool) and math.isfinite(self.l2)
@@ -99,6 +105,7 @@ class TrainConfig:
         need(isinstance(self.out, str) and bool(self.out), f"out must be a folder path, got {self.out!r:.200}")
         need(not Path(self.out).exists() or Path(self.out).is_dir(),
              f"out {self.out!r:.200} exists and is not a directory; expected the folder to hold run directories")
+        self._validate_image_data(need)
         if self.name is not None:
             need(isinstance(self.name, str) and bool(self.name) and "/" not in self.name
                  and self.name not in (".", "..") and "\0" not in self.name,
@@ -106,14 +113,44 @@ class TrainConfig:
         need(isinstance(self.extra, dict), f"extra must be a JSON object, got {self.extra!r:.100}")
         return self
 
+    def _validate_image_data(self, need) -> None:
+        if self.data is None:
+            need(self.test_data is None, "test_data needs data (a test set for your own images)")
+            need(self.resize is None, "resize applies to your own images (data), not to MNIST")
+        else:
+            need(self.data_dir is None, "data (your own images) and data_dir (the MNIST folder) exclude each other")
+            for name in ("data", "test_data"):
+                value = getattr(self, name)
+                need(value is None or Path(value).exists(), f"{name} {value!r}: no such file or folder")
+            if self.resize is not None:
+                need(len(self.resize) == 2 and all(isinstance(s, int) and s >= 1 for s in self.resize),
+                     f"resize must be (H, W) with positive integers, got {self.resize!r}")
+            need(isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1,
+                 f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+            need(isinstance(self.test_fraction, (int, float)) and 0 <= self.test_fraction < 1
+                 and self.val_fraction + self.test_fraction < 1,
+                 f"test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got {self.test_fraction!r}")
+        shape = tuple(self.input_shape)
+        need(len(shape) in (2, 3) and all(isinstance(s, int) and s >= 1 for s in shape)
+             and (len(shape) == 2 or shape[2] in (1, 3)),
+             f"input_shape must be (H, W) or (H, W, C) with C 1 or 3, got {self.input_shape!r}")
+        need(self.latent <= self.input_size, f"latent must be at most the {self.input_size} pixel values of one "
+             f"image, got {self.latent}")
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
     @property
     def layer_sizes(self) -> list[int]:
         widths = list(self.hidden)
-        return [MNIST_PIXELS, *widths, self.latent, *reversed(widths), MNIST_PIXELS]
+        return [self.input_size, *widths, self.latent, *reversed(widths), self.input_size]
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        d["input_shape"] = list(self.input_shape)
+        d["resize"] = None if self.resize is None else list(self.resize)
         return d
 
     @classmethod
@@ -123,10 +160,11 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training config keys {unknown}")
         d = dict(d)
-        if "hidden" in d:
-            if not isinstance(d["hidden"], (list, tuple)):
-                raise ConfigError(f"hidden must be a list of layer widths, got {d['hidden']!r:.100}")
-            d["hidden"] = tuple(d["hidden"])
+        if "hidden" in d and not isinstance(d["hidden"], (list, tuple)):
+            raise ConfigError(f"hidden must be a list of layer widths, got {d['hidden']!r:.100}")
+        for key in ("hidden", "input_shape", "resize"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
     def quick(self) -> "TrainConfig":

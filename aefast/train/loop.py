@@ -27,10 +27,11 @@ import numpy as np
 
 from ..keras_io import export_keras
 from . import artifacts
-from ..errors import DataFileError
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunDirError, TrainConfig
-from .model import build_autoencoder, current_learning_rate, describe_device, make_optimizer, resolve_precision
+from .data import with_input_shape
+from .model import (batch_progress, build_autoencoder, current_learning_rate, describe_device, make_optimizer,
+                    resolve_precision)
 
 MODEL_NAME = "model.safetensors"
 EVAL_BATCH = 1000
@@ -94,25 +95,11 @@ def _log(verbose: bool, msg: str) -> None:
 
 
 def _load_data(config: TrainConfig):
-    """(train_x, val_x, test_x, sha256s), numpy only: run before TensorFlow loads and before the run directory is
-    made, so bad data settings cost no folder and no TensorFlow start-up."""
-    from ..data import load_mnist
+    """(train_x, val_x, test_x, sha256s, image shape), numpy only: run before TensorFlow loads and before the run
+    directory is made, so bad data settings cost no folder and no TensorFlow start-up."""
+    from .data import load_training_data
 
-    try:
-        mnist = load_mnist(config.data_dir, validation_size=config.val_size)
-    except DataFileError as e:
-        if config.data_dir is None:
-            raise   # the cache or a download failed: not a bad setting
-        raise ConfigError(f"data_dir {config.data_dir}: {e}") from None
-    except ValueError as e:   # validation_size larger than the training set
-        raise ConfigError(f"val_size {config.val_size}: {e}") from None
-    train_x = mnist.train.x[: config.train_limit] if config.train_limit else mnist.train.x
-    test_x = mnist.test.x[: config.test_limit] if config.test_limit else mnist.test.x
-    if len(train_x) < config.batch_size:
-        raise ConfigError(f"only {len(train_x)} training images (val_size {config.val_size} of "
-                          f"{len(train_x) + len(mnist.validation)} held out), fewer than one batch "
-                          f"({config.batch_size}); lower val_size or batch_size")
-    return train_x, mnist.validation.x, test_x, dict(mnist.sha256)
+    return load_training_data(config, progress=True)   # a transient bar while a folder is decoded (terminals only)
 
 
 def reconstruction_mse(model, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -135,7 +122,8 @@ def _backend_name() -> str:
 def _export_best(run: _Run, metrics: dict) -> Path:
     assign(run.export_model.weights, run.best_weights, "model")
     return export_keras(run.export_model, run.run_dir / MODEL_NAME, training=_training_record(run),
-                        metrics=metrics, data_sha256=run.data[3], calibration_images=run.data[0])
+                        metrics=metrics, data_sha256=run.data[3], input_shape=tuple(run.config.input_shape),
+                        calibration_images=run.data[0])
 
 
 def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
@@ -144,8 +132,8 @@ def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
     started = time.perf_counter()
     lr = current_learning_rate(run.optimizer)
     batch = train_x[epoch_order(len(train_x), cfg.batch_size, cfg.seed, epoch)]
-    fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False,
-                           verbose=1 if verbose and sys.stdout.isatty() else 0, callbacks=callbacks)
+    fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0,
+                           callbacks=[*callbacks, *batch_progress(verbose, epoch, cfg.epochs)])
     train_loss = float(fitted.history["loss"][-1])
     val_loss = float(run.model.evaluate(val_x, val_x, batch_size=EVAL_BATCH, verbose=0, return_dict=True)["mse"])
     return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
@@ -257,7 +245,8 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
               artifacts.write_json(run.run_dir / artifacts.METRICS_NAME, metrics),
               artifacts.plot_loss(run.run_dir / artifacts.LOSS_PLOT_NAME, run.history, run.best_epoch),
               artifacts.plot_reconstructions(run.run_dir / artifacts.RECONSTRUCTIONS_NAME,
-                                             test_x[:N_RECONSTRUCTIONS], recon[:N_RECONSTRUCTIONS])]
+                                             test_x[:N_RECONSTRUCTIONS], recon[:N_RECONSTRUCTIONS],
+                                             tuple(cfg.input_shape))]
     _log(verbose, f"best epoch {run.best_epoch}: val MSE {run.best_val:.6f}, test MSE {test_mse:.6f} "
                   f"({metrics['test_psnr_db']:.2f} dB), {metrics['wall_seconds']:.0f}s -> {model_path}")
     return TrainResult(run.run_dir, model_path, metrics, run.history, run.best_epoch, stopped, files)
@@ -339,7 +328,7 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
     callbacks: extra keras.callbacks.Callback objects passed to every model.fit (one fit per epoch).
     Ctrl-C: the run directory is finished with the best epoch so far, then KeyboardInterrupt propagates.
     """
-    config.validate()
+    config = with_input_shape(config).validate()
     try:
         data = _load_data(config)
     except KeyboardInterrupt:

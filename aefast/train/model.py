@@ -95,6 +95,32 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, precision: str):
     return optimizer
 
 
+def batch_progress(verbose: bool, epoch: int, epochs: int) -> list:
+    """A callback list for one model.fit: a tqdm bar over the epoch's batches on stderr (removed when the epoch
+    ends), only when `verbose` and stderr is a terminal; else []."""
+    import sys
+
+    if not (verbose and sys.stderr.isatty()):
+        return []
+    import keras
+    from tqdm.auto import tqdm
+
+    class BatchProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=self.params.get("steps"), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                            leave=False, file=sys.stderr)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(1)
+            if logs and "loss" in logs and batch % 20 == 0:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.5f}", refresh=False)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return [BatchProgress()]
+
+
 def current_learning_rate(optimizer) -> float:
     """The learning rate the next step will use (schedules evaluated at the optimizer's step count)."""
     inner = getattr(optimizer, "inner_optimizer", optimizer)

@@ -1,0 +1,172 @@
+"""`aefast compress | reconstruct | score`: a model file applied to an image set from the command line.
+
+MODEL may be left out: the default model shipped in the package is used. INPUT is anything aefast.data.open_images
+reads (a folder of PNG/JPEG, .npy, .npz, an IDX image file); its images must have the model's shape.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .._io import write_text_atomic
+from ..data.images import ImageSet, open_images
+from .argtypes import image_size, positive_int
+from .info import describe_shape
+from .pictures import save_pairs_grid
+from .streaming import DEFAULT_CHUNK, apply_in_chunks, npy_output
+
+GRID_COUNT = 20   # images shown by reconstruct --png
+
+
+class UsageError(Exception):
+    """Bad input from the user (a file, a shape, a number): reported as `prog: error: ...`, exit status 2."""
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    from ..engine.precisions import PRECISIONS
+
+    p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT",
+                   help="a model file (default: the model shipped with aefast) and the images: a folder of "
+                        "PNG/JPEG files, an .npy/.npz array (N, H, W[, C]) or an IDX image file")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="engine precision (default fp32)")
+    p.add_argument("--threads", type=positive_int, help="compute threads (default: all cores)")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_CHUNK, dest="chunk",
+                   help=f"images per chunk streamed through the engine (default {DEFAULT_CHUNK})")
+    p.add_argument("--resize", type=image_size, metavar="HxW", help="resize the images of a folder to HxW")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+
+
+def add_subcommands(sub) -> None:
+    """Register compress, reconstruct and score on an argparse subparsers object."""
+    usage = "%(prog)s [options] [MODEL] INPUT"
+    p = sub.add_parser("compress", usage=usage, help="images -> latent codes (.npy)",
+                       description="Encode every image of INPUT into its latent code; writes an (N, latent) "
+                       "float32 .npy.")
+    _add_engine_options(p)
+    p.add_argument("-o", "--output", required=True, type=Path, help="the .npy file to write")
+    p.set_defaults(run=run_compress, parser=p)
+
+    p = sub.add_parser("reconstruct", usage=usage, help="images -> reconstructed images (.npy, optional PNG grid)",
+                       description="Run every image of INPUT through the autoencoder; writes the reconstructions "
+                       "shaped like the inputs, float32 in [0, 1] (or uint8 with --uint8).")
+    _add_engine_options(p)
+    p.add_argument("-o", "--output", required=True, type=Path, help="the .npy file to write")
+    p.add_argument("--uint8", action="store_true", help="write uint8 pixels 0..255 instead of float32")
+    p.add_argument("--png", type=Path, help=f"also save the first {GRID_COUNT} images above their reconstructions")
+    p.set_defaults(run=run_reconstruct, parser=p)
+
+    p = sub.add_parser("score", usage=usage, help="rank images by reconstruction error (anomaly score)",
+                       description="Score every image of INPUT by its reconstruction MSE (pixels in [0, 1]) and "
+                       "list the K worst-reconstructed ones: the likeliest anomalies.")
+    _add_engine_options(p)
+    p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many of the worst to show "
+                   "(default 10)")
+    p.add_argument("--png", type=Path, help="save the K worst images (worst first) above their reconstructions")
+    p.add_argument("--csv", type=Path, help="write rank, index, name, score for every image, worst first")
+    p.add_argument("-o", "--output", type=Path, help="write the (N,) float32 scores, in input order, as .npy")
+    p.set_defaults(run=run_score, parser=p)
+
+
+
+def _model_and_input(args) -> tuple[str, str]:
+    from ..engine import DEFAULT_MODEL_PATH
+
+    if len(args.paths) > 2:
+        raise UsageError(f"expected [MODEL] INPUT, got {len(args.paths)} paths: {' '.join(args.paths)}")
+    return (str(DEFAULT_MODEL_PATH), args.paths[0]) if len(args.paths) == 1 else tuple(args.paths)
+
+
+def _open(args):
+    """-> (engine, images) with the images' shape checked against the model's."""
+    from .. import load
+
+    model, source = _model_and_input(args)
+    engine = load(model, precision=args.precision, threads=args.threads)
+    images = open_images(source, resize=args.resize, progress=not args.quiet)
+    model_shape = tuple(engine.input_shape)
+    h, w, c = images.x.shape[1:]
+    if len(model_shape) in (2, 3):
+        fits = (h, w, c) == (model_shape + (1,))[:3]
+    else:
+        fits = h * w * c == math.prod(model_shape)
+    if not fits:
+        hint = (f"; resize the folder's images with --resize {model_shape[0]}x{model_shape[1]}"
+                if images.names is not None and len(model_shape) >= 2 and c == (model_shape + (1,))[2] else "")
+        raise UsageError(f"{source} holds {describe_shape(images.x.shape[1:])} images, but {model} takes "
+                         f"{describe_shape(model_shape)} images{hint}")
+    return engine, images
+
+
+def run_compress(args) -> int:
+    engine, images = _open(args)
+    with npy_output(args.output, (len(images), engine.latent_size), np.float32) as codes:
+        apply_in_chunks(engine.compress, images, codes, args.chunk, progress=not args.quiet, desc="compress")
+    _say(args, f"wrote {len(images)} codes of {engine.latent_size} values to {args.output}")
+    return 0
+
+
+def _image_view(flat: np.ndarray, images: ImageSet) -> np.ndarray:
+    """(k, pixels) -> (k, H, W, C), the input images' layout."""
+    return flat.reshape(len(flat), *images.x.shape[1:])
+
+
+def run_reconstruct(args) -> int:
+    engine, images = _open(args)
+    shape = (len(images), *engine.input_shape)
+    dtype = np.uint8 if args.uint8 else np.float32
+
+    def rebuild(block):
+        out = engine.reconstruct(block, clip=True)
+        return np.round(out * 255).astype(np.uint8) if args.uint8 else out
+
+    with npy_output(args.output, shape, dtype) as out:
+        apply_in_chunks(rebuild, images, out.reshape(len(images), -1), args.chunk, progress=not args.quiet,
+                        desc="reconstruct")
+        if args.png:
+            k = min(GRID_COUNT, len(images))
+            save_pairs_grid(args.png, images.x[:k], _image_view(np.asarray(out[:k]).reshape(k, -1), images))
+    _say(args, f"wrote {len(images)} reconstructions {shape[1:]} {np.dtype(dtype).name} to {args.output}"
+               + (f" and {args.png}" if args.png else ""))
+    return 0
+
+
+def run_score(args) -> int:
+    engine, images = _open(args)
+    scores = apply_in_chunks(engine.score, images, np.empty(len(images), np.float32), args.chunk,
+                             progress=not args.quiet, desc="score")
+    order = np.argsort(-scores, kind="stable")   # worst first; ties keep input order
+    if args.output:
+        with npy_output(args.output, scores.shape, np.float32) as out:
+            out[:] = scores
+    if args.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["rank", "index", "name", "score"])
+        for rank, i in enumerate(order, 1):
+            writer.writerow([rank, int(i), images.name(int(i)), f"{scores[i]:.8g}"])
+        write_text_atomic(args.csv, buf.getvalue())
+    top = order[: args.top]
+    if args.png:
+        worst = np.stack([np.asarray(images.x[i]) for i in top])
+        recon = engine.reconstruct(worst.reshape(len(worst), -1), clip=True)
+        save_pairs_grid(args.png, worst, _image_view(recon, images))
+    if not args.quiet:
+        print(f"{len(images)} images scored: mean {scores.mean():.6g}, median {np.median(scores):.6g}, "
+              f"max {scores.max():.6g} (reconstruction MSE, pixels in [0, 1])")
+        print(f"{'rank':>4}  {'index':>7}  {'score':>12}  name")
+    for rank, i in enumerate(top, 1):
+        print(f"{rank:>4}  {int(i):>7}  {scores[i]:>12.6g}  {images.name(int(i))}")
+    written = [str(p) for p in (args.output, args.csv, args.png) if p]
+    _say(args, f"wrote {', '.join(written)}" if written else "")
+    return 0
+
+
+def _say(args, text: str) -> None:
+    if text and not args.quiet:
+        print(text, file=sys.stderr)

@@ -1,0 +1,154 @@
+"""The `aefast` command: help and exit codes, compress / reconstruct / score / info on the shipped model, chunked
+streaming equal to one Engine call, atomic outputs."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import aefast
+from aefast.cli import main
+from aefast.engine import Engine
+
+COMMANDS = ["compress", "reconstruct", "score", "info", "train", "data", "bench"]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """(path, images): 700 random-ish uint8 28x28 images saved as .npy (no MNIST needed for the plumbing)."""
+    rng = np.random.default_rng(1)
+    x = (rng.random((700, 28, 28)) ** 3 * 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("cli") / "images.npy"
+    np.save(path, x)
+    return path, x
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_help_everywhere_exits_0(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_python_dash_m_aefast_and_bad_command():
+    ok = subprocess.run([sys.executable, "-m", "aefast", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "compress" in ok.stdout and "score" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "aefast", "frobnicate"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "aefast: error: argument COMMAND: invalid choice" in bad.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compress", "IMAGES", "--bogus", "-o", "x.npy"], "unrecognized arguments: --bogus"),
+    (["compress", "IMAGES"], "the following arguments are required: -o/--output"),
+    (["compress", "a", "b", "IMAGES", "-o", "x.npy"], "expected [MODEL] INPUT, got 3 paths"),
+    (["compress", "IMAGES", "-o", "x.npy", "--batch-size", "0"], "expected a positive integer, got 0"),
+    (["score", "IMAGES", "--top", "-3"], "expected a positive integer"),
+    (["score", "no-such-model.safetensors", "IMAGES"], "no-such-model.safetensors: no such model file"),
+    (["score", "no-such-images.npy"], "no-such-images.npy: no such file or folder"),
+    (["reconstruct", "IMAGES", "-o", "x.npy", "--resize", "3"], "size must be HxW"),
+    (["info", "IMAGES"], "IMAGES"),                                  # not a model file
+])
+def test_bad_usage_exits_2_naming_the_problem(argv, message, digits, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(digits[0]) if a == "IMAGES" else a for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"aefast {argv[0]}: error:" in err and message.replace("IMAGES", str(digits[0])) in err
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_images_of_the_wrong_shape_are_refused(tmp_path, capsys):
+    np.save(tmp_path / "small.npy", np.zeros((3, 8, 8, 3), np.uint8))
+    with pytest.raises(SystemExit) as e:
+        main(["score", str(tmp_path / "small.npy")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "small.npy holds 8x8x3 (RGB) images, but" in err and "takes 28x28 grayscale images" in err
+
+
+@pytest.mark.parametrize("chunk", ["333", "4096", "1"])
+def test_streamed_codes_equal_one_engine_call(digits, tmp_path, chunk):
+    path, x = digits
+    out = tmp_path / "codes.npy"
+    assert main(["compress", str(path), "-o", str(out), "--batch-size", chunk, "--quiet"]) == 0
+    codes = np.load(out)
+    assert codes.dtype == np.float32 and codes.shape == (700, 100)
+    np.testing.assert_array_equal(codes, aefast.compress(x))
+
+
+def test_float_and_channel_last_inputs(digits, tmp_path):
+    _, x = digits
+    np.save(tmp_path / "f.npy", x[:50] / 255.0)                   # float64 in [0, 1]
+    np.save(tmp_path / "c.npy", x[:50, :, :, None])               # (N, 28, 28, 1)
+    expected = aefast.compress(x[:50] / 255.0)
+    for name in ("f.npy", "c.npy"):
+        assert main(["compress", str(tmp_path / name), "-o", str(tmp_path / "o.npy"), "--quiet"]) == 0
+        np.testing.assert_allclose(np.load(tmp_path / "o.npy"), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_reconstruct_writes_images_in_their_shape_and_a_grid(digits, tmp_path):
+    path, x = digits
+    model = str(aefast.engine.DEFAULT_MODEL_PATH)
+    assert main(["reconstruct", model, str(path), "-o", str(tmp_path / "r.npy"), "--png", str(tmp_path / "g.png"),
+                 "--batch-size", "256", "--quiet"]) == 0
+    recon = np.load(tmp_path / "r.npy")
+    assert recon.shape == (700, 28, 28) and recon.dtype == np.float32
+    np.testing.assert_array_equal(recon.reshape(700, -1), aefast.reconstruct(x, clip=True))
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["reconstruct", str(path), "-o", str(tmp_path / "u.npy"), "--uint8", "--quiet"]) == 0
+    u8 = np.load(tmp_path / "u.npy")
+    assert u8.dtype == np.uint8 and np.abs(u8 / 255.0 - recon).max() <= 0.5 / 255 + 1e-6
+
+
+def test_score_ranks_the_odd_images_first(mnist_dir, tmp_path, capsys):
+    from aefast.data import load_mnist
+
+    x = load_mnist(mnist_dir, dtype="uint8", flat=False).test.x[:300].copy()
+    odd = [17, 150, 299]
+    x[odd] = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)   # noise among digits
+    np.save(tmp_path / "mixed.npy", x)
+    rc = main(["score", str(tmp_path / "mixed.npy"), "--top", "3", "--png", str(tmp_path / "worst.png"),
+               "--csv", str(tmp_path / "s.csv"), "-o", str(tmp_path / "s.npy"), "--batch-size", "64"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "300 images scored" in out
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [int(r["index"]) for r in rows[:3]] == sorted(odd, key=lambda i: -aefast.score(x[i:i + 1])[0])
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and len(rows) == 300
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), aefast.score(x), rtol=1e-6)
+    assert (tmp_path / "worst.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_info_text_and_json(capsys):
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "784-1000-100-1000-784" in text and "28x28 grayscale" in text and "test_mse" in text
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["input_shape"] == [28, 28] and info["latent"] == 100 and info["storage"] == ["float16"]
+
+
+def test_ctrl_c_leaves_no_output_and_keeps_the_old_one(digits, tmp_path, monkeypatch, capsys):
+    path, _ = digits
+    out = tmp_path / "codes.npy"
+    out.write_bytes(b"previous result")
+    calls = []
+    real = Engine.compress
+
+    def interrupted(self, images):
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, images)
+
+    monkeypatch.setattr(Engine, "compress", interrupted)
+    assert main(["compress", str(path), "-o", str(out), "--batch-size", "100", "--quiet"]) == 130
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npy"]   # no temp file left
+    assert "interrupted" in capsys.readouterr().err
