@@ -1,6 +1,10 @@
 """Checking what users pass to the engine, before any compute runs.
 
 Accepted images: array-likes of shape (N, *input_shape), (N, input_size), input_shape or (input_size,) (one image).
+  The batch reading wins: an array whose shape is (N, *input_shape) or (N, input_size) is a batch of N; only a shape
+  that cannot be read as a batch is one item, and then the result has no batch axis. So a 2-D (N, input_size) array
+  is always N flat images, also for a model whose input_shape is (1, input_size): there (1, input_size) is a batch
+  of one, and one item is passed as (input_size,).
   - uint8: raw pixels 0..pixel_scale; passed on as uint8 (the engine folds 1/pixel_scale into the first layer).
   - float16/float32/float64: pixels already scaled to [0, 1]; values must lie in [-RANGE_TOL, 1 + RANGE_TOL]
     (not clipped: a value of 255.0 almost always means "forgot to divide", which we say rather than hide).
@@ -55,11 +59,12 @@ def _check_finite(x: np.ndarray, what: str, lo: float | None = None, hi: float |
 
 
 def _batch_shape(x: np.ndarray, item_shapes: list[tuple[int, ...]], what: str) -> bool:
-    """True when x is one item (no batch axis); ValueError naming the accepted shapes otherwise."""
-    if x.shape in item_shapes:
-        return True
+    """True when x is one item (no batch axis), False for a batch; ValueError naming the accepted shapes otherwise.
+    The batch reading is tried first (see the module docstring): (1, 784) is a batch for item shapes (1, 784), (784,)."""
     if x.ndim >= 1 and x.shape[1:] in item_shapes:
         return False
+    if x.shape in item_shapes:
+        return True
     accepted = ", ".join(f"(N, {', '.join(map(str, s))})" for s in item_shapes)
     singles = " or ".join(str(s) for s in item_shapes)
     raise ValueError(f"{what} have shape {x.shape}; expected {accepted}, or one item of shape {singles}")
@@ -115,7 +120,7 @@ class ImageBatcher:
     def __call__(self, images) -> tuple[np.ndarray, bool]:
         if type(images) is np.ndarray and images.flags.c_contiguous:
             dtype, shape, size = images.dtype, images.shape, self.input_size
-            if len(shape) == 2 and shape[1] == size and shape != self.input_shape:
+            if len(shape) == 2 and shape[1] == size:   # (N, input_size) is always a batch (module docstring)
                 x, single = images, False
             elif shape == (size,):
                 x, single = images.reshape(1, size), True
