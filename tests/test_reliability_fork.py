@@ -85,9 +85,9 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_scenario(backend: str, scenario: str) -> list:
+def run_scenario(backend: str, scenario: str, **env: str) -> list:
     proc = subprocess.run([sys.executable, "-c", _SCRIPT, backend, scenario, str(CHILD_DEADLINE_S)],
-                          capture_output=True, text=True, timeout=150)
+                          capture_output=True, text=True, timeout=150, env={**os.environ, **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -117,3 +117,11 @@ def test_fork_while_another_thread_is_inside_a_call_never_deadlocks_the_child(ba
     copied while locked."""
     results = run_scenario(backend, "race")
     assert results == [0] * 40, results
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba is not installed")
+def test_numba_on_a_user_chosen_omp_layer_runs_serially_in_a_forked_child():
+    """Item 3, when the user picked GNU OpenMP (NUMBA_THREADING_LAYER=omp is respected in the parent): the child falls
+    back to the serial kernels instead of dying in numba's "fork() called from a process already using GNU OpenMP"
+    (seen failing with the fallback switched off: every child exited -15)."""
+    assert run_scenario("numba", "use", NUMBA_THREADING_LAYER="omp") == [0, 0, 0]
