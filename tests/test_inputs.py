@@ -215,14 +215,14 @@ def test_image_batcher_reads_a_1_by_784_array_as_a_batch_even_for_input_shape_1_
         assert ImageBatcher((1, 784))(np.zeros(784, dtype))[1] is True is image_batch(np.zeros(784, dtype), (1, 784))[1]
 
 
-def test_float64_codes_beyond_float32_are_refused_and_float32_extremes_are_not(engine_and_weights):
+def test_float64_codes_beyond_float32_and_float32_extremes_are_refused(engine_and_weights):
     eng, _ = engine_and_weights
     with pytest.raises(ValueError, match="overflow float32"):
         eng.decompress(np.full((2, LATENT), 1e39))
     biggest = np.full((1, LATENT), np.finfo(np.float32).max, np.float32)
-    # finite float32 codes pass the input checks; the numba backend used to raise ZeroDivisionError here (inf * 0 ->
-    # NaN in its sigmoid under numba's python error model). The decoder overflows on them: since issue 15 (item 17)
-    # that is a ValueError on every backend, never NaN returned (tests/test_reliability_engine.py).
+    # the numba backend used to raise ZeroDivisionError here (inf * 0 -> NaN in its sigmoid under numba's python error
+    # model), the C++ one returned NaN. Since issue 15 (item 17) codes beyond Engine.max_code, where the decoder could
+    # overflow, are a ValueError on every backend (tests/test_reliability_engine.py).
     for c in (biggest, biggest.astype(np.float64)):
-        with pytest.raises(ValueError, match="overflow the decoder"):
+        with pytest.raises(ValueError, match="provably stays within float32"):
             eng.decompress(c)

@@ -205,7 +205,7 @@ def _dense_parallel(x, wt, col_scale, bias, act, in_scale, clip, out):
         _row_block(x, wt, col_scale, bias, act, in_scale, clip, out, b * MB, min(b * MB + MB, n))
 
 
-# Threading layer. numba's default order is tbb, omp, workqueue; tbb is not installed here, so it picks GNU OpenMP,
+# Threading layer. numba's default order is tbb, omp, workqueue; without the tbb package it picks GNU OpenMP,
 # and a process forked after a GNU OpenMP parallel region dies at its first parallel launch ("Terminating: fork()
 # called from a process already using GNU OpenMP, this is unsafe."). workqueue resets itself in a forked child (numba
 # starts new workers there); tbb does not when the fork lands during a launch (numba warns "the TBB library may be in
