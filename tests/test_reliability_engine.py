@@ -100,8 +100,9 @@ def test_broadcast_views_give_the_same_answer_as_real_copies(engine, dtype):
 
 @pytest.fixture
 def python_sigint_handler():
-    """Python's own SIGINT handler for the test: _thread.interrupt_main does nothing while SIGINT is ignored, and
-    something earlier in a full run of the suite leaves it at SIG_IGN (seen after tests/test_engine*.py)."""
+    """Python's own SIGINT handler for the test: _thread.interrupt_main does nothing while SIGINT is ignored, and it
+    is when the suite runs as a background job of a non-interactive shell (`pytest ... &`: the shell sets SIG_IGN and
+    Python keeps it; the test then failed with "DID NOT RAISE KeyboardInterrupt")."""
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, old)
