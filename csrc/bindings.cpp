@@ -107,6 +107,23 @@ void check_bf16_finite(const py::array& w, const std::string& where) {
                             std::to_string(i) + "; weights must be finite");
 }
 
+// threads as passed to Network(): a Python int (or numpy integer) in [0, ThreadPool::kMaxThreads]; 0 = the CPUs this
+// process may run on (its affinity mask). Checked here so that 2**63 or "2" is a short error, not a failed overload.
+std::size_t checked_threads(const py::handle& obj) {
+  constexpr std::size_t kMax = aefast::ThreadPool::kMaxThreads;
+  const std::string range = "threads must be >= 0 (0 = the CPUs this process may use) and <= " + std::to_string(kMax);
+  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    throw py::type_error(range + ", got a " + py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  const auto index = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+  if (!index) throw py::error_already_set();  // an __index__ that raised
+  int overflow = 0;
+  const long long n = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (overflow || n < 0 || std::size_t(n) > kMax)
+    throw py::value_error(range + ", got " + (overflow ? std::string(overflow > 0 ? "more than 2**63" : "less than -2**63")
+                                                        : std::to_string(n)));
+  return n ? std::size_t(n) : std::min(aefast::usable_cpus(), kMax);
+}
+
 bool overlaps(const py::array& a, const py::array& b) {
   const auto* a0 = static_cast<const char*>(a.data());
   const auto* b0 = static_cast<const char*>(b.data());
@@ -116,9 +133,9 @@ bool overlaps(const py::array& a, const py::array& b) {
 // Owns the packed network; the Python-visible object.
 class PyNetwork {
  public:
-  PyNetwork(const py::list& layers, const std::string& isa, long threads) {
+  PyNetwork(const py::list& layers, const std::string& isa, const py::object& threads) {
     const aefast::IsaKernels& kernels = checked_isa(isa);
-    if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
+    const std::size_t n_threads = checked_threads(threads);
     if (layers.empty()) throw py::value_error("layers must hold at least one layer dict");
     std::vector<aefast::LayerSpec> specs;
     std::vector<py::array> keep_alive;
@@ -172,8 +189,8 @@ class PyNetwork {
       specs.push_back({type, w.data(), scale, static_cast<const float*>(b.data()), in, out,
                        checked_activation(layer["activation"], where + "[\"activation\"]"), compute});
     }
-    std::size_t n_threads = threads ? std::size_t(threads) : std::max(1u, std::thread::hardware_concurrency());
-    net_ = std::make_unique<aefast::Network>(specs, kernels, n_threads);  // packs (copies) the weights
+    // Packs (copies) the weights and starts the pool; a thread the OS refuses is a RuntimeError naming the count.
+    net_ = std::make_unique<aefast::Network>(specs, kernels, n_threads);
   }
 
   void forward(const py::handle& x_obj, const py::handle& out_obj, long begin, long end, bool clip,
@@ -185,6 +202,11 @@ class PyNetwork {
                             std::to_string(n_layers) + "), got begin=" + std::to_string(begin) +
                             ", end=" + std::to_string(end));
     if (!std::isfinite(input_scale)) throw py::value_error("input_scale must be finite");
+    // After os.fork() the child's copy of this Network holds locks copied in whatever state the parent's threads had
+    // them (its scratch free list may be locked forever): refuse rather than risk a deadlock.
+    if (aefast::fork_generation() != built_at_fork_generation_)
+      throw std::runtime_error("this Network was built before os.fork() and cannot run in the child; build a new "
+                               "one here (aefast.Engine rebuilds its own)");
     const auto sizes = net_->layer_sizes();
     py::array x = checked_array(x_obj, "x", 2);
     InputType x_type;
@@ -212,6 +234,7 @@ class PyNetwork {
 
  private:
   std::unique_ptr<aefast::Network> net_;
+  std::uint64_t built_at_fork_generation_ = aefast::fork_generation();
 };
 
 }  // namespace
@@ -234,6 +257,7 @@ PYBIND11_MODULE(_core, m) {
     return d;
   }, "CPU features detected at run time (CPUID + XGETBV).");
 
+  m.attr("MAX_THREADS") = aefast::ThreadPool::kMaxThreads;
   m.def("isas", &aefast::usable_isas, "ISAs usable on this CPU, best first; 'scalar' is always there.");
 
   // The engine's input fast path: the range of a float32 image batch in one pass, without NumPy's per-reduction
@@ -289,8 +313,8 @@ PYBIND11_MODULE(_core, m) {
   "'int8_vpdpbusd', 'bf16_vdpbf16ps') on the calling thread: the fastest ~2 ms window of about `seconds`.");
 
   py::class_<PyNetwork>(m, "Network", "A chain of fused dense layers, weights packed once at construction.")
-      .def(py::init<const py::list&, const std::string&, long>(), py::arg("layers"), py::arg("isa") = "auto",
-           py::arg("threads") = 0)
+      .def(py::init<const py::list&, const std::string&, const py::object&>(), py::arg("layers"),
+           py::arg("isa") = "auto", py::arg("threads") = 0)
       .def("forward", &PyNetwork::forward, py::arg("x"), py::arg("out"), py::arg("begin") = 0, py::arg("end") = -1,
            py::arg("clip") = false, py::arg("input_scale") = 1.0,
            "out[:] = layers[begin:end](x); x float32 or uint8 (N, width[begin]), out float32 (N, width[end]).")

@@ -6,57 +6,72 @@
 // spins the same way while the last tasks finish. Tasks are claimed from one atomic word, so a
 // worker that is slow to wake (busy machine) never delays a job: the caller claims every task
 // nobody else took, and waits only for tasks that were actually claimed.
+//
+// fork(): a child process gets a copy of the pool's memory but none of its worker threads, and
+// its mutexes / condition variables are copied in whatever state the parent's threads had them
+// (locked, or counting waiters that do not exist in the child: pthread_cond_destroy then waits
+// for them forever). So everything the workers share lives in one heap block, and a pool that
+// finds itself in a forked child never locks, waits on, destroys or joins any of it: run() runs
+// its tasks inline and the destructor leaks the block (a few hundred bytes) on purpose.
 #pragma once
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
 
 namespace aefast {
 
+// How many times this process image has been forked into a child (counted by a pthread_atfork
+// child handler): an object that saves it at construction knows, with one atomic load, whether it
+// now lives in a forked child.
+std::uint64_t fork_generation();
+
+// The CPUs this process may run on (its sched_getaffinity mask; hardware_concurrency if that
+// fails), at least 1.
+std::size_t usable_cpus();
+
 class ThreadPool {
  public:
-  // threads >= 1: the caller plus threads - 1 workers.
+  // The most threads a pool may have: more is a typo or abuse (each worker is an OS thread with
+  // its own stack), never a speed-up for these compute-bound jobs.
+  static constexpr std::size_t kMaxThreads = 256;
+
+  // threads in [1, kMaxThreads]: the caller plus threads - 1 workers. Throws std::runtime_error
+  // naming the thread count when a worker cannot be started (the ones already started are
+  // stopped and joined first), std::invalid_argument for a count outside that range.
   explicit ThreadPool(std::size_t threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  std::size_t size() const { return workers_.size() + 1; }
+  std::size_t size() const { return size_; }
+
+  // True in a process forked after this pool was built (see the top of this file).
+  bool inherited() const { return fork_generation() != generation_; }
 
   // Calls task(index, slot) for every index in [0, count) and returns when all are
   // done. slot in [0, size()) is distinct among tasks running at the same time
   // (for per-slot scratch). The pool serves one job at a time: a caller that finds
-  // it busy with another caller's job runs its whole job inline with slot 0.
+  // it busy with another caller's job (or a pool inherited through fork) runs its
+  // whole job inline with slot 0.
   void run(std::size_t count, const std::function<void(std::size_t, std::size_t)>& task);
 
   // How long an idle worker (or a caller waiting for the last tasks) spins before sleeping.
   static constexpr std::chrono::microseconds kSpin{200};
 
  private:
+  struct Shared;  // the workers and everything they touch (thread_pool.cpp); leaked in a forked child
+
   void worker_loop(std::size_t slot);
   // Claims and runs tasks of the current job until none is left unclaimed.
   void drain(std::size_t slot);
+  // Stops and joins the workers started so far (only in the process that started them).
+  void stop_and_join();
 
-  std::vector<std::thread> workers_;
-  std::mutex job_mutex_;  // held by the caller whose job the pool is serving
-  const std::function<void(std::size_t, std::size_t)>* task_ = nullptr;
-  // (job generation << 32) | unclaimed task count. Claiming decrements it; the claimed
-  // task's index is the count before the decrement minus one. A successful claim keeps
-  // the job open (it cannot finish before the task does), so task_ is that job's.
-  std::atomic<std::uint64_t> claim_{0};
-  std::atomic<std::size_t> done_{0};  // tasks of the current job that have finished
-  std::size_t count_ = 0;             // tasks in the current job (read only by the caller)
-  std::atomic<bool> stop_{false};
-  std::atomic<std::size_t> sleepers_{0};  // workers inside (or entering) wake_.wait
-  std::atomic<bool> caller_sleeping_{false};
-  std::mutex sleep_mutex_;
-  std::condition_variable wake_, finished_;
+  Shared* shared_;
+  std::size_t size_;
+  std::uint64_t generation_;  // fork_generation() when the pool was built
 };
 
 }  // namespace aefast

@@ -204,23 +204,28 @@ def test_image_batcher_returns_the_callers_array_without_copying():
     assert np.shares_memory(got, x) and got.shape == (1, 784) and single
 
 
-def test_image_batcher_keeps_an_input_shape_of_one_row_a_single_image():
-    """input_shape (1, 784): a (1, 784) array is ONE image (single=True), as image_batch says, not a batch."""
+def test_image_batcher_reads_a_1_by_784_array_as_a_batch_even_for_input_shape_1_by_784():
+    """input_shape (1, 784): (N, 784) is a batch of N for every N (issue 15 item 20: N=1 used to be ONE image, which
+    dropped the batch axis for N=1 only); image_batch and the fast path agree; (784,) is one image."""
     from aefast.engine.inputs import ImageBatcher, image_batch
-    x = np.zeros((1, 784), np.float32)
-    assert ImageBatcher((1, 784))(x)[1] is True == image_batch(x, (1, 784))[1]
-    assert ImageBatcher((1, 784))(np.zeros((2, 784), np.float32))[1] is False
+    for dtype in (np.float32, np.uint8, np.float64):
+        for n in (1, 2):
+            x = np.zeros((n, 784), dtype)
+            assert ImageBatcher((1, 784))(x)[1] is False is image_batch(x, (1, 784))[1]
+        assert ImageBatcher((1, 784))(np.zeros(784, dtype))[1] is True is image_batch(np.zeros(784, dtype), (1, 784))[1]
 
 
-def test_float64_codes_beyond_float32_are_refused_and_float32_extremes_are_not(engine_and_weights):
+def test_float64_codes_beyond_float32_and_float32_extremes_are_refused(engine_and_weights):
     eng, _ = engine_and_weights
     with pytest.raises(ValueError, match="overflow float32"):
         eng.decompress(np.full((2, LATENT), 1e39))
     biggest = np.full((1, LATENT), np.finfo(np.float32).max, np.float32)
-    # finite float32 codes are accepted; the numba backend used to raise ZeroDivisionError here (inf * 0 -> NaN in
-    # its sigmoid under numba's python error model); now it gives NaN like the C++ backend
-    assert eng.decompress(biggest).shape == (1, 784)
-    assert eng.decompress(biggest.astype(np.float64)).shape == (1, 784)
+    # the numba backend used to raise ZeroDivisionError here (inf * 0 -> NaN in its sigmoid under numba's python error
+    # model), the C++ one returned NaN. Since issue 15 (item 17) codes beyond Engine.max_code, where the decoder could
+    # overflow, are a ValueError on every backend (tests/test_reliability_engine.py).
+    for c in (biggest, biggest.astype(np.float64)):
+        with pytest.raises(ValueError, match="provably stays within float32"):
+            eng.decompress(c)
 
 
 def test_core_float_range_agrees_with_numpy_and_propagates_nan():

@@ -3,18 +3,28 @@
 An Engine is immutable after construction and safe to call from several Python threads at once: every call
 allocates its own output, and the backend Network (C++ `_core.Network` or the numba one) is thread-safe.
 Inputs are checked in Python (aefast/engine/inputs.py) before any compute runs; the caller's arrays are never written.
+
+Threads: `threads=None` is every CPU this process may run on (its affinity mask, `os.sched_getaffinity`); an integer
+asks for that many, and the engine uses min(threads, those CPUs): for these compute-bound kernels a pool larger than
+the CPUs only adds hand-off and spinning (64 threads on 2 CPUs ran batch 1 15x slower). Counts outside 1..MAX_THREADS
+are refused. The same rule holds on both backends (numba is further capped by its NUMBA_NUM_THREADS).
+
+fork(): a forked child inherits copies of the C++ pool's locks in whatever state the parent's threads had them. An
+Engine built before the fork therefore rebuilds its backend network from its weights on its first call in the child
+(os.register_at_fork below), and the inherited network is kept alive, unused, so none of its copied locks is touched.
 """
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import backend as _backend
-from .inputs import ImageBatcher, code_batch
+from .inputs import ImageBatcher, code_batch, decoder_code_limit
 from .precisions import PRECISIONS, backend_layers
 from ..errors import ModelFileError
 from ..modelfile import AutoencoderWeights, read_model
@@ -23,6 +33,36 @@ BACKENDS = ("auto", "cpp", "numba")
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default.safetensors"
 _FLOAT32 = np.dtype(np.float32)
 _empty = np.empty
+MAX_THREADS = 256   # = _core.MAX_THREADS (csrc/thread_pool.h): more is a typo or abuse, each one an OS thread
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (a container or `taskset` may allow fewer than exist)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):   # no sched_getaffinity on this OS
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(threads) -> int:
+    """threads as given to load()/Engine -> the pool size: min(threads or usable_cpus(), usable_cpus())."""
+    if threads is None:
+        return min(usable_cpus(), MAX_THREADS)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be None (the CPUs this process may use) or an integer in 1..{MAX_THREADS}, "
+                        f"got {type(threads).__name__}")
+    if not 1 <= threads <= MAX_THREADS:
+        bits = int(threads).bit_length()
+        shown = threads if bits <= 64 else f"an integer of {bits} bits"
+        raise ValueError(f"threads must be None (the CPUs this process may use) or an integer in 1..{MAX_THREADS}, "
+                         f"got {shown}")
+    return min(int(threads), usable_cpus())
+
+
+def _checked_clip(clip) -> bool:
+    if clip is True or clip is False or type(clip) is np.bool_:
+        return bool(clip)
+    raise TypeError(f"clip must be True or False, got {clip!r}")
 
 
 def _cpp_network_class():
@@ -36,7 +76,7 @@ def _cpp_network_class():
 
 
 def _make_network(layers: list[dict], backend: str, isa: str, threads: int):
-    """-> (network, backend name). threads: 0 = all cores."""
+    """-> (network, backend name). threads: the pool size, from resolve_threads."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cpp, why = _cpp_network_class()
@@ -62,7 +102,8 @@ class Engine:
     """A loaded autoencoder ready for inference.
 
     Attributes: layer_sizes, latent_size, input_shape, pixel_scale, precision, backend ("cpp"/"numba"), isa, kernel,
-    threads, nbytes (bytes of weights as the backend holds them), metadata (training, metrics, data_sha256).
+    threads, nbytes (bytes of weights as the backend holds them), metadata (training, metrics, data_sha256),
+    max_code (decompress refuses codes larger in magnitude: beyond it the decoder could overflow float32).
     """
 
     def __init__(self, weights: AutoencoderWeights, precision: str = "fp32", backend: str = "auto",
@@ -71,9 +112,7 @@ class Engine:
             raise TypeError(f"weights must be an AutoencoderWeights, got {type(weights).__name__}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
-                                    or threads < 1):
-            raise ValueError(f"threads must be None (all cores) or an integer >= 1, got {threads!r}")
+        n_threads = resolve_threads(threads)
         weights.validate(source)
         self.source = source
         self.precision = precision
@@ -86,8 +125,10 @@ class Engine:
         self.activations = list(weights.activations)
         self.metadata = {"training": dict(weights.training), "metrics": dict(weights.metrics),
                          "data_sha256": dict(weights.data_sha256)}
-        self._net, self.backend = _make_network(backend_layers(weights, precision), backend, isa,
-                                                0 if threads is None else int(threads))
+        layers = backend_layers(weights, precision)
+        self._net, self.backend = _make_network(layers, backend, isa, n_threads)
+        self._weights = weights   # to rebuild the network in a forked child
+        self.max_code = decoder_code_limit(layers[self.encoder_layers:])
         self.isa = self._net.isa
         self.kernel = self._net.kernel   # what really runs the layers, e.g. "avx512vnni" for int8 on AVX-512 VNNI
         self.threads = int(self._net.threads)
@@ -98,6 +139,25 @@ class Engine:
         self._u8_scale = 1.0 / self.pixel_scale   # uint8 pixels: the backend folds this into the first layer
         self._last = len(self.layer_sizes) - 1
         self._output_size = self.layer_sizes[-1]
+        if self.backend == "cpp":   # the numba Network holds no native locks (its module lock is reset at fork)
+            _cpp_engines.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (one thread, before any other Python code): park the inherited network and make the
+        next call rebuild one. The old network is never run, nor freed (its destructor would be safe, see
+        csrc/thread_pool.h, but nothing is gained by touching memory whose locks may be held by absent threads)."""
+        _inherited_networks.append(self._net)
+        self._net = None
+        self._rebuild_lock = threading.Lock()
+        self._forward = self._rebuild_then_forward
+
+    def _rebuild_then_forward(self, *args) -> None:
+        with self._rebuild_lock:
+            if self._net is None:
+                self._net, _ = _make_network(backend_layers(self._weights, self.precision), self.backend, self.isa,
+                                             self.threads)
+                self._forward = self._net.forward
+        self._net.forward(*args)
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
@@ -118,13 +178,18 @@ class Engine:
         return out[0] if single else out
 
     def decompress(self, codes: ArrayLike, clip: bool = False) -> np.ndarray:
-        """codes (N, latent_size) | (latent_size,) -> images (N, input_size) float32 in [0, 1] scale."""
-        c, single = code_batch(codes, self.latent_size)
-        out = self._run(c, self.encoder_layers, len(self.layer_sizes) - 1, clip)
+        """codes (N, latent_size) | (latent_size,) -> images (N, input_size) float32 in [0, 1] scale.
+
+        Codes larger in magnitude than max_code (e.g. 3e38) are a ValueError: below it the decoder provably stays
+        within float32, so no NaN/inf is ever returned, nor hidden by clip (the kernels' clip maps NaN into [0, 1])."""
+        clip = _checked_clip(clip)
+        c, single = code_batch(codes, self.latent_size, self.max_code)
+        out = self._run(c, self.encoder_layers, self._last, clip)
         return out[0] if single else out
 
     def reconstruct(self, images: ArrayLike, clip: bool = False) -> np.ndarray:
         """decoder(encoder(images)) -> (N, input_size) float32; clip=True clamps to [0, 1] in the last layer."""
+        clip = _checked_clip(clip)
         x, single = self._images(images)
         out = _empty((x.shape[0], self._output_size), _FLOAT32)
         self._forward(x, out, 0, self._last, clip, self._u8_scale if x.itemsize == 1 else 1.0)
@@ -141,6 +206,21 @@ class Engine:
         return err[0] if single else err
 
 
+# Every live cpp Engine, so that a forked child can make each rebuild its network; and the networks they inherited.
+_cpp_engines: weakref.WeakSet = weakref.WeakSet()
+_inherited_networks: list = []
+
+
+def _after_fork_in_child() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()   # a parent thread may have held it at the fork
+    for engine in list(_cpp_engines):
+        engine._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32", backend: str = "auto",
          threads: int | None = None, isa: str = "auto") -> Engine:
     """An Engine from a model file path or an AutoencoderWeights.
@@ -149,7 +229,8 @@ def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32"
       | int8 (per-channel symmetric int8 weights, per-row uint8 activations quantized at run time, int32 sums);
       see aefast/engine/precisions.py.
     backend: auto (cpp when the compiled core has a Network, else numba) | cpp | numba.
-    threads: None = all cores; 1 = the calling thread only (deterministic). isa: cpp only ("auto", "avx2", "scalar").
+    threads: None = every CPU this process may use (affinity mask); n in 1..MAX_THREADS = min(n, those CPUs);
+    1 = the calling thread only. isa: cpp only ("auto", "avx2", "scalar").
     """
     if isinstance(source, AutoencoderWeights):
         return Engine(source, precision, backend, threads, isa)

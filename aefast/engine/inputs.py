@@ -2,12 +2,18 @@
 
 Accepted images: array-likes of shape (N, *input_shape), (N, input_size), input_shape or (input_size,) (one image);
 input_shape is (H, W) for grayscale (also accepted as (H, W, 1)) or (H, W, C) for colour.
+  The batch reading wins: an array whose shape is (N, *input_shape) or (N, input_size) is a batch of N; only a shape
+  that cannot be read as a batch is one item, and then the result has no batch axis. So a 2-D (N, input_size) array
+  is always N flat images, also for a model whose input_shape is (1, input_size): there (1, input_size) is a batch
+  of one, and one item is passed as (input_size,).
   - uint8: raw pixels 0..pixel_scale; passed on as uint8 (the engine folds 1/pixel_scale into the first layer).
   - float16/float32/float64: pixels already scaled to [0, 1]; values must lie in [-RANGE_TOL, 1 + RANGE_TOL]
     (not clipped: a value of 255.0 almost always means "forgot to divide", which we say rather than hide).
   - everything else (bool, other integer types, complex, object, strings, datetimes) is a TypeError: a bool or an
     int16 image has no single obvious meaning, so we ask the caller to convert explicitly.
-Accepted codes: float16/float32/float64 of shape (N, latent) or (latent,), finite.
+Accepted codes: float16/float32/float64 of shape (N, latent) or (latent,), finite, and no larger in magnitude than
+  the model's decoder_code_limit: below it no decoder value can leave float32, so decompress never makes NaN or inf
+  (which a clip to [0, 1] would then hide).
 Any memory layout is accepted (strided, reversed, Fortran, read-only); the caller's array is never written.
 """
 from __future__ import annotations
@@ -42,10 +48,11 @@ def _as_array(value, what: str) -> np.ndarray:
         raise TypeError(f"{what} must be an array (or nested lists of numbers): {e}") from None
 
 
-def _check_finite(x: np.ndarray, what: str, lo: float | None = None, hi: float | None = None) -> None:
-    """NaN/inf (and, when lo/hi are given, the range) in one min/max pass: NaN propagates into min and max."""
+def _check_finite(x: np.ndarray, what: str, lo: float | None = None, hi: float | None = None) -> tuple[float, float]:
+    """NaN/inf (and, when lo/hi are given, the range) in one min/max pass: NaN propagates into min and max.
+    -> (min, max) of x, (0, 0) when empty."""
     if x.size == 0:
-        return
+        return 0.0, 0.0
     vmin, vmax = float(x.min()), float(x.max())
     if not (math.isfinite(vmin) and math.isfinite(vmax)):
         bad = np.argwhere(~np.isfinite(x))[0]
@@ -53,14 +60,16 @@ def _check_finite(x: np.ndarray, what: str, lo: float | None = None, hi: float |
     if lo is not None and (vmin < lo or vmax > hi):
         raise ValueError(f"{what} must be floating point in [0, 1] (tolerance {RANGE_TOL}), found values in "
                          f"[{vmin:g}, {vmax:g}]; for raw 0..255 pixels pass uint8, or divide by 255")
+    return vmin, vmax
 
 
 def _batch_shape(x: np.ndarray, item_shapes: list[tuple[int, ...]], what: str) -> bool:
-    """True when x is one item (no batch axis); ValueError naming the accepted shapes otherwise."""
-    if x.shape in item_shapes:
-        return True
+    """True when x is one item (no batch axis), False for a batch; ValueError naming the accepted shapes otherwise.
+    The batch reading is tried first (see the module docstring): (1, 784) is a batch for item shapes (1, 784), (784,)."""
     if x.ndim >= 1 and x.shape[1:] in item_shapes:
         return False
+    if x.shape in item_shapes:
+        return True
     accepted = ", ".join(f"(N, {', '.join(map(str, s))})" for s in item_shapes)
     singles = " or ".join(str(s) for s in item_shapes)
     raise ValueError(f"{what} have shape {x.shape}; expected {accepted}, or one item of shape {singles}")
@@ -139,7 +148,7 @@ class ImageBatcher:
     def __call__(self, images) -> tuple[np.ndarray, bool]:
         if type(images) is np.ndarray and images.flags.c_contiguous:
             dtype, shape, size = images.dtype, images.shape, self.input_size
-            if len(shape) == 2 and shape[1] == size and shape != self.input_shape:
+            if len(shape) == 2 and shape[1] == size:   # (N, input_size) is always a batch (module docstring)
                 x, single = images, False
             elif shape == (size,):
                 x, single = images.reshape(1, size), True
@@ -159,16 +168,48 @@ class ImageBatcher:
         return image_batch(images, self.input_shape)
 
 
-def code_batch(codes, latent_size: int) -> tuple[np.ndarray, bool]:
-    """-> (c, single): c is a C-contiguous (N, latent_size) float32 array."""
+def decoder_code_limit(layers: list[dict], margin: float = 1e37) -> float:
+    """The largest max|code| for which no value the decoder computes can exceed `margin` in magnitude, so none can
+    overflow float32 (3.4e38; the 34x margin covers float32 rounding). layers: the decoder's backend layer dicts
+    (aefast/engine/precisions.py): weight (in, out) as stored, scale (out,) for int8, bias, activation.
+
+    The kernels accumulate sum_i x_i w_ij with w as stored (for int8 the integers, scaled after the sum), so per layer
+    |acc_j| <= (max_j sum_i |w_ij|) max|x| and |y_j| <= (max_j scale_j sum_i |w_ij|) max|x| + max|b|; every
+    activation (linear, ELU, sigmoid) keeps |act(y)| <= |y| + 1. Each bound is affine in max|code|."""
+    limit, slope, offset = math.inf, 1.0, 0.0   # max|layer input| <= slope * max|code| + offset
+
+    def below_margin(a: float, b: float) -> float:   # the largest m with a * m + b <= margin
+        return (margin - b) / a if a > 0 else (math.inf if b <= margin else 0.0)
+
+    for layer in layers:
+        w = layer["weight"]
+        if w.dtype == np.uint16:   # bf16 bits: widen to the float32 values they stand for
+            w = (w.astype(np.uint32) << 16).view(np.float32)
+        stored = np.abs(w.astype(np.float64)).sum(axis=0)
+        scale = np.abs(layer["scale"].astype(np.float64)) if layer.get("scale") is not None else 1.0
+        acc, real = float(stored.max(initial=0.0)), float((stored * scale).max(initial=0.0))
+        limit = min(limit, below_margin(acc * slope, acc * offset))
+        slope, offset = real * slope, real * offset + float(np.abs(layer["bias"]).max(initial=0.0))
+        limit = min(limit, below_margin(slope, offset))
+        offset += 1.0
+    return max(limit, 0.0)
+
+
+def code_batch(codes, latent_size: int, limit: float = math.inf) -> tuple[np.ndarray, bool]:
+    """-> (c, single): c is a C-contiguous (N, latent_size) float32 array; |codes| <= limit (decoder_code_limit)."""
     c = _as_array(codes, "codes")
     if c.dtype.type not in _FLOAT_KINDS:
         raise TypeError(f"codes have dtype {c.dtype}; expected float16/float32/float64 (as from compress)")
     single = _batch_shape(c, [(latent_size,)], "codes")
     _check_fits(c, 4, "codes")
-    _check_finite(c, "codes")
+    vmin, vmax = _check_finite(c, "codes")
     with np.errstate(over="ignore"):  # overflow is reported just below, as a ValueError
         c2 = np.ascontiguousarray(c.reshape(1 if single else c.shape[0], latent_size), dtype=np.float32)
     if c.dtype.itemsize == 8 and not np.isfinite(c2).all():  # float64 codes beyond the float32 range (only they can)
         raise ValueError("codes overflow float32 (values beyond +-3.4e38)")
+    if max(-vmin, vmax) > limit:
+        where = "" if single else f"[{int(np.argwhere(np.abs(c2) > limit)[0, 0])}]"
+        raise ValueError(f"codes{where} reach {max(-vmin, vmax):.3g}, beyond +-{limit:.3g}, the largest magnitude "
+                         "for which this model's decoder provably stays within float32 (codes from compress() are "
+                         "far smaller)")
     return c2, single

@@ -17,6 +17,7 @@ run through exactly the same arithmetic as full tiles: rows are bit-identical wh
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import numba
@@ -291,10 +292,35 @@ def _round_rows_to_bf16(x, out):
                 r = (b + np.uint64(0x7FFF) + ((b >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16)
             dst[c] = np.uint32(r << np.uint64(16))
 
+# Threading layer. numba's default order is tbb, omp, workqueue; without the tbb package it picks GNU OpenMP,
+# and a process forked after a GNU OpenMP parallel region dies at its first parallel launch ("Terminating: fork()
+# called from a process already using GNU OpenMP, this is unsafe."). workqueue resets itself in a forked child (numba
+# starts new workers there); tbb does not when the fork lands during a launch (numba warns "the TBB library may be in
+# an invalid state in the child process"). So we ask for workqueue, unless the user chose a layer (the
+# NUMBA_THREADING_LAYER variable, or numba.config.THREADING_LAYER set before this import). The setting is read at
+# numba's first parallel launch in this process: if other code launched one before, its layer stays, and a forked
+# child of a process on the omp layer runs our kernels serially instead (_serial_in_child, set at fork).
+if "NUMBA_THREADING_LAYER" not in os.environ and str(numba.config.THREADING_LAYER).lower() == "default":
+    numba.config.THREADING_LAYER = "workqueue"
 
 # The workqueue threading layer aborts on concurrent parallel launches; tbb and omp are thread-safe.
 _PARALLEL_LOCK = threading.Lock()
 _layer_is_threadsafe = False   # set after the first parallel launch, when numba has picked its layer
+_serial_in_child = False       # True in a forked child of a process whose numba layer is omp
+
+
+def _after_fork_in_child() -> None:
+    """A fork may land while another thread holds _PARALLEL_LOCK (that thread does not exist in the child)."""
+    global _PARALLEL_LOCK, _serial_in_child
+    _PARALLEL_LOCK = threading.Lock()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:   # no parallel launch yet: the child picks its own layer (workqueue unless chosen otherwise)
+        return
+    _serial_in_child = _serial_in_child or layer == "omp"
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_layer(i: int, layer, n_in) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
@@ -417,7 +443,7 @@ class Network:
         end = self._check_forward(x, out, begin, end, input_scale)
         if x.shape[0] == 0:
             return out
-        serial = self.threads == 1 or x.shape[0] <= MB
+        serial = self.threads == 1 or x.shape[0] <= MB or _serial_in_child
         if self.compute == "q8":
             return self._forward_q8(x, out, begin, end, clip, input_scale, serial)
         scale = np.float32(input_scale)
