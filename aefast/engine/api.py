@@ -6,6 +6,8 @@ Inputs are checked in Python (aefast/engine/inputs.py) before any compute runs; 
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -74,6 +76,7 @@ class Engine:
                                     or threads < 1):
             raise ValueError(f"threads must be None (all cores) or an integer >= 1, got {threads!r}")
         weights.validate(source)
+        self._pickle_state = _pickle_state(weights, precision, backend, threads, isa, source)
         self.source = source
         self.precision = precision
         self.layer_sizes = list(weights.layer_sizes)
@@ -95,6 +98,12 @@ class Engine:
         self._u8_scale = 1.0 / self.pixel_scale   # uint8 pixels: the backend folds this into the first layer
         self._last = len(self.layer_sizes) - 1
         self._output_size = self.layer_sizes[-1]
+
+    def __reduce__(self):
+        # Pickle (also copy.deepcopy, spawn/forkserver pools, Dask) as weights + settings, never as the backend
+        # Network (a C++ object) or a file path the receiving process may not have. The receiver rebuilds with the
+        # requested backend/isa/threads: "auto" and threads=None resolve on the receiving machine.
+        return (_engine_from_state, self._pickle_state)
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
@@ -136,6 +145,25 @@ class Engine:
         err = np.einsum("ij,ij->i", recon, recon, dtype=np.float64) / max(x.shape[1], 1)
         err = err.astype(np.float32)
         return err[0] if single else err
+
+
+def _pickle_state(weights: AutoencoderWeights, precision, backend, threads, isa, source) -> tuple:
+    """A private, read-only snapshot of the weights (the caller may mutate theirs later) and the settings."""
+    def frozen(a: np.ndarray) -> np.ndarray:
+        a = np.array(a, copy=True)
+        a.flags.writeable = False
+        return a
+
+    snapshot = dataclasses.replace(weights, kernels=[frozen(k) for k in weights.kernels],
+                                   biases=[frozen(b) for b in weights.biases], activations=list(weights.activations),
+                                   input_shape=tuple(weights.input_shape), training=copy.deepcopy(weights.training),
+                                   metrics=copy.deepcopy(weights.metrics),
+                                   data_sha256=dict(weights.data_sha256))
+    return snapshot, precision, backend, threads, isa, source
+
+
+def _engine_from_state(weights, precision, backend, threads, isa, source) -> "Engine":
+    return Engine(weights, precision, backend, threads, isa, source)
 
 
 def load(source, precision: str = "fp32", backend: str = "auto", threads: int | None = None,
