@@ -16,11 +16,11 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()):
     return loop.train(config, verbose=verbose, callbacks=callbacks)
 
 
-def resume(run_dir, *, verbose: bool = True, callbacks=()):
+def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | None = None):
     """Continue a run from its last checkpoint; see aefast.train.loop.resume."""
     from . import loop
 
-    return loop.resume(run_dir, verbose=verbose, callbacks=callbacks)
+    return loop.resume(run_dir, verbose=verbose, callbacks=callbacks, distribute=distribute)
 
 
 __all__ = ["PRECISIONS", "ConfigError", "TrainConfig", "resume", "train"]

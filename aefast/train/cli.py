@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .config import DISTRIBUTES, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
 
 _DEFAULTS = TrainConfig()
 
@@ -49,10 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, dest="train_limit", help="use only the first N training images")
     p.add_argument("--val-size", type=int, dest="val_size", help=f"validation images (default {d.val_size})")
     p.add_argument("--test-limit", type=int, dest="test_limit", help="evaluate on the first N test images")
+    p.add_argument("--distribute", choices=DISTRIBUTES, help="none: one process; mirrored: every local GPU; "
+                   "multiworker: the workers in TF_CONFIG, the chief writes the run (docs/scale.md); the global "
+                   "batch stays --batch-size (default none)")
     p.add_argument("--quick", action="store_true", help="a smoke run: " +
                    ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (explicit flags still win)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved "
-                   "settings (combine with no other flag)")
+                   "settings (combine with no other flag but --distribute)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     return p
 
@@ -74,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if hasattr(args, "resume"):
-            others = sorted(set(vars(args)) - {"resume", "quiet"})
+            others = sorted(set(vars(args)) - {"resume", "quiet", "distribute"})
             if others:
                 parser.error(f"--resume continues a run with its saved settings; drop {', '.join(others)}")
-            result = resume(args.resume, verbose=verbose)
+            result = resume(args.resume, verbose=verbose, distribute=getattr(args, "distribute", None))
         else:
             result = train(config_from_args(args), verbose=verbose)
     except ConfigError as e:
@@ -93,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{result.best_epoch} (val MSE {result.metrics['val_mse']:.6f}) in {result.model_path}",
               file=sys.stderr)
         return 1
+    if not result.chief:
+        print(f"aefast.train: worker finished; the chief wrote {result.run_dir}", file=sys.stderr)
+        return 0
     if verbose:
         print(_engine_check(result))
     print(result.model_path)

@@ -21,6 +21,7 @@ from ..keras_io import export_keras
 from . import artifacts
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
+from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
 from .model import build_autoencoder, current_learning_rate, describe_device, make_optimizer, resolve_precision
 
 MODEL_NAME = "model.safetensors"
@@ -41,6 +42,7 @@ class TrainResult:
     best_epoch: int | None
     stopped: str                # "completed", "early_stopping", "nan" or "interrupted"
     files: list[Path] = field(default_factory=list)
+    chief: bool = True          # False on a non-chief multi-worker process, which wrote nothing
 
 
 @dataclass
@@ -61,6 +63,8 @@ class _Run:
     best_weights: list | None = None
     started: float = field(default_factory=time.perf_counter)
     cpu_started: float = field(default_factory=time.process_time)
+    placement: Placement = field(default_factory=lambda: make_placement("none"))
+    xla: bool = True                # XLA as used (off under a strategy on CPU: see Placement.jit_compile)
 
 
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
@@ -115,10 +119,19 @@ def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
     started = time.perf_counter()
     lr = current_learning_rate(run.optimizer)
     batch = train_x[epoch_order(len(train_x), cfg.batch_size, cfg.seed, epoch)]
-    fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False,
-                           verbose=1 if verbose and sys.stdout.isatty() else 0, callbacks=callbacks)
-    train_loss = float(fitted.history["loss"][-1])
-    val_loss = float(run.model.evaluate(val_x, val_x, batch_size=EVAL_BATCH, verbose=0, return_dict=True)["mse"])
+    progress = 1 if verbose and sys.stdout.isatty() else 0
+    if run.placement.strategy is None:
+        fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False,
+                               verbose=progress, callbacks=callbacks)
+        train_loss = float(fitted.history["loss"][-1])
+        val_loss = float(run.model.evaluate(val_x, val_x, batch_size=EVAL_BATCH, verbose=0,
+                                            return_dict=True)["mse"])
+    else:
+        # Each worker feeds its slice of every global batch; validation runs locally on the float32 copy, so every
+        # worker computes the same figure and takes the same best-epoch / early-stopping decisions.
+        train_loss = fit_epoch(run.placement, run.model, batch, cfg.batch_size, progress, callbacks)
+        assign(run.export_model.weights, run.model.get_weights(), "model")
+        val_loss = reconstruction_mse(run.export_model, val_x)[0]
     return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
             "seconds": round(time.perf_counter() - started, 3)}
 
@@ -132,30 +145,39 @@ def _loop(run: _Run, start_epoch: int, verbose: bool, callbacks) -> str:
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
             _log(verbose, f"epoch {row['epoch']}/{cfg.epochs}: loss is not finite (train {row['train_loss']}, "
                           f"val {row['val_loss']}): stopping")
-            artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
+            if run.placement.chief:
+                artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
             return "nan"
         if row["val_loss"] < run.best_val:
             run.best_epoch, run.best_val = row["epoch"], row["val_loss"]
             run.best_weights = [np.array(w) for w in run.model.get_weights()]
-            _export_best(run, {"val_mse": run.best_val})
+            if run.placement.chief:
+                _export_best(run, {"val_mse": run.best_val})
             best_mark = " *"
         _log(verbose, f"epoch {row['epoch']}/{cfg.epochs}  train {row['train_loss']:.6f}  "
                       f"val {row['val_loss']:.6f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s{best_mark}")
-        artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
-        save_checkpoint(run.run_dir / CHECKPOINT_NAME, Checkpoint(
-            model=[np.array(w) for w in run.model.get_weights()],
-            optimizer=[np.array(v.numpy()) for v in run.optimizer.variables],
-            best=run.best_weights,
-            state={"epoch": row["epoch"], "history": run.history, "best_epoch": run.best_epoch,
-                   "best_val": run.best_val}))
+        if run.placement.chief:
+            _write_epoch_files(run)
         if cfg.patience and row["epoch"] - run.best_epoch >= cfg.patience:
             _log(verbose, f"no better validation MSE for {cfg.patience} epochs: stopping early")
             return "early_stopping"
     return "completed"
 
 
+def _write_epoch_files(run: _Run) -> None:
+    artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
+    save_checkpoint(run.run_dir / CHECKPOINT_NAME, Checkpoint(
+        model=[np.array(w) for w in run.model.get_weights()],
+        optimizer=[np.array(v.numpy()) for v in run.optimizer.variables],
+        best=run.best_weights,
+        state={"epoch": run.history[-1]["epoch"], "history": run.history, "best_epoch": run.best_epoch,
+               "best_val": run.best_val}))
+
+
 def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
     """Write the final model (best epoch), metrics.json and the plots; return the result."""
+    if not run.placement.chief:  # a non-chief worker: the chief writes the run directory
+        return TrainResult(run.run_dir, None, {}, run.history, run.best_epoch, stopped, [], chief=False)
     files = [run.run_dir / artifacts.CONFIG_NAME]
     if run.best_weights is None:
         return TrainResult(run.run_dir, None, {}, run.history, None, stopped, files)
@@ -177,7 +199,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         # CPU time of this process (all threads): comparable across runs on a shared, busy machine.
         "cpu_seconds": round(time.process_time() - run.cpu_started, 3),
         "precision": run.precision,
-        "xla": cfg.xla,
+        "xla": run.xla,
         "device": run.device.name,
         "backend": _backend_name(),
         "n_train": len(run.data[0]),
@@ -205,7 +227,7 @@ def _new_run_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
-def _prepare(config: TrainConfig, run_dir: Path) -> _Run:
+def _prepare(config: TrainConfig, run_dir: Path, placement: Placement) -> _Run:
     import keras
 
     keras.utils.set_random_seed(config.seed)
@@ -213,27 +235,31 @@ def _prepare(config: TrainConfig, run_dir: Path) -> _Run:
     precision = resolve_precision(config.precision, device)
     data = _load_data(config)
     steps_per_epoch = len(data[0]) // config.batch_size
-    model = build_autoencoder(config, precision)
-    optimizer = make_optimizer(config, steps_per_epoch, precision)
-    model.compile(optimizer=optimizer, loss="mse", metrics=[keras.metrics.MeanSquaredError(name="mse")],
-                  jit_compile=config.xla)
-    optimizer.build(model.trainable_variables)
+    with placement.scope():  # the trained model and its optimizer live on every replica
+        model = build_autoencoder(config, precision)
+        optimizer = make_optimizer(config, steps_per_epoch, precision)
+        model.compile(optimizer=optimizer, loss="mse", metrics=[keras.metrics.MeanSquaredError(name="mse")],
+                      jit_compile=placement.jit_compile(config.xla, device.kind))
+        optimizer.build(model.trainable_variables)
     export_model = build_autoencoder(config, "float32")
-    return _Run(config, run_dir, precision, device, data, model, export_model, optimizer)
+    return _Run(config, run_dir, precision, device, data, model, export_model, optimizer, placement=placement,
+                xla=placement.jit_compile(config.xla, device.kind))
 
 
 def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
     cfg = run.config
     _log(verbose, f"training {'-'.join(map(str, cfg.layer_sizes))} on {len(run.data[0])} images, "
-                  f"{run.precision}, XLA {'on' if cfg.xla else 'off'}, {run.device.name} -> {run.run_dir}")
+                  f"{run.precision}, XLA {'on' if run.xla else 'off'}, {run.device.name}"
+                  f"{run.placement.describe()} -> {run.run_dir}")
     try:
-        stopped = _loop(run, start_epoch, verbose, callbacks)
+        with peer_failures(run.placement):
+            stopped = _loop(run, start_epoch, verbose, callbacks)
     except KeyboardInterrupt:
         _log(verbose, f"interrupted: saving the best epoch so far; continue with --resume {run.run_dir}")
         _finish(run, "interrupted", verbose)
         raise
     result = _finish(run, stopped, verbose)
-    if result.model_path is None:
+    if result.model_path is None and result.chief:
         raise TrainingError(f"no epoch produced a finite loss (epoch 1: {run.history[0]}); "
                             "try a lower --lr or --precision float32")
     return result
@@ -246,19 +272,30 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
     Ctrl-C: the run directory is finished with the best epoch so far, then KeyboardInterrupt propagates.
     """
     config.validate()
-    run_dir = _new_run_dir(config)
-    artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
-    return _run(_prepare(config, run_dir), 0, verbose, list(callbacks))
+    placement = make_placement(config.distribute)  # before any other TensorFlow work
+    check_batch(placement, config.batch_size)
+    if placement.chief:
+        run_dir = _new_run_dir(config)
+        artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
+    else:
+        run_dir = Path(config.out) / (config.name or "<chief's run directory>")
+    return _run(_prepare(config, run_dir, placement), 0, verbose, list(callbacks))
 
 
-def resume(run_dir, *, verbose: bool = True, callbacks=()) -> TrainResult:
-    """Continue the run in `run_dir` from its last checkpoint, with its saved config."""
+def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | None = None) -> TrainResult:
+    """Continue the run in `run_dir` from its last checkpoint, with its saved config. distribute: run the rest
+    under another --distribute mode than the saved one (same global batch, so the same training)."""
     run_dir = Path(run_dir)
     config_path = run_dir / artifacts.CONFIG_NAME
     if not config_path.is_file():
         raise ConfigError(f"{run_dir} is not an aefast run directory (no {artifacts.CONFIG_NAME})")
-    config = TrainConfig.from_dict(artifacts.read_json(config_path)["config"]).validate()
-    run = _prepare(config, run_dir)
+    config = TrainConfig.from_dict(artifacts.read_json(config_path)["config"])
+    if distribute is not None:
+        config.distribute = distribute
+    config.validate()
+    placement = make_placement(config.distribute)  # every worker reads the run directory (shared storage)
+    check_batch(placement, config.batch_size)
+    run = _prepare(config, run_dir, placement)
     start_epoch = 0
     if (run_dir / CHECKPOINT_NAME).is_file():
         ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
