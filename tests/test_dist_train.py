@@ -6,6 +6,7 @@ all-reduce sums per-replica gradients in another order than one process does: fl
 weights of size ~0.4 after 20 steps). A killed worker must fail the job with a clear error, bounded by a timeout, and
 the two workers must then --resume the run to the single-process result.
 """
+import concurrent.futures
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ ATOL = 1e-5
 JOB_TIMEOUT_S = 180       # a whole two-worker job (TensorFlow start-up dominates on a loaded 2-core machine)
 FAILURE_TIMEOUT_S = 90    # from killing a worker to the survivor's exit: health checks every 5 s, 2 tries
 TINY = dict(hidden=(32,), latent=8, batch_size=64, lr=3e-3, train_limit=640, val_size=256, test_limit=256)
+EPOCHS = 4
 
 
 def _flags(**settings) -> list[str]:
@@ -91,18 +93,59 @@ def _assert_same_model(path_a, path_b):
         np.testing.assert_allclose(x, y, rtol=0, atol=ATOL)
 
 
-def _reference(mnist_dir, tmp_path, **settings):
-    """The same run in this process, single device (XLA off as the distributed CPU run has it)."""
-    config = TrainConfig(**{**TINY, **settings}, xla=False, data_dir=str(mnist_dir), out=str(tmp_path / "ref"),
-                         name="run")
-    return train(config, verbose=False)
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from aefast.train import TrainConfig, train
+    from aefast.train.distribute import make_placement
+    assert make_placement("mirrored").replicas == 2
+    result = train(TrainConfig(**eval(sys.argv[1])), verbose=False)
+    print(result.model_path)
+""")
 
 
-def test_two_workers_fail_clearly_when_one_dies_then_resume_to_the_single_process_model(mnist_dir, tmp_path):
+@pytest.fixture(scope="module")
+def mirrored_job(mnist_dir, tmp_path_factory):
+    """Starts the mirrored run (its own process: logical devices must be set before TensorFlow starts) at once, so
+    it overlaps the multi-worker job, which spends most of its time waiting; returns a function that waits for it."""
+    out = tmp_path_factory.mktemp("mirrored")
+    settings = {**TINY, "epochs": EPOCHS, "distribute": "mirrored", "data_dir": str(mnist_dir), "out": str(out),
+                "name": "run"}
+    with open(out / "stdout", "w") as stdout, open(out / "stderr", "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", MIRRORED_SCRIPT, repr(settings)], env=_env(None, None),
+                                stdout=stdout, stderr=stderr)
+
+    def wait():
+        try:
+            code = proc.wait(timeout=JOB_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"the mirrored run did not finish within {JOB_TIMEOUT_S} s")
+        return code, (out / "stdout").read_text(), (out / "stderr").read_text()
+
+    yield wait
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def reference(mnist_dir, tmp_path_factory):
+    """The TINY run over EPOCHS in this process, single device (XLA off, as the distributed CPU runs have it),
+    trained in a thread while the distributed jobs run: a Future of its TrainResult."""
+    config = TrainConfig(**TINY, epochs=EPOCHS, xla=False, data_dir=str(mnist_dir),
+                         out=str(tmp_path_factory.mktemp("ref")), name="run")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        yield pool.submit(train, config, verbose=False)
+
+
+def test_two_workers_fail_clearly_when_one_dies_then_resume_to_the_single_process_model(mnist_dir, tmp_path,
+                                                                                      mirrored_job, reference):
     """One job, three promises (one job because each worker start costs ~15 s of TensorFlow start-up): a killed
     worker fails the job with a clear error within FAILURE_TIMEOUT_S; both workers --resume it to completion; the
     model equals the single-process one. The non-chief is given another --out: it must never create it."""
-    common = _flags(**TINY, epochs=4, data_dir=mnist_dir, name="run") + ["--quiet"]
+    common = _flags(**TINY, epochs=EPOCHS, data_dir=mnist_dir, name="run") + ["--quiet"]
     procs = _start_workers([common + ["--out", "runs"], common + ["--out", "other"]], tmp_path)
     run_dir = tmp_path / "runs" / "run"
     history = run_dir / "history.csv"
@@ -131,34 +174,20 @@ def test_two_workers_fail_clearly_when_one_dies_then_resume_to_the_single_proces
     assert {"config.json", "model.safetensors", "history.csv", "metrics.json", "checkpoint.npz", "loss.png"} <= \
         {p.name for p in run_dir.iterdir()}
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["epochs_run"] == 4 and metrics["xla"] is False  # XLA cannot compile the CPU all-reduce
+    assert metrics["epochs_run"] == EPOCHS and metrics["xla"] is False  # XLA cannot compile the CPU all-reduce
     assert json.loads((run_dir / "config.json").read_text())["config"]["distribute"] == "multiworker"
-    ref = _reference(mnist_dir, tmp_path, epochs=4)
+    ref = reference.result(timeout=JOB_TIMEOUT_S)
     _assert_same_model(run_dir / "model.safetensors", ref.model_path)
     val = [float(line.split(",")[2]) for line in history.read_text().splitlines()[1:]]
     np.testing.assert_allclose(val, [row["val_loss"] for row in ref.history], rtol=1e-4)
 
 
-MIRRORED_SCRIPT = textwrap.dedent("""
-    import sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from aefast.train import TrainConfig, train
-    from aefast.train.distribute import make_placement
-    assert make_placement("mirrored").replicas == 2
-    result = train(TrainConfig(**eval(sys.argv[1])), verbose=False)
-    print(result.model_path)
-""")
 
 
-def test_mirrored_over_two_logical_cpus_trains_the_single_process_model(mnist_dir, tmp_path):
-    settings = {**TINY, "epochs": 2, "distribute": "mirrored", "data_dir": str(mnist_dir),
-                "out": str(tmp_path / "mirrored"), "name": "run"}
-    done = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, repr(settings)], env=_env(None, None),
-                          capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
-    assert done.returncode == 0, done.stderr[-3000:]
-    _assert_same_model(done.stdout.strip().splitlines()[-1], _reference(mnist_dir, tmp_path, epochs=2).model_path)
+def test_mirrored_over_two_logical_cpus_trains_the_single_process_model(mirrored_job, reference):
+    code, stdout, stderr = mirrored_job()
+    assert code == 0, stderr[-3000:]
+    _assert_same_model(stdout.strip().splitlines()[-1], reference.result(timeout=JOB_TIMEOUT_S).model_path)
 
 
 def test_distribute_flags_are_validated(tmp_path, monkeypatch, capsys):

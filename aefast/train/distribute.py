@@ -123,8 +123,11 @@ def make_placement(kind: str) -> Placement:
     workers = len(conf["cluster"].get("worker", [])) + len(conf["cluster"].get("chief", []))
     index = int(conf["task"]["index"]) + (1 if conf["task"]["type"] == "worker" and "chief" in conf["cluster"]
                                           else 0)
-    n = strategy.num_replicas_in_sync
-    return Placement("multiworker", strategy, n, n // workers, index, workers, _is_chief(conf))
+    local = len(strategy.extended.worker_devices)
+    if strategy.num_replicas_in_sync != local * workers:
+        raise ConfigError(f"every worker must have the same number of devices: this one has {local}, the job "
+                          f"{strategy.num_replicas_in_sync} replicas over {workers} workers")
+    return Placement("multiworker", strategy, strategy.num_replicas_in_sync, local, index, workers, _is_chief(conf))
 
 
 def check_batch(placement: Placement, batch_size: int) -> None:
