@@ -117,9 +117,7 @@ def make_placement(kind: str) -> Placement:
         raise ConfigError(f"distribute must be one of none, mirrored, multiworker, got {kind!r}")
     conf = tf_config()
     _bound_failure_detection()
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(
-        communication_options=tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.RING))
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # all-reduce: ring over gRPC on CPUs, NCCL on GPUs
     workers = len(conf["cluster"].get("worker", [])) + len(conf["cluster"].get("chief", []))
     index = int(conf["task"]["index"]) + (1 if conf["task"]["type"] == "worker" and "chief" in conf["cluster"]
                                           else 0)
