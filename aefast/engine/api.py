@@ -15,6 +15,8 @@ Engine built before the fork therefore rebuilds its backend network from its wei
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import threading
 import weakref
@@ -114,6 +116,7 @@ class Engine:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         n_threads = resolve_threads(threads)
         weights.validate(source)
+        self._pickle_state = _pickle_state(weights, precision, backend, threads, isa, source)
         self.source = source
         self.precision = precision
         self.layer_sizes = list(weights.layer_sizes)
@@ -127,7 +130,7 @@ class Engine:
                          "data_sha256": dict(weights.data_sha256)}
         layers = backend_layers(weights, precision)
         self._net, self.backend = _make_network(layers, backend, isa, n_threads)
-        self._weights = weights   # to rebuild the network in a forked child
+        self._weights = self._pickle_state[0]   # to rebuild the network in a forked child
         self.max_code = decoder_code_limit(layers[self.encoder_layers:])
         self.isa = self._net.isa
         self.kernel = self._net.kernel   # what really runs the layers, e.g. "avx512vnni" for int8 on AVX-512 VNNI
@@ -158,6 +161,12 @@ class Engine:
                                              self.threads)
                 self._forward = self._net.forward
         self._net.forward(*args)
+
+    def __reduce__(self):
+        # Pickle (also copy.deepcopy, spawn/forkserver pools, Dask) as weights + settings, never as the backend
+        # Network (a C++ object) or a file path the receiving process may not have. The receiver rebuilds with the
+        # requested backend/isa/threads: "auto" and threads=None resolve on the receiving machine.
+        return (_engine_from_state, self._pickle_state)
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
@@ -219,6 +228,28 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _pickle_state(weights: AutoencoderWeights, precision, backend, threads, isa, source) -> tuple:
+    """A private, read-only snapshot of the weights (the caller may mutate theirs later) and the settings."""
+    def frozen(a: np.ndarray) -> np.ndarray:
+        a = np.array(a, copy=True)
+        a.flags.writeable = False
+        return a
+
+    snapshot = dataclasses.replace(weights, kernels=[frozen(k) for k in weights.kernels],
+                                   biases=[frozen(b) for b in weights.biases], activations=list(weights.activations),
+                                   input_shape=tuple(weights.input_shape), training=copy.deepcopy(weights.training),
+                                   metrics=copy.deepcopy(weights.metrics),
+                                   data_sha256=dict(weights.data_sha256),
+                                   input_means=None if weights.input_means is None
+                                   else [frozen(m) for m in weights.input_means])
+    snapshot.integrity = weights.integrity   # not an init field: replace() would reset it
+    return snapshot, precision, backend, threads, isa, source
+
+
+def _engine_from_state(weights, precision, backend, threads, isa, source) -> "Engine":
+    return Engine(weights, precision, backend, threads, isa, source)
 
 
 def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32", backend: str = "auto",

@@ -22,11 +22,12 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks: Sequence = ()
     return loop.train(config, verbose=verbose, callbacks=callbacks)
 
 
-def resume(run_dir: str | os.PathLike, *, verbose: bool = True, callbacks: Sequence = ()) -> "TrainResult":
+def resume(run_dir: str | os.PathLike, *, verbose: bool = True, callbacks: Sequence = (),
+           distribute: str | None = None) -> "TrainResult":
     """Continue a run from its last checkpoint; see aefast.train.loop.resume."""
     from . import loop
 
-    return loop.resume(run_dir, verbose=verbose, callbacks=callbacks)
+    return loop.resume(run_dir, verbose=verbose, callbacks=callbacks, distribute=distribute)
 
 
 __all__ = ["PRECISIONS", "ConfigError", "TrainConfig", "resume", "train"]

@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..cli.argtypes import image_size
-from .config import OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .config import DISTRIBUTES, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
 from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()
@@ -76,10 +76,13 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
     p.add_argument("--train-limit", type=int, dest="train_limit", help="use only the first N training images")
     p.add_argument("--val-size", type=int, dest="val_size", help=f"validation images (default {d.val_size})")
     p.add_argument("--test-limit", type=int, dest="test_limit", help="evaluate on the first N test images")
+    p.add_argument("--distribute", choices=DISTRIBUTES, help="none: one process; mirrored: every local GPU; "
+                   "multiworker: the workers in TF_CONFIG, the chief writes the run (docs/scale.md); the global "
+                   "batch stays --batch-size (default none)")
     p.add_argument("--quick", action="store_true", help="a smoke run: " +
                    ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (explicit flags still win)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved "
-                   "settings (combine with no other flag)")
+                   "settings (combine with no other flag but --distribute)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up log lines")
     return p
@@ -115,10 +118,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: boo
 
     try:
         if hasattr(args, "resume"):
-            others = sorted(set(vars(args)) - {"resume", "quiet", "verbose"})
+            others = sorted(set(vars(args)) - {"resume", "quiet", "verbose", "distribute"})
             if others:
                 parser.error(f"--resume continues a run with its saved settings; drop {', '.join(others)}")
-            result = resume(args.resume, verbose=verbose)
+            result = resume(args.resume, verbose=verbose, distribute=getattr(args, "distribute", None))
         else:
             result = train(config_from_args(args, command), verbose=verbose)
     except (ConfigError, DataFileError) as e:
@@ -134,6 +137,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: boo
               f"{result.best_epoch} (val MSE {result.metrics['val_mse']:.6f}) in {result.model_path}",
               file=sys.stderr)
         return 1
+    if not result.chief:
+        print(f"aefast.train: worker finished; the chief wrote {result.run_dir}", file=sys.stderr)
+        return 0
     if verbose:
         print(_engine_check(result))
     print(result.model_path)

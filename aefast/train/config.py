@@ -9,6 +9,7 @@ from pathlib import Path
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("cosine", "constant")
 OUTPUTS = ("linear", "sigmoid")
+DISTRIBUTES = ("none", "mirrored", "multiworker")  # see aefast/train/distribute.py
 MNIST_PIXELS = 784
 
 # --quick: a few thousand images and a few epochs; finishes in well under a minute on 2 CPU cores.
@@ -55,6 +56,7 @@ class TrainConfig:
     train_limit: int | None = None   # use only the first N training images (after the validation split)
     val_size: int = 5000             # images held out of the training set for validation (the tutorial's 5000)
     test_limit: int | None = None    # evaluate on the first N test images only
+    distribute: str = "none"         # none | mirrored (local GPUs) | multiworker (TF_CONFIG); global batch unchanged
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run (e.g. the CLI command)
 
     def validate(self) -> "TrainConfig":
@@ -91,6 +93,7 @@ class TrainConfig:
              f"patience must be an integer >= 0 (0 disables early stopping), got {self.patience!r}")
         need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED,
              f"seed must be an integer 0..{MAX_SEED}, got {self.seed!r:.100}")
+        need(self.distribute in DISTRIBUTES, f"distribute must be one of {DISTRIBUTES}, got {self.distribute!r}")
         positive_int(self.val_size, "val_size")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)

@@ -30,6 +30,7 @@ from . import artifacts
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunDirError, TrainConfig
 from .data import with_input_shape
+from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
 from .model import (batch_progress, build_autoencoder, current_learning_rate, describe_device, make_optimizer,
                     resolve_precision)
 
@@ -59,6 +60,7 @@ class TrainResult:
     best_epoch: int | None
     stopped: str                # "completed", "early_stopping", "nan" or "interrupted"
     files: list[Path] = field(default_factory=list)
+    chief: bool = True          # False on a non-chief multi-worker process, which wrote nothing
 
 
 @dataclass
@@ -80,6 +82,8 @@ class _Run:
     committed: tuple = (0, None, math.inf, None)   # (epochs, best_epoch, best_val, best_weights) in the checkpoint
     started: float = field(default_factory=time.perf_counter)
     cpu_started: float = field(default_factory=time.process_time)
+    placement: Placement = field(default_factory=lambda: make_placement("none"))
+    xla: bool = True                # XLA as used (off under a strategy on CPU: see Placement.jit_compile)
 
 
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
@@ -132,10 +136,19 @@ def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
     started = time.perf_counter()
     lr = current_learning_rate(run.optimizer)
     batch = train_x[epoch_order(len(train_x), cfg.batch_size, cfg.seed, epoch)]
-    fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0,
-                           callbacks=[*callbacks, *batch_progress(verbose, epoch, cfg.epochs)])
-    train_loss = float(fitted.history["loss"][-1])
-    val_loss = float(run.model.evaluate(val_x, val_x, batch_size=EVAL_BATCH, verbose=0, return_dict=True)["mse"])
+    progress = [*callbacks, *batch_progress(verbose, epoch, cfg.epochs)]
+    if run.placement.strategy is None:
+        fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0,
+                               callbacks=progress)
+        train_loss = float(fitted.history["loss"][-1])
+        val_loss = float(run.model.evaluate(val_x, val_x, batch_size=EVAL_BATCH, verbose=0,
+                                            return_dict=True)["mse"])
+    else:
+        # Each worker feeds its slice of every global batch; validation runs locally on the float32 copy, so every
+        # worker computes the same figure and takes the same best-epoch / early-stopping decisions.
+        train_loss = fit_epoch(run.placement, run.model, batch, cfg.batch_size, 0, progress)
+        assign(run.export_model.weights, run.model.get_weights(), "model")
+        val_loss = reconstruction_mse(run.export_model, val_x)[0]
     return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
             "seconds": round(time.perf_counter() - started, 3)}
 
@@ -149,20 +162,17 @@ def _loop(run: _Run, start_epoch: int, verbose: bool, callbacks) -> str:
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
             _log(verbose, f"epoch {row['epoch']}/{cfg.epochs}: loss is not finite (train {row['train_loss']}, "
                           f"val {row['val_loss']}): stopping")
-            artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
+            if run.placement.chief:
+                artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
             return "nan"
         if row["val_loss"] < run.best_val:
             run.best_epoch, run.best_val = row["epoch"], row["val_loss"]
             run.best_weights = [np.array(w) for w in run.model.get_weights()]
-            _export_best(run, {"val_mse": run.best_val})
+            if run.placement.chief:
+                _export_best(run, {"val_mse": run.best_val})
             best_mark = " *"
-        artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
-        save_checkpoint(run.run_dir / CHECKPOINT_NAME, Checkpoint(
-            model=[np.array(w) for w in run.model.get_weights()],
-            optimizer=[np.array(v.numpy()) for v in run.optimizer.variables],
-            best=run.best_weights,
-            state={"epoch": row["epoch"], "history": run.history, "best_epoch": run.best_epoch,
-                   "best_val": run.best_val}))
+        if run.placement.chief:
+            _write_epoch_files(run)
         _commit(run)
         # printed once the epoch is in the checkpoint: a Ctrl-C after this line keeps it
         _log(verbose, f"epoch {row['epoch']}/{cfg.epochs}  train {row['train_loss']:.6f}  "
@@ -184,7 +194,7 @@ def _roll_back(run: _Run) -> None:
     epoch may have written go too, leaving config.json alone."""
     n, run.best_epoch, run.best_val, run.best_weights = run.committed
     del run.history[n:]
-    if n == 0:
+    if n == 0 and run.placement.chief:   # only the chief writes the run directory
         for name in (MODEL_NAME, artifacts.HISTORY_NAME):
             (run.run_dir / name).unlink(missing_ok=True)
 
@@ -209,8 +219,20 @@ def _ctrl_c_deferred(verbose: bool):
         signal.signal(signal.SIGINT, previous)
 
 
+def _write_epoch_files(run: _Run) -> None:
+    artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
+    save_checkpoint(run.run_dir / CHECKPOINT_NAME, Checkpoint(
+        model=[np.array(w) for w in run.model.get_weights()],
+        optimizer=[np.array(v.numpy()) for v in run.optimizer.variables],
+        best=run.best_weights,
+        state={"epoch": run.history[-1]["epoch"], "history": run.history, "best_epoch": run.best_epoch,
+               "best_val": run.best_val}))
+
+
 def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
     """Write history.csv, the final model (best epoch), metrics.json and the plots; return the result."""
+    if not run.placement.chief:  # a non-chief worker: the chief writes the run directory
+        return TrainResult(run.run_dir, None, {}, run.history, run.best_epoch, stopped, [], chief=False)
     files = [run.run_dir / artifacts.CONFIG_NAME]
     if run.best_weights is None:
         return TrainResult(run.run_dir, None, {}, run.history, None, stopped, files)
@@ -233,7 +255,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         # CPU time of this process (all threads): comparable across runs on a shared, busy machine.
         "cpu_seconds": round(time.process_time() - run.cpu_started, 3),
         "precision": run.precision,
-        "xla": cfg.xla,
+        "xla": run.xla,
         "device": run.device.name,
         "backend": _backend_name(),
         "n_train": len(run.data[0]),
@@ -278,29 +300,33 @@ def _new_run_dir(config: TrainConfig) -> Path:
         raise ConfigError(f"cannot create the run directory in {out} ({e.strerror or e})") from None
 
 
-def _prepare(config: TrainConfig, run_dir: Path, data) -> _Run:
+def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> _Run:
     import keras
 
     keras.utils.set_random_seed(config.seed)
     device = describe_device()
     precision = resolve_precision(config.precision, device)
     steps_per_epoch = len(data[0]) // config.batch_size
-    model = build_autoencoder(config, precision)
-    optimizer = make_optimizer(config, steps_per_epoch, precision)
-    model.compile(optimizer=optimizer, loss="mse", metrics=[keras.metrics.MeanSquaredError(name="mse")],
-                  jit_compile=config.xla)
-    optimizer.build(model.trainable_variables)
+    with placement.scope():  # the trained model and its optimizer live on every replica
+        model = build_autoencoder(config, precision)
+        optimizer = make_optimizer(config, steps_per_epoch, precision)
+        model.compile(optimizer=optimizer, loss="mse", metrics=[keras.metrics.MeanSquaredError(name="mse")],
+                      jit_compile=placement.jit_compile(config.xla, device.kind))
+        optimizer.build(model.trainable_variables)
     export_model = build_autoencoder(config, "float32")
-    return _Run(config, run_dir, precision, device, data, model, export_model, optimizer)
+    return _Run(config, run_dir, precision, device, data, model, export_model, optimizer, placement=placement,
+                xla=placement.jit_compile(config.xla, device.kind))
 
 
 def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
     cfg = run.config
     _log(verbose, f"training {'-'.join(map(str, cfg.layer_sizes))} on {len(run.data[0])} images, "
-                  f"{run.precision}, XLA {'on' if cfg.xla else 'off'}, {run.device.name} -> {run.run_dir}")
+                  f"{run.precision}, XLA {'on' if run.xla else 'off'}, {run.device.name}"
+                  f"{run.placement.describe()} -> {run.run_dir}")
     _commit(run)
     try:
-        stopped = _loop(run, start_epoch, verbose, callbacks)
+        with peer_failures(run.placement):
+            stopped = _loop(run, start_epoch, verbose, callbacks)
     except KeyboardInterrupt:
         with _ctrl_c_deferred(verbose):
             _roll_back(run)
@@ -316,7 +342,7 @@ def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
         result = _finish(run, stopped, verbose)
     if pressed:
         raise TrainingInterrupted(f"interrupted after training ended ({stopped}): {run.run_dir} is complete")
-    if result.model_path is None:
+    if result.model_path is None and result.chief:
         raise TrainingError(f"no epoch produced a finite loss (epoch 1: {run.history[0]}); "
                             "try a lower --lr or --precision float32")
     return result
@@ -333,10 +359,15 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
         data = _load_data(config)
     except KeyboardInterrupt:
         raise TrainingInterrupted("interrupted while loading the data; no run directory was made") from None
+    placement = make_placement(config.distribute)  # before any other TensorFlow work
+    check_batch(placement, config.batch_size)
+    if not placement.chief:   # the chief alone writes the run directory
+        run_dir = Path(config.out) / (config.name or "<chief's run directory>")
+        return _run(_prepare(config, run_dir, data, placement), 0, verbose, list(callbacks))
     run_dir = _new_run_dir(config)
     try:
         artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
-        run = _prepare(config, run_dir, data)
+        run = _prepare(config, run_dir, data, placement)
     except KeyboardInterrupt:
         if not (run_dir / artifacts.CONFIG_NAME).exists():
             run_dir.rmdir()
@@ -346,20 +377,27 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
     return _run(run, 0, verbose, list(callbacks))
 
 
-def resume(run_dir, *, verbose: bool = True, callbacks=()) -> TrainResult:
-    """Continue the run in `run_dir` from its last checkpoint, with its saved config."""
+def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | None = None) -> TrainResult:
+    """Continue the run in `run_dir` from its last checkpoint, with its saved config. distribute: run the rest
+    under another --distribute mode than the saved one (same global batch, so the same training)."""
     run_dir = Path(run_dir)
     config = _saved_config(run_dir)
+    if distribute is not None:
+        config.distribute = distribute
+        config.validate()
     ckpt_path = run_dir / CHECKPOINT_NAME
     ckpt = None
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         check_checkpoint(ckpt, config.layer_sizes, config.epochs, ckpt_path)
     try:
-        run = _prepare(config, run_dir, _load_data(config))
+        data = _load_data(config)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"interrupted while loading; {run_dir} is as it was: continue with "
                                   f"--resume {run_dir}") from None
+    placement = make_placement(config.distribute)  # every worker reads the run directory (shared storage)
+    check_batch(placement, config.batch_size)
+    run = _prepare(config, run_dir, data, placement)
     start_epoch = 0
     if ckpt is not None:
         try:

@@ -1,0 +1,134 @@
+"""aefast.dask on a real distributed.LocalCluster of two worker processes: bit-identical to the local Engine, the
+model shipped to each worker as weights (the workers never see the model file), .npy / Zarr files written chunk by
+chunk and atomically."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+
+import aefast  # noqa: E402
+import aefast.dask  # noqa: E402
+from aefast.engine.api import DEFAULT_MODEL_PATH  # noqa: E402
+
+N_IMAGES = 1000
+CHUNK = 300   # uneven last chunk on purpose
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  worker_dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(1).integers(0, 256, size=(N_IMAGES, 28, 28), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def private_model(tmp_path_factory):
+    """A model file the workers are then denied: the engine must travel as weights, not as this path."""
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    path.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_cluster_results_equal_the_local_engine_row_for_row(cluster_client, images, private_model, precision):
+    local = aefast.load(private_model, precision=precision)
+    engine = aefast.load(private_model, precision=precision, threads=1)
+    dx = da.from_array(images, chunks=(CHUNK, 28, 28))
+    hidden = private_model.rename(private_model.with_suffix(".away"))  # a worker opening the path would fail
+    try:
+        for op in ("compress", "reconstruct", "score"):
+            lazy = getattr(aefast.dask, op)(dx, model=engine)
+            assert lazy.chunks[0] == dx.chunks[0]
+            with distributed.get_task_stream(client=cluster_client) as stream:
+                computed = lazy.compute()
+            np.testing.assert_array_equal(computed, getattr(local, op)(images), err_msg=op)
+            keys = [(str(task["key"]), task["worker"]) for task in stream.data]
+            # The engine is one task (made once, then fetched by the other worker); blocks ran on both workers.
+            assert sum("aefast-engine-" in key for key, _ in keys) == 1
+            assert len({worker for key, worker in keys if "_block" in key}) == 2
+    finally:
+        hidden.rename(private_model)
+
+
+def test_flat_float_input_and_the_default_model(cluster_client, images):
+    flat = (images.reshape(N_IMAGES, 784) / np.float32(255)).astype(np.float32)
+    codes = aefast.dask.compress(da.from_array(flat, chunks=(CHUNK, 784)))
+    np.testing.assert_array_equal(codes.compute(), aefast.load(DEFAULT_MODEL_PATH).compress(flat))
+
+
+def test_bad_arrays_are_refused_before_any_compute(images):
+    with pytest.raises(TypeError, match="must be a dask.array.Array"):
+        aefast.dask.compress(images)
+    with pytest.raises(TypeError, match="uint8 pixels .* or floating point"):
+        aefast.dask.compress(da.from_array(images.astype(np.int32)))
+    with pytest.raises(ValueError, match=r"expected \(N, 28, 28\) or \(N, 784\)"):
+        aefast.dask.score(da.from_array(images[:, :27]))
+    with pytest.raises(TypeError, match="model must be None, a model file path"):
+        aefast.dask.score(da.from_array(images), model=3)
+
+
+def test_npy_file_to_npy_file_on_the_cluster_chunk_by_chunk(cluster_client, images, tmp_path):
+    src, dest = tmp_path / "images.npy", tmp_path / "codes.npy"
+    np.save(src, images)
+    address = cluster_client.scheduler.address
+    assert aefast.dask.process_file("compress", None, src, dest, address=address, chunk_rows=CHUNK) == dest
+    np.testing.assert_array_equal(np.load(dest), aefast.load(DEFAULT_MODEL_PATH).compress(images))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npy", "images.npy"]  # no temporary left
+    with pytest.raises(FileExistsError, match="already exists"):
+        aefast.dask.process_file("compress", None, src, dest, address=address)
+
+
+def test_zarr_to_zarr_and_score_to_npy(cluster_client, images, tmp_path):
+    src = tmp_path / "images.zarr"
+    da.from_array(images, chunks=(CHUNK, 28, 28)).to_zarr(str(src))
+    engine = aefast.load(DEFAULT_MODEL_PATH)
+    recon = aefast.dask.process_file("reconstruct", None, src, tmp_path / "recon.zarr", chunk_rows=256, clip=True)
+    np.testing.assert_array_equal(zarr.open_array(str(recon), mode="r")[:], engine.reconstruct(images, clip=True))
+    scores = aefast.dask.process_file("score", None, src, tmp_path / "scores.npy")
+    np.testing.assert_array_equal(np.load(scores), engine.score(images))
+
+
+def test_a_failing_block_leaves_no_output_and_no_temporary(tmp_path):
+    src, dest = tmp_path / "images.npy", tmp_path / "out.npy"
+    bad = np.full((50, 784), 2.0, dtype=np.float32)  # floats outside [0, 1]: the engine refuses them
+    np.save(src, bad)
+    with pytest.raises(ValueError, match=r"must be floating point in \[0, 1\]"):
+        aefast.dask.process_file("compress", None, src, dest, chunk_rows=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]
+
+
+def test_cli_runs_and_reports_bad_input_with_exit_2(images, tmp_path, capsys):
+    from aefast.dask.__main__ import main
+
+    src = tmp_path / "images.npy"
+    np.save(src, images[:100])
+    assert main(["score", "default", str(src), str(tmp_path / "s.npy"), "--chunk-rows", "40"]) == 0
+    assert "s.npy" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), aefast.load(DEFAULT_MODEL_PATH).score(images[:100]))
+    for argv, message in [(["score", "default", str(tmp_path / "missing.npy"), "t.npy"],
+                           "missing.npy: no such file or directory"),
+                          (["score", "default", str(src), str(tmp_path / "s.npy")], "already exists"),
+                          (["score", "default", str(src), "t.npy", "--chunk-rows", "0"], "--chunk-rows must be"),
+                          (["score", str(src), str(src), "t.npy"], "images.npy")]:  # not a model file
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "python -m aefast.dask: error:" in err and message in err, err
+
+
+def test_import_aefast_stays_light():
+    code = "import sys, aefast; print(any(m.split('.')[0] in ('dask', 'distributed', 'zarr', 'tensorflow') " \
+           "for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
