@@ -132,3 +132,25 @@ def test_import_aefast_stays_light():
            "for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_aefast_command_runs_on_the_cluster_with_dask_flag(cluster_client, images, tmp_path, capsys):
+    """`aefast compress|score MODEL INPUT -o OUT --dask ADDRESS` = the local command's numbers, written chunk by chunk
+    by the cluster; options that need the images locally are refused with exit 2."""
+    from aefast.cli import main
+
+    src = tmp_path / "images.npy"
+    np.save(src, images[:500])
+    address = cluster_client.scheduler.address
+    local = aefast.load(DEFAULT_MODEL_PATH)
+    assert main(["compress", str(src), "-o", str(tmp_path / "c.npy"), "--dask", address, "--batch-size", "128"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), local.compress(images[:500]))
+    assert main(["score", str(src), "-o", str(tmp_path / "s.npy"), "--dask", address, "--quiet"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), local.score(images[:500]))
+    for argv, message in [(["score", str(src), "--dask", address], "--dask needs -o"),
+                          (["score", str(src), "-o", str(tmp_path / "t.npy"), "--csv", "x.csv", "--dask", address],
+                           "--csv cannot be combined with --dask")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err

@@ -40,6 +40,9 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
                    help=f"images per chunk streamed through the engine (default {DEFAULT_CHUNK})")
     p.add_argument("--resize", type=image_size, metavar="HxW", help="resize the images of a folder to HxW")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786) "
+                   "over an .npy / Zarr INPUT, writing -o (.npy, or Zarr for any other name) chunk by chunk; "
+                   "needs the dist extra (see docs/scale.md)")
 
 
 def add_subcommands(sub) -> None:
@@ -103,7 +106,33 @@ def _open(args):
     return engine, images
 
 
+def _run_on_dask(args, operation: str) -> int:
+    """The same operation over a cluster (aefast.dask.files.process_file): the engine travels to each worker once,
+    every block of --batch-size rows is computed there, and -o is written chunk by chunk, atomically."""
+    local_only = [flag for flag, value in (("--png", getattr(args, "png", None)), ("--csv", getattr(args, "csv", None)),
+                                           ("--uint8", getattr(args, "uint8", False)), ("--resize", args.resize))
+                  if value]
+    if local_only:
+        raise UsageError(f"{', '.join(local_only)} cannot be combined with --dask (it writes only -o)")
+    if args.output is None:
+        raise UsageError("--dask needs -o/--output: the scores are written there, chunk by chunk")
+    try:
+        from ..dask.files import process_file
+    except ImportError as e:
+        raise UsageError(f"--dask needs the dist extra (pip install 'aefast[dist]'): {e}") from None
+    model, source = _model_and_input(args)
+    try:
+        dest = process_file(operation, model, source, args.output, address=args.dask, chunk_rows=args.chunk,
+                            precision=args.precision, threads=args.threads or 1, clip=operation == "reconstruct")
+    except (ValueError, TypeError, OSError) as e:
+        raise UsageError(str(e)) from None
+    _say(args, f"wrote {dest} ({operation} on the Dask cluster at {args.dask})")
+    return 0
+
+
 def run_compress(args) -> int:
+    if args.dask:
+        return _run_on_dask(args, "compress")
     engine, images = _open(args)
     with npy_output(args.output, (len(images), engine.latent_size), np.float32) as codes:
         apply_in_chunks(engine.compress, images, codes, args.chunk, progress=not args.quiet, desc="compress")
@@ -117,6 +146,8 @@ def _image_view(flat: np.ndarray, images: ImageSet) -> np.ndarray:
 
 
 def run_reconstruct(args) -> int:
+    if args.dask:
+        return _run_on_dask(args, "reconstruct")
     engine, images = _open(args)
     shape = (len(images), *engine.input_shape)
     dtype = np.uint8 if args.uint8 else np.float32
@@ -137,6 +168,8 @@ def run_reconstruct(args) -> int:
 
 
 def run_score(args) -> int:
+    if args.dask:
+        return _run_on_dask(args, "score")
     engine, images = _open(args)
     scores = apply_in_chunks(engine.score, images, np.empty(len(images), np.float32), args.chunk,
                              progress=not args.quiet, desc="score")
