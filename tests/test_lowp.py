@@ -284,6 +284,7 @@ def test_bf16_non_finite_weights_are_refused():
         layer["weight"][1, 1] = float_to_bf16_bits(np.float32(bad))
         with pytest.raises(ValueError, match="infinite or NaN"):
             core.Network([layer])
+    pytest.importorskip("numba")   # absent in the sanitizer's venv (.ci/sanitize)
     from aefast.engine.numba_backend import Network
     with pytest.raises(ValueError, match="infinite or NaN"):
         Network([layer])
@@ -291,6 +292,7 @@ def test_bf16_non_finite_weights_are_refused():
 
 # ---- numba twin -------------------------------------------------------------------------------------------------
 def test_numba_q8_sums_and_quantization_equal_the_cpp_ones():
+    pytest.importorskip("numba")
     from aefast.engine.numba_backend import Network
     rng = np.random.default_rng(11)
     w = rng.integers(-127, 128, (100, 37)).astype(np.int8)
@@ -305,6 +307,7 @@ def test_numba_q8_sums_and_quantization_equal_the_cpp_ones():
 
 
 def test_numba_bf16_matches_cpp():
+    pytest.importorskip("numba")
     from aefast.engine.numba_backend import Network
     rng = np.random.default_rng(12)
     layers = [bf16_layer((rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32), "elu")
