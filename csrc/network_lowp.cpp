@@ -6,7 +6,7 @@
 //       inputs (images in [0, 1], codes) are quantized the same way first. The last layer stores float.
 // bf16: each layer's epilogue stores bf16 straight into the next layer's input rows (zero padded to an even width);
 //       the first layer's input is converted once (float: round to nearest even; uint8: exact).
-// Work split as in the fp32 path: row blocks that run the whole chain (many rows), or each layer's panels split
+// Work split: row blocks that run the whole chain (from 8 rows per thread), or each layer's panels split
 // between threads with all rows (few rows), where the caller quantizes between layers.
 #include <algorithm>
 #include <cstring>
@@ -16,6 +16,9 @@
 
 namespace aefast {
 namespace {
+
+// Fewest rows per thread for the row-block split of the low-precision paths: one full 8-row tile each.
+constexpr std::size_t kLowpRowsPerThread = 8;
 
 std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
@@ -142,8 +145,13 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
   const std::size_t out_width = layers_[end - 1].out;
   const std::size_t threads = threads_for(rows, begin, end);
 
-  if (threads == 1 || rows >= 2 * threads * kMaxRowBlock) {
-    const std::size_t block = std::min(kMaxRowBlock, (rows + 32 * threads - 1) / (32 * threads) * 8);
+  // Row blocks once every thread gets a full 8-row tile: each thread then quantizes its own rows between layers and
+  // needs no barrier. Measured on the 2-core Zen 4 (int8, default model): 32..512 rows went from 120-140k to
+  // 200-210k images/s against the panel split below; at 16 rows both gave ~170k. The block count is a multiple of
+  // the thread count, so the threads get equal work.
+  if (threads == 1 || rows >= threads * kLowpRowsPerThread) {
+    const std::size_t blocks_wanted = threads * ((rows + threads * kMaxRowBlock - 1) / (threads * kMaxRowBlock));
+    const std::size_t block = std::min(kMaxRowBlock, round_up((rows + blocks_wanted - 1) / blocks_wanted, 8));
     const std::size_t per_slot = lowp_floats(block);
     auto scratch = acquire_scratch(per_slot * threads);
     const std::size_t blocks = (rows + block - 1) / block;
