@@ -38,11 +38,7 @@ inline __m256i lane_mask(long valid) {
 }
 
 inline __m256 epilogue(__m256 acc, __m256 scale, __m256 bias, Activation activation, bool clip) {
-  __m256 v = _mm256_fmadd_ps(acc, scale, bias);
-  if (activation == Activation::elu) v = avx2::elu(v);
-  else if (activation == Activation::sigmoid) v = avx2::sigmoid(v);
-  if (clip) v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0f));
-  return v;
+  return avx2::activate(_mm256_fmadd_ps(acc, scale, bias), activation, clip);
 }
 
 // C[r0 .. r0+MR, panels p0 .. p0+NP] for all K.

@@ -17,13 +17,6 @@ inline __m256i lane_mask(long valid) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::clamp(valid, 0L, 8L))), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-inline __m256 activate(__m256 v, Activation activation, bool clip) {
-  if (activation == Activation::elu) v = avx2::elu(v);
-  else if (activation == Activation::sigmoid) v = avx2::sigmoid(v);
-  if (clip) v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0f));
-  return v;
-}
-
 inline void store8(float* c, long valid, __m256 v) {
   if (valid >= 8) _mm256_storeu_ps(c, v);
   else if (valid > 0) _mm256_maskstore_ps(c, lane_mask(valid), v);
@@ -61,7 +54,7 @@ inline void q8_tile(const Q8DenseBlock& b, const std::int64_t* wide, std::size_t
     const __m256i exact = _mm256_sub_epi32(sums, _mm256_mullo_epi32(_mm256_set1_epi32(b.a_zero[row]), colsum));
     const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(b.a_scale[row]), w_scale);
     store8(b.c + row * b.ldc + j, long(b.n) - long(j),
-           activate(_mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), scale, bias), b.activation, b.clip));
+           avx2::activate(_mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), scale, bias), b.activation, b.clip));
   }
 }
 
@@ -125,7 +118,7 @@ inline void bf16_tile(const Bf16DenseBlock& b, std::size_t r0, std::size_t p) {
     const long valid = long(b.n) - long(j);
     const __m256 bias = _mm256_loadu_ps(b.bias + j);
     for (int r = 0; r < MR; ++r) {
-      const __m256 v = activate(_mm256_fmadd_ps(acc[r][h], input_scale, bias), b.activation, b.clip);
+      const __m256 v = avx2::activate(_mm256_fmadd_ps(acc[r][h], input_scale, bias), b.activation, b.clip);
       if (!b.c_bf16) {
         store8(static_cast<float*>(b.c) + (r0 + r) * b.ldc + j, valid, v);
         continue;
@@ -190,13 +183,9 @@ void quantize_rows__avx2(const float* x, std::size_t ldx, std::size_t rows, std:
       lo = std::min(lo, xr[t]);
       hi = std::max(hi, xr[t]);
     }
-    float inv = 0.0f, s = 1.0f;
-    std::int32_t z = 0;
-    if (finite && hi > lo) {
-      inv = 255.0f / (hi - lo);
-      s = (hi - lo) / 255.0f;
-      z = std::int32_t(std::min(std::max(__builtin_nearbyintf(-lo * inv), 0.0f), 255.0f));
-    }
+    const RowQuantization rq = row_quantization(lo, hi, finite);
+    const float inv = rq.inv, s = rq.scale;
+    const std::int32_t z = rq.zero;
     std::uint8_t* qr = q + r * ldq;
     const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(float(z)), v255 = _mm256_set1_ps(255.0f);
     for (i = 0; finite && i + 8 <= k; i += 8) {

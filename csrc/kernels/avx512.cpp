@@ -53,11 +53,7 @@ struct Ymm {
 };
 
 inline __m512 epilogue(__m512 acc, __m512 scale, __m512 bias, Activation activation, bool clip) {
-  __m512 v = _mm512_fmadd_ps(acc, scale, bias);
-  if (activation == Activation::elu) v = avx512::elu(v);
-  else if (activation == Activation::sigmoid) v = avx512::sigmoid(v);
-  if (clip) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
-  return v;
+  return avx512::activate(_mm512_fmadd_ps(acc, scale, bias), activation, clip);
 }
 
 // Lanes [0, valid) of a panel; valid >= 1 for every panel of a layer.

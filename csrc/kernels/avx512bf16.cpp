@@ -12,30 +12,16 @@
 #include <cstring>
 
 #include "avx512_lowp.h"
+#include "avx512_lowp_tiles.h"
 #include "math_avx512.h"
 
 namespace aefast {
 namespace {
 
+using avx512::column_mask;
+using avx512::panels_per_group;
+
 constexpr std::size_t kPairElems = kPanelWidth * kPairK;  // bf16 values in one k-pair of one panel: 32 = 1 zmm
-
-// Panels per group: as many as fit half of a 1 MB L2 (a group stays there while the block's row tiles pass over
-// it), 8 at most, and at least the 2 of a main tile. panel_bytes = K x 16 x bytes per weight: 8 panels at
-// K = 784 (q8: 100 KB), 3 at K = 10000 (q8: 480 KB; 8 would be 1.28 MB, re-streamed from L3 for every row tile).
-inline std::size_t panels_per_group(std::size_t panel_bytes) {
-  return std::clamp<std::size_t>((std::size_t(512) << 10) / std::max<std::size_t>(panel_bytes, 1), 2, 8);
-}
-
-inline __mmask16 column_mask(long valid) {
-  return valid >= 16 ? __mmask16(0xffff) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
-}
-
-inline __m512 activate(__m512 v, Activation activation, bool clip) {
-  if (activation == Activation::elu) v = avx512::elu(v);
-  else if (activation == Activation::sigmoid) v = avx512::sigmoid(v);
-  if (clip) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
-  return v;
-}
 
 template <int MR, int NP>
 inline void tile(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0) {
@@ -77,7 +63,7 @@ inline void tile(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0) {
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const std::size_t row = r0 + r;
-      const __m512 v = activate(_mm512_fmadd_ps(acc[r][p], input_scale, bias), b.activation, b.clip);
+      const __m512 v = avx512::activate(_mm512_fmadd_ps(acc[r][p], input_scale, bias), b.activation, b.clip);
       if (b.c_bf16)
         _mm256_mask_storeu_epi16(static_cast<std::uint16_t*>(b.c) + row * b.ldc + j, mask,
                                  (__m256i)_mm512_cvtneps_pbh(v));

@@ -15,10 +15,14 @@
 #include <cstring>
 
 #include "avx512_lowp.h"
+#include "avx512_lowp_tiles.h"
 #include "math_avx512.h"
 
 namespace aefast {
 namespace {
+
+using avx512::column_mask;
+using avx512::panels_per_group;
 
 constexpr std::size_t kQuadBytes = kPanelWidth * kQuadK;  // one k-quad of one panel: 64 bytes = 1 zmm
 constexpr std::size_t kPrefetchQuads = 8;
@@ -33,24 +37,6 @@ inline std::uint32_t load_quad(const std::uint8_t* a) {
 inline std::uint32_t load_partial_quad(const std::uint8_t* a, std::size_t n) {
   std::uint32_t v = 0;
   std::memcpy(&v, a, n);
-  return v;
-}
-
-// Panels per group: as many as fit half of a 1 MB L2 (a group stays there while the block's row tiles pass over
-// it), 8 at most, and at least the 2 of a main tile. panel_bytes = K x 16 x bytes per weight: 8 panels at
-// K = 784 (q8: 100 KB), 3 at K = 10000 (q8: 480 KB; 8 would be 1.28 MB, re-streamed from L3 for every row tile).
-inline std::size_t panels_per_group(std::size_t panel_bytes) {
-  return std::clamp<std::size_t>((std::size_t(512) << 10) / std::max<std::size_t>(panel_bytes, 1), 2, 8);
-}
-
-inline __mmask16 column_mask(long valid) {
-  return valid >= 16 ? __mmask16(0xffff) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
-}
-
-inline __m512 activate(__m512 v, Activation activation, bool clip) {
-  if (activation == Activation::elu) v = avx512::elu(v);
-  else if (activation == Activation::sigmoid) v = avx512::sigmoid(v);
-  if (clip) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
   return v;
 }
 
@@ -104,7 +90,7 @@ inline void tile(const Q8DenseBlock& b, std::size_t r0, std::size_t p0) {
       const std::size_t row = r0 + r;
       const __m512i exact = _mm512_sub_epi32(acc[r][p], _mm512_mullo_epi32(_mm512_set1_epi32(b.a_zero[row]), colsum));
       const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(b.a_scale[row]), w_scale);
-      const __m512 v = activate(_mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, bias), b.activation, b.clip);
+      const __m512 v = avx512::activate(_mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, bias), b.activation, b.clip);
       _mm512_mask_storeu_ps(b.c + row * b.ldc + j, mask, v);
     }
   }
@@ -160,13 +146,9 @@ void quantize_rows__avx512(const float* x, std::size_t ldx, std::size_t rows, st
     }
     const bool finite = bad == 0;
     const float lo = _mm512_reduce_min_ps(vlo), hi = _mm512_reduce_max_ps(vhi);
-    float inv = 0.0f, s = 1.0f;
-    std::int32_t z = 0;
-    if (finite && hi > lo) {
-      inv = 255.0f / (hi - lo);
-      s = (hi - lo) / 255.0f;
-      z = std::int32_t(std::min(std::max(__builtin_nearbyintf(-lo * inv), 0.0f), 255.0f));
-    }
+    const RowQuantization rq = row_quantization(lo, hi, finite);
+    const float inv = rq.inv, s = rq.scale;
+    const std::int32_t z = rq.zero;
     std::uint8_t* qr = q + r * ldq;
     const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(float(z));
     for (std::size_t i = 0; i < k; i += 16) {

@@ -2,6 +2,7 @@
 // block over packed weights. Pure functions on raw pointers; callers (the
 // Network, after the binding has validated everything) guarantee the contract.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -118,10 +119,27 @@ struct Bf16DenseBlock {
 using Q8DenseFn = void (*)(const Q8DenseBlock&);
 using Bf16DenseFn = void (*)(const Bf16DenseBlock&);
 
+// A row's quantization from its range (lo = min(0, min x), hi = max(0, max x)): q = clamp(rne(x * inv) + zero, 0,
+// 255) and x ~ (q - zero) * scale. The one definition every ISA's quantize_rows uses, so their codes are bit-identical
+// (tested). A row of zeros, or one holding NaN/inf (finite false), gets inv 0, scale 1, zero 0.
+struct RowQuantization {
+  float inv = 0.0f, scale = 1.0f;
+  std::int32_t zero = 0;
+};
+
+inline RowQuantization row_quantization(float lo, float hi, bool finite) {
+  RowQuantization p;
+  if (finite && hi > lo) {
+    p.inv = 255.0f / (hi - lo);
+    p.scale = (hi - lo) / 255.0f;
+    p.zero = std::int32_t(std::fmin(std::fmax(std::nearbyint(-lo * p.inv), 0.0f), 255.0f));
+  }
+  return p;
+}
+
 // Per-row asymmetric uint8 quantization of float rows x[rows, k] (row stride ldx) into q[rows, ldq] (ldq >= 4 K4;
 // columns k .. ldq are set to the row's zero point), with scale[r], zero[r]:
-//   lo = min(0, min_k x), hi = max(0, max_k x); hi == lo: scale 1, zero 0, q = 0; else
-//   inv = 255 / (hi - lo), scale = (hi - lo) / 255, zero = clamp(rne(-lo * inv), 0, 255),
+//   lo = min(0, min_k x), hi = max(0, max_k x); (inv, scale, zero) = row_quantization(lo, hi, finite),
 //   q = clamp(rne(x * inv) + zero, 0, 255)
 // then scale[r] *= extra_scale. A row holding NaN or +-inf gets scale NaN (so the next layer's outputs are NaN:
 // never hidden) and q = zero. Every ISA computes exactly these float operations (bit-identical results).

@@ -2,6 +2,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include "dense.h"
+
 namespace aefast::avx2 {
 
 // expm1(r) for |r| <= ln2/2: degree-8 Taylor polynomial r + r^2 (1/2! + r/3! + ... + r^6/8!).
@@ -61,6 +63,14 @@ inline __m256 sigmoid(__m256 x) {
   e = _mm256_mul_ps(e, _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(0x1p-64f), deep));
   const __m256 s = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
   return _mm256_blendv_ps(_mm256_mul_ps(e, s), s, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
+}
+
+// The activation of every kernel epilogue, then the optional clamp to [0, 1] (clip: the last layer only).
+inline __m256 activate(__m256 v, Activation activation, bool clip) {
+  if (activation == Activation::elu) v = elu(v);
+  else if (activation == Activation::sigmoid) v = sigmoid(v);
+  if (clip) v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0f));
+  return v;
 }
 
 }  // namespace aefast::avx2

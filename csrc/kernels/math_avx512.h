@@ -4,6 +4,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include "dense.h"
+
 // GCC 12 warns "'__Y' may be used uninitialized" inside avx512fintrin.h for every inlined
 // zmm intrinsic (GCC bug 105593, _mm512_undefined_ps; fixed in GCC 13): hundreds of false
 // warnings per file. Silenced for the AVX-512 kernel files that include this header.
@@ -70,6 +72,14 @@ inline __m512 sigmoid(__m512 x) {
   e = _mm512_mask_mul_ps(e, deep, e, _mm512_set1_ps(0x1p-64f));  // other lanes: e * 1 = e, as in AVX2
   const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), _mm512_mul_ps(e, s), s);
+}
+
+// The activation of every kernel epilogue, then the optional clamp to [0, 1] (clip: the last layer only).
+inline __m512 activate(__m512 v, Activation activation, bool clip) {
+  if (activation == Activation::elu) v = elu(v);
+  else if (activation == Activation::sigmoid) v = sigmoid(v);
+  if (clip) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(1.0f));
+  return v;
 }
 
 }  // namespace aefast::avx512

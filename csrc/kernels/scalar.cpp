@@ -135,13 +135,9 @@ void quantize_rows__scalar(const float* x, std::size_t ldx, std::size_t rows, st
       hi = std::fmax(hi, xr[i]);
     }
     std::uint8_t* qr = q + r * ldq;
-    float inv = 0.0f, s = 1.0f;
-    std::int32_t z = 0;
-    if (finite && hi > lo) {
-      inv = 255.0f / (hi - lo);
-      s = (hi - lo) / 255.0f;
-      z = std::int32_t(std::fmin(std::fmax(std::nearbyint(-lo * inv), 0.0f), 255.0f));
-    }
+    const RowQuantization rq = row_quantization(lo, hi, finite);
+    const float inv = rq.inv, s = rq.scale;
+    const std::int32_t z = rq.zero;
     for (std::size_t i = 0; i < k; ++i) {
       const float v = finite ? std::nearbyint(xr[i] * inv) + float(z) : float(z);
       qr[i] = std::uint8_t(std::fmin(std::fmax(v, 0.0f), 255.0f));
