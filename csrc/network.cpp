@@ -78,6 +78,15 @@ std::size_t Network::threads_for(std::size_t rows, std::size_t begin, std::size_
   return work < kMinParallelWork ? 1 : pool_.size();
 }
 
+void Network::run_blocks(std::size_t count, std::size_t threads,
+                         const std::function<void(std::size_t, std::size_t)>& task) const {
+  if (threads == 1) {
+    for (std::size_t i = 0; i < count; ++i) task(i, 0);
+  } else {
+    pool_.run(count, task);
+  }
+}
+
 std::vector<std::size_t> Network::layer_sizes() const {
   std::vector<std::size_t> sizes{layers_.front().in};
   for (const PackedLayer& l : layers_) sizes.push_back(l.out);
@@ -128,11 +137,7 @@ void Network::forward(const void* x, InputType x_type, float* out, std::size_t r
       run_rows(static_cast<const std::uint8_t*>(x) + r0 * x_row_bytes, x_type, out + r0 * out_width, m, begin, end,
                clip, input_scale, ping, ping + block * max_width_);
     };
-    if (threads == 1) {
-      for (std::size_t i = 0; i < blocks; ++i) task(i, 0);
-    } else {
-      pool_.run(blocks, task);
-    }
+    run_blocks(blocks, threads, task);
     release_scratch(std::move(scratch));
     return;
   }

@@ -69,6 +69,9 @@ class Network {
   // used to be kept per concurrent caller, at its largest size, for the Network's lifetime).
   static constexpr std::size_t kKeptScratchBytes = std::size_t(64) << 20;
   std::size_t threads_for(std::size_t rows, std::size_t begin, std::size_t end) const;
+  // task(i, slot) for every i in [0, count): on the calling thread (slot 0) when threads == 1, else on the pool.
+  void run_blocks(std::size_t count, std::size_t threads,
+                  const std::function<void(std::size_t, std::size_t)>& task) const;
 
   void run_layer(std::size_t layer, const void* a, InputType a_type, std::size_t lda, float* c, std::size_t ldc,
                  std::size_t rows, std::size_t panel_begin, std::size_t panel_end, bool clip, float input_scale) const;

@@ -164,11 +164,7 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
         if (l + 1 < end) advance(s, l, m);
       }
     };
-    if (threads == 1) {
-      for (std::size_t i = 0; i < blocks; ++i) task(i, 0);
-    } else {
-      pool_.run(blocks, task);
-    }
+    run_blocks(blocks, threads, task);
     release_scratch(std::move(scratch));
     return;
   }
