@@ -273,7 +273,7 @@ def test_codes_beyond_max_code_are_an_error_never_nan_or_a_clipped_nan(backend, 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16", "int8"])
 def test_codes_at_max_code_decode_to_finite_values(backend, precision):
     """max_code is sound: codes of magnitude max_code (every sign pattern tried is the worst case for some output)
     decode to finite float32 on every backend and precision, for models of several widths and weight scales."""

@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from .precisions import bf16_bits_to_float
+
 RANGE_TOL = 1e-3
 _FLOAT_KINDS = (np.float16, np.float32, np.float64)
 
@@ -184,7 +186,7 @@ def decoder_code_limit(layers: list[dict], margin: float = 1e37) -> float:
     for layer in layers:
         w = layer["weight"]
         if w.dtype == np.uint16:   # bf16 bits: widen to the float32 values they stand for
-            w = (w.astype(np.uint32) << 16).view(np.float32)
+            w = bf16_bits_to_float(w)
         stored = np.abs(w.astype(np.float64)).sum(axis=0)
         scale = np.abs(layer["scale"].astype(np.float64)) if layer.get("scale") is not None else 1.0
         acc, real = float(stored.max(initial=0.0)), float((stored * scale).max(initial=0.0))
