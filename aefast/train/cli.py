@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..cli.argtypes import image_size
-from .config import DISTRIBUTES, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .config import DISTRIBUTES, LOSSES, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
 from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()
@@ -53,6 +53,11 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=int, dest="batch_size", help=f"batch size (default {d.batch_size})")
     p.add_argument("--lr", type=float, help=f"Adam learning rate, peak of the schedule (default {d.lr})")
     p.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule (default {d.schedule})")
+    p.add_argument("--warmup", type=int, help=f"epochs of linear learning-rate warm-up from 0 (default {d.warmup})")
+    p.add_argument("--weight-decay", type=float, dest="weight_decay", help="decoupled weight decay: AdamW when "
+                   f"> 0 (default {d.weight_decay})")
+    p.add_argument("--loss", choices=LOSSES, help=f"training loss; bce needs --output sigmoid; the best epoch is "
+                   f"always picked by validation MSE (default {d.loss})")
     p.add_argument("--precision", choices=PRECISIONS, help="auto: mixed_float16 on a GPU with compute "
                    "capability >= 7.0, else float32 (default auto)")
     p.add_argument("--no-xla", dest="xla", action="store_false", help="compile without XLA (jit_compile=False)")

@@ -9,12 +9,16 @@ from pathlib import Path
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("cosine", "constant")
 OUTPUTS = ("linear", "sigmoid")
+LOSSES = ("mse", "bce")          # bce (binary cross-entropy) needs output="sigmoid"
 DISTRIBUTES = ("none", "mirrored", "multiworker")  # see aefast/train/distribute.py
 MNIST_PIXELS = 784
 
 # --quick: a few thousand images and a few epochs; finishes in well under a minute on 2 CPU cores.
 QUICK = {"epochs": 5, "train_limit": 5000, "val_size": 1000, "test_limit": 2000}
 
+
+# Keys added after run directories were first written: a config.json without one of them was trained like this.
+LEGACY_DEFAULTS = {"warmup": 0, "weight_decay": 0.0, "loss": "mse"}
 
 MAX_SEED = 2**32 - 1   # NumPy's legacy seeding (which Keras's set_random_seed uses) takes 0..2**32-1
 
@@ -40,6 +44,9 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3                 # Adam learning rate (the peak of the cosine schedule)
     schedule: str = "cosine"         # cosine decay to 0 over all epochs, or constant
+    warmup: int = 0                  # epochs of linear learning-rate warm-up from 0 (then the schedule)
+    weight_decay: float = 0.0        # > 0: AdamW with this decoupled weight decay (scaled by the learning rate)
+    loss: str = "mse"                # training loss; model selection always uses the validation MSE
     precision: str = "auto"          # auto: mixed_float16 on a GPU with compute capability >= 7.0, else float32
     xla: bool = True                 # model.compile(jit_compile=...)
     patience: int = 10               # stop after this many epochs without a better validation MSE; 0: never
@@ -86,6 +93,15 @@ class TrainConfig:
              f"lr must be a positive number, got {self.lr!r}")
         need(isinstance(self.schedule, str) and self.schedule in SCHEDULES,
              f"schedule must be one of {SCHEDULES}, got {self.schedule!r:.100}")
+        need(isinstance(self.warmup, int) and not isinstance(self.warmup, bool) and 0 <= self.warmup < self.epochs,
+             f"warmup must be an integer number of epochs, 0 <= warmup < epochs ({self.epochs}), got {self.warmup!r}")
+        need(isinstance(self.weight_decay, (int, float)) and not isinstance(self.weight_decay, bool)
+             and math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1,
+             f"weight_decay must be a number in [0, 1), got {self.weight_decay!r}")
+        need(isinstance(self.loss, str) and self.loss in LOSSES,
+             f"loss must be one of {LOSSES}, got {self.loss!r:.100}")
+        need(self.loss != "bce" or self.output == "sigmoid",
+             f"loss bce needs output sigmoid (outputs in (0, 1)), got output {self.output!r:.100}")
         need(isinstance(self.precision, str) and self.precision in PRECISIONS,
              f"precision must be one of {PRECISIONS}, got {self.precision!r:.100}")
         need(isinstance(self.xla, bool), f"xla must be true or false, got {self.xla!r:.100}")
@@ -162,7 +178,7 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown training config keys {unknown}")
-        d = dict(d)
+        d = {**LEGACY_DEFAULTS, **d}
         if "hidden" in d and not isinstance(d["hidden"], (list, tuple)):
             raise ConfigError(f"hidden must be a list of layer widths, got {d['hidden']!r:.100}")
         for key in ("hidden", "input_shape", "resize"):

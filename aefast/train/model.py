@@ -81,18 +81,37 @@ def build_autoencoder(config: TrainConfig, precision: str = "float32"):
                              kernel_regularizer=regularizer, hidden_dtype=precision)
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int, precision: str):
-    """Adam with a cosine-decay (over all epochs) or constant learning rate; loss scaling for float16."""
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The learning rate Adam follows: `warmup` epochs rising linearly from 0 to `lr`, then cosine decay to 0 over
+    the remaining epochs (or `lr` held constant). A float when there is nothing to schedule."""
     import keras
 
-    if config.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=config.epochs * steps_per_epoch)
+    warmup_steps = config.warmup * steps_per_epoch
+    decay_steps = max(1, (config.epochs - config.warmup) * steps_per_epoch)
+    if config.schedule == "constant" and not warmup_steps:
+        return config.lr
+    alpha = 1.0 if config.schedule == "constant" else 0.0   # alpha 1: the "decay" keeps lr
+    if not warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=decay_steps, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=decay_steps, alpha=alpha,
+                                                  warmup_target=config.lr, warmup_steps=warmup_steps)
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, precision: str):
+    """Adam (AdamW when weight_decay > 0) on `learning_rate`'s schedule; loss scaling for float16."""
+    import keras
+
+    lr = learning_rate(config, steps_per_epoch)
+    if config.weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=config.weight_decay)
     else:
-        lr = config.lr
-    optimizer = keras.optimizers.Adam(learning_rate=lr)
+        optimizer = keras.optimizers.Adam(learning_rate=lr)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+LOSS_NAMES = {"mse": "mse", "bce": "binary_crossentropy"}   # TrainConfig.loss -> Keras loss
 
 
 def batch_progress(verbose: bool, epoch: int, epochs: int) -> list:
