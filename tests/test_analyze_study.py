@@ -130,3 +130,16 @@ def test_cli_reports_a_missing_data_dir(tmp_path):
                         "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert p.returncode == 2 and "is not a directory" in p.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_configuration_carries_its_recipe_and_a_short_override_cuts_the_warmup(tmp_path):
+    deep = SweepConfig(30, (64, 32), 20, lr=3e-3, recipe=(("loss", "bce"), ("warmup", 2)))
+    opts = StudyOptions(out=tmp_path, configs=[deep])
+    config = train_config(opts, deep)
+    assert (config.loss, config.warmup, config.lr, config.epochs) == ("bce", 2, 3e-3, 20)
+    short = train_config(opts, SweepConfig(30, (64, 32), 2, recipe=(("warmup", 2),)))
+    assert short.warmup == 1 and short.validate().epochs == 2
+    with pytest.raises(ValueError, match=r"recipe settings \['epochs'\]"):
+        SweepConfig(8, (32,), 1, recipe=(("epochs", 3),))
+    with pytest.raises(ValueError, match=r"recipe settings \['nosuch'\]"):
+        SweepConfig(8, (32,), 1, recipe=(("nosuch", 3),))

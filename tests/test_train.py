@@ -85,7 +85,7 @@ def test_builder_keeps_output_float32_under_mixed_precision():
     model = build_autoencoder(TrainConfig(), "mixed_float16")
     dense = _dense(model)
     assert dense[0].compute_dtype == "float16" and dense[-1].compute_dtype == "float32"
-    assert dense[-1].get_config()["activation"] == "linear"
+    assert dense[-1].get_config()["activation"] == "sigmoid"
     assert dense[0].kernel_regularizer is None
 
 

@@ -26,10 +26,20 @@ pytestmark = pytest.mark.train
     ("weight_decay", -1e-4, "weight_decay must be a number in"),
     ("weight_decay", float("inf"), "weight_decay must be a number in"),
     ("loss", "l1", "loss must be one of"),
+    ("latent_activation", "relu", "latent_activation must be one of"),
 ])
 def test_bad_recipe_knob_names_the_field(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{field: value}).validate()
+
+
+def test_latent_activation_sets_the_code_layer_only():
+    from aefast.train.model import build_autoencoder
+
+    model = build_autoencoder(TrainConfig(hidden=(64, 32), latent=8, latent_activation="linear"))
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.get_config()["activation"] for d in dense] == ["elu", "elu", "linear", "elu", "elu", "sigmoid"]
+    assert dense[2].name == "latent"
 
 
 def test_bce_needs_a_sigmoid_output():
@@ -45,7 +55,7 @@ def test_a_run_folder_written_before_the_knobs_existed_reads_as_it_was_trained()
     for key in LEGACY_DEFAULTS:
         del old[key]
     config = TrainConfig.from_dict(old)
-    assert (config.warmup, config.weight_decay, config.loss) == (0, 0.0, "mse")
+    assert (config.warmup, config.weight_decay, config.loss, config.latent_activation) == (0, 0.0, "mse", "elu")
 
 
 def _lr_at(schedule, step):
@@ -110,13 +120,14 @@ def test_bce_warmup_weight_decay_run_selects_by_validation_mse(mnist_dir, tmp_pa
 
 
 def test_cli_passes_the_recipe_flags(mnist_dir, tmp_path, capsys):
-    argv = ["--hidden", "16", "--latent", "4", "--epochs", "2", "--warmup", "1", "--weight-decay", "1e-3",
+    argv = ["--hidden", "16", "--latent", "4", "--latent-activation", "linear", "--epochs", "2", "--warmup", "1", "--weight-decay", "1e-3",
             "--output", "sigmoid", "--loss", "bce", "--batch-size", "64", "--train-limit", "256", "--val-size",
             "128", "--test-limit", "128", "--no-xla", "--quiet", "--data-dir", str(mnist_dir), "--out",
             str(tmp_path), "--name", "flags"]
     assert main(argv) == 0
     saved = json.loads((tmp_path / "flags" / "config.json").read_text())["config"]
-    assert (saved["warmup"], saved["weight_decay"], saved["loss"]) == (1, 1e-3, "bce")
+    assert (saved["warmup"], saved["weight_decay"], saved["loss"], saved["latent_activation"]) == (1, 1e-3, "bce",
+                                                                                                  "linear")
     with pytest.raises(SystemExit) as exit_info:
         main(["--loss", "bce", "--output", "linear"])
     assert exit_info.value.code == 2 and "loss bce needs output sigmoid" in capsys.readouterr().err

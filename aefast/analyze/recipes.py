@@ -21,7 +21,7 @@ ARCHITECTURES = {
     "wide": {"hidden": (10000,), "latent": 100},
 }
 # The recipe every change is measured against: the trainer's settings before issue 14.
-BASELINE = {"output": "linear", "loss": "mse", "batch_size": 128, "lr": 1e-3, "schedule": "cosine", "warmup": 0,
+BASELINE = {"latent_activation": "elu", "output": "linear", "loss": "mse", "batch_size": 128, "lr": 1e-3, "schedule": "cosine", "warmup": 0,
             "weight_decay": 0.0}
 SIGMOID_BCE = {"output": "sigmoid", "loss": "bce"}
 
@@ -37,9 +37,11 @@ RECIPES: dict[str, dict] = {
     "l200-sigmoid-30": _recipe("l200", 30, output="sigmoid"),
     "deep-bce-30": _recipe("deep", 30, **SIGMOID_BCE),
     "deep-sigmoid-30": _recipe("deep", 30, output="sigmoid"),
-    "deep-bce-lr3e-3-warm2-30": _recipe("deep", 30, lr=3e-3, warmup=2, **SIGMOID_BCE),
+    "deep-sigmoid-lr3e-3-warm2-30": _recipe("deep", 30, lr=3e-3, warmup=2, output="sigmoid"),
     "l200-bce-lr3e-3-warm2-30": _recipe("l200", 30, lr=3e-3, warmup=2, **SIGMOID_BCE),
-    "deep-bce-bs256-lr2e-3-30": _recipe("deep", 30, batch_size=256, lr=2e-3, **SIGMOID_BCE),
+    "deep-sigmoid-bs32-30": _recipe("deep", 30, batch_size=32, output="sigmoid"),
+    "deep-bce-linear-code-30": _recipe("deep", 30, latent_activation="linear", **SIGMOID_BCE),
+    "l200-sigmoid-linear-code-30": _recipe("l200", 30, latent_activation="linear", output="sigmoid"),
     "wide-sigmoid-lr3e-4-5": _recipe("wide", 5, lr=3e-4, output="sigmoid"),
     "wide-sigmoid-lr3e-4-10": _recipe("wide", 10, lr=3e-4, output="sigmoid"),
     "deep-bce-60": _recipe("deep", 60, **SIGMOID_BCE),

@@ -52,7 +52,9 @@ class StudyOptions:
 
 
 def train_config(opts: StudyOptions, cfg: SweepConfig) -> TrainConfig:
-    per_config = {"lr": cfg.lr} if cfg.lr is not None else {}
+    per_config = {**dict(cfg.recipe), **({"lr": cfg.lr} if cfg.lr is not None else {})}
+    if per_config.get("warmup", 0) >= cfg.epochs:   # an --epochs override shorter than the warm-up
+        per_config["warmup"] = cfg.epochs - 1
     return TrainConfig(hidden=tuple(cfg.hidden), latent=cfg.latent, epochs=cfg.epochs, seed=opts.seed,
                        data_dir=opts.data_dir, out=str(opts.out / "runs"), name=cfg.name,
                        train_limit=opts.train_limit, val_size=opts.val_size, test_limit=opts.test_limit,

@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..cli.argtypes import image_size
-from .config import DISTRIBUTES, LOSSES, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .config import DISTRIBUTES, LATENT_ACTIVATIONS, LOSSES, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
 from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()
@@ -47,6 +47,8 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
     p.add_argument("--hidden", type=_widths, help=f"hidden widths, comma-separated, mirrored in the decoder "
                    f"(default {','.join(map(str, d.hidden))})")
     p.add_argument("--latent", type=int, help=f"latent width (default {d.latent})")
+    p.add_argument("--latent-activation", choices=LATENT_ACTIVATIONS, dest="latent_activation",
+                   help=f"activation of the code layer (default {d.latent_activation})")
     p.add_argument("--output", choices=OUTPUTS, help=f"output activation (default {d.output})")
     p.add_argument("--l2", type=float, help=f"L2 penalty on kernels (default {d.l2})")
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {d.epochs})")

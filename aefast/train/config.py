@@ -9,6 +9,7 @@ from pathlib import Path
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("cosine", "constant")
 OUTPUTS = ("linear", "sigmoid")
+LATENT_ACTIVATIONS = ("elu", "linear")   # the code layer's activation
 LOSSES = ("mse", "bce")          # bce (binary cross-entropy) needs output="sigmoid"
 DISTRIBUTES = ("none", "mirrored", "multiworker")  # see aefast/train/distribute.py
 MNIST_PIXELS = 784
@@ -18,7 +19,7 @@ QUICK = {"epochs": 5, "train_limit": 5000, "val_size": 1000, "test_limit": 2000}
 
 
 # Keys added after run directories were first written: a config.json without one of them was trained like this.
-LEGACY_DEFAULTS = {"warmup": 0, "weight_decay": 0.0, "loss": "mse"}
+LEGACY_DEFAULTS = {"latent_activation": "elu", "warmup": 0, "weight_decay": 0.0, "loss": "mse"}
 
 MAX_SEED = 2**32 - 1   # NumPy's legacy seeding (which Keras's set_random_seed uses) takes 0..2**32-1
 
@@ -38,7 +39,8 @@ class TrainConfig:
 
     hidden: tuple[int, ...] = (1000,)
     latent: int = 100
-    output: str = "linear"           # activation of the output layer: linear or sigmoid
+    latent_activation: str = "linear"  # activation of the code layer: linear (issue 14's recipe) or elu
+    output: str = "sigmoid"          # activation of the output layer: sigmoid (issue 14's recipe) or linear
     l2: float = 0.0                  # L2 penalty on every kernel
     epochs: int = 40
     batch_size: int = 128
@@ -81,6 +83,8 @@ class TrainConfig:
             positive_int(width, "each hidden width")
         positive_int(self.latent, "latent")
         # latent == 784 is allowed: the tutorial's no-compression baseline (aefast.analyze trains it).
+        need(isinstance(self.latent_activation, str) and self.latent_activation in LATENT_ACTIVATIONS,
+             f"latent_activation must be one of {LATENT_ACTIVATIONS}, got {self.latent_activation!r:.100}")
         need(isinstance(self.output, str) and self.output in OUTPUTS,
              f"output must be one of {OUTPUTS}, got {self.output!r:.100}")
         need(isinstance(self.l2, (int, float)) and not isinstance(self.l2, bool) and math.isfinite(self.l2)

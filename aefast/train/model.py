@@ -76,6 +76,7 @@ def build_autoencoder(config: TrainConfig, precision: str = "float32"):
     sizes = config.layer_sizes
     n_layers = len(sizes) - 1
     activations = ["elu"] * (n_layers - 1) + [config.output]
+    activations[len(config.hidden)] = config.latent_activation   # the code layer
     regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
     return build_dense_chain(sizes, activations, encoder_layers=len(config.hidden) + 1,
                              kernel_regularizer=regularizer, hidden_dtype=precision)
