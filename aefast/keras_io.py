@@ -31,10 +31,11 @@ def layer_names(n_layers: int, encoder_layers: int) -> list[str]:
 
 
 def build_dense_chain(layer_sizes: list[int], activations: list[str], encoder_layers: int, *,
-                      kernel_regularizer=None, hidden_dtype=None, name: str = "autoencoder"):
+                      kernel_regularizer=None, hidden_dtype=None, output_bias=None, name: str = "autoencoder"):
     """A Keras functional model: Input(layer_sizes[0]) -> Dense(layer_sizes[1]) -> ... -> Dense(layer_sizes[-1]).
 
-    Glorot-uniform kernels, zero biases. Hidden layers use `hidden_dtype` (None: the global dtype policy, e.g.
+    Glorot-uniform kernels, zero biases (the output layer's start at `output_bias`, (layer_sizes[-1],), if given).
+    Hidden layers use `hidden_dtype` (None: the global dtype policy, e.g.
     mixed_float16); the output layer is always float32 so the loss is computed in float32.
     """
     import keras
@@ -45,8 +46,9 @@ def build_dense_chain(layer_sizes: list[int], activations: list[str], encoder_la
     names = layer_names(n, encoder_layers)
     x = inputs = keras.Input(shape=(layer_sizes[0],), name="pixels")
     for i, (width, act, lname) in enumerate(zip(layer_sizes[1:], activations, names)):
+        bias = "zeros" if i < n - 1 or output_bias is None else keras.initializers.Constant(output_bias)
         x = keras.layers.Dense(
-            width, activation=act, name=lname, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+            width, activation=act, name=lname, kernel_initializer="glorot_uniform", bias_initializer=bias,
             kernel_regularizer=kernel_regularizer,
             dtype="float32" if i == n - 1 else hidden_dtype)(x)
     return keras.Model(inputs, x, name=name)

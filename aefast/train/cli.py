@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..cli.argtypes import image_size
-from .config import DISTRIBUTES, LATENT_ACTIVATIONS, LOSSES, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .config import DISTRIBUTES, LATENT_ACTIVATIONS, LOSSES, OUTPUT_BIAS_INITS, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
 from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()
@@ -50,6 +50,9 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
     p.add_argument("--latent-activation", choices=LATENT_ACTIVATIONS, dest="latent_activation",
                    help=f"activation of the code layer (default {d.latent_activation})")
     p.add_argument("--output", choices=OUTPUTS, help=f"output activation (default {d.output})")
+    p.add_argument("--output-bias-init", choices=OUTPUT_BIAS_INITS, dest="output_bias_init",
+                   help="the output layer's starting bias: the mean training image (its logit for a sigmoid) or "
+                   f"zeros (default {d.output_bias_init})")
     p.add_argument("--l2", type=float, help=f"L2 penalty on kernels (default {d.l2})")
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {d.epochs})")
     p.add_argument("--batch-size", type=int, dest="batch_size", help=f"batch size (default {d.batch_size})")

@@ -11,6 +11,7 @@ SCHEDULES = ("cosine", "constant")
 OUTPUTS = ("linear", "sigmoid")
 LATENT_ACTIVATIONS = ("elu", "linear")   # the code layer's activation
 LOSSES = ("mse", "bce")          # bce (binary cross-entropy) needs output="sigmoid"
+OUTPUT_BIAS_INITS = ("mean", "zero")     # the output layer's starting bias: the mean training image, or zeros
 DISTRIBUTES = ("none", "mirrored", "multiworker")  # see aefast/train/distribute.py
 MNIST_PIXELS = 784
 
@@ -19,7 +20,8 @@ QUICK = {"epochs": 5, "train_limit": 5000, "val_size": 1000, "test_limit": 2000}
 
 
 # Keys added after run directories were first written: a config.json without one of them was trained like this.
-LEGACY_DEFAULTS = {"latent_activation": "elu", "warmup": 0, "weight_decay": 0.0, "loss": "mse"}
+LEGACY_DEFAULTS = {"latent_activation": "elu", "output_bias_init": "zero", "warmup": 0, "weight_decay": 0.0,
+                   "loss": "mse"}
 
 MAX_SEED = 2**32 - 1   # NumPy's legacy seeding (which Keras's set_random_seed uses) takes 0..2**32-1
 
@@ -41,6 +43,7 @@ class TrainConfig:
     latent: int = 100
     latent_activation: str = "linear"  # activation of the code layer: linear (issue 14's recipe) or elu
     output: str = "sigmoid"          # activation of the output layer: sigmoid (issue 14's recipe) or linear
+    output_bias_init: str = "mean"   # output bias starts at the mean training image (see model.output_bias) or zero
     l2: float = 0.0                  # L2 penalty on every kernel
     epochs: int = 40
     batch_size: int = 128
@@ -104,6 +107,8 @@ class TrainConfig:
              f"weight_decay must be a number in [0, 1), got {self.weight_decay!r}")
         need(isinstance(self.loss, str) and self.loss in LOSSES,
              f"loss must be one of {LOSSES}, got {self.loss!r:.100}")
+        need(self.output_bias_init in OUTPUT_BIAS_INITS,
+             f"output_bias_init must be one of {OUTPUT_BIAS_INITS}, got {self.output_bias_init!r:.100}")
         need(self.loss != "bce" or self.output == "sigmoid",
              f"loss bce needs output sigmoid (outputs in (0, 1)), got output {self.output!r:.100}")
         need(isinstance(self.precision, str) and self.precision in PRECISIONS,

@@ -31,8 +31,8 @@ from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, l
 from .config import ConfigError, RunDirError, TrainConfig
 from .data import with_input_shape
 from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
-from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learning_rate, describe_device, make_optimizer,
-                    resolve_precision)
+from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learning_rate, describe_device,
+                    make_optimizer, output_bias, resolve_precision)
 
 MODEL_NAME = "model.safetensors"
 EVAL_BATCH = 1000
@@ -311,7 +311,7 @@ def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> 
     precision = resolve_precision(config.precision, device)
     steps_per_epoch = len(data[0]) // config.batch_size
     with placement.scope():  # the trained model and its optimizer live on every replica
-        model = build_autoencoder(config, precision)
+        model = build_autoencoder(config, precision, output_bias(config, data[0]))
         optimizer = make_optimizer(config, steps_per_epoch, precision)
         model.compile(optimizer=optimizer, loss=LOSS_NAMES[config.loss],
                       metrics=[keras.metrics.MeanSquaredError(name="mse")],

@@ -69,8 +69,24 @@ def resolve_precision(requested: str, device: Device) -> str:
     return "mixed_float16" if capable else "float32"
 
 
-def build_autoencoder(config: TrainConfig, precision: str = "float32"):
-    """The Keras model for `config`: hidden layers in `precision`, the output layer (and so the loss) in float32."""
+def output_bias(config: TrainConfig, train_x) -> "np.ndarray | None":
+    """The output layer's starting bias for output_bias_init="mean": the model starts by drawing the training set's
+    mean image (per pixel: its mean for a linear output, its logit for a sigmoid, clipped to [1e-3, 1 - 1e-3]), so a
+    sigmoid output need not first unlearn 0.5 on the background. None for "zero"."""
+    import numpy as np
+
+    if config.output_bias_init == "zero":
+        return None
+    mean = np.asarray(train_x, np.float64).mean(axis=0)
+    if config.output == "sigmoid":
+        mean = np.clip(mean, 1e-3, 1 - 1e-3)
+        return np.log(mean / (1 - mean)).astype(np.float32)
+    return mean.astype(np.float32)
+
+
+def build_autoencoder(config: TrainConfig, precision: str = "float32", start_bias=None):
+    """The Keras model for `config`: hidden layers in `precision`, the output layer (and so the loss) in float32;
+    start_bias: the output layer's initial bias (see output_bias), None for zeros."""
     import keras
 
     sizes = config.layer_sizes
@@ -79,7 +95,7 @@ def build_autoencoder(config: TrainConfig, precision: str = "float32"):
     activations[len(config.hidden)] = config.latent_activation   # the code layer
     regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
     return build_dense_chain(sizes, activations, encoder_layers=len(config.hidden) + 1,
-                             kernel_regularizer=regularizer, hidden_dtype=precision)
+                             kernel_regularizer=regularizer, hidden_dtype=precision, output_bias=start_bias)
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
