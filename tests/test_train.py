@@ -75,7 +75,7 @@ def test_builder_mirrors_hidden_layers():
     dense = _dense(model)
     assert [d.units for d in dense] == [1000, 500, 250, 30, 250, 500, 1000, 784]
     assert config.layer_sizes == [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
-    assert [d.get_config()["activation"] for d in dense] == ["elu"] * 7 + ["sigmoid"]
+    assert [d.get_config()["activation"] for d in dense] == ["elu"] * 3 + ["linear"] + ["elu"] * 3 + ["sigmoid"]
     assert dense[3].name == "latent" and dense[-1].name == "output"
     assert all(d.kernel_regularizer is not None for d in dense)
     assert model.output_shape == (None, 784)

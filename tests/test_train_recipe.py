@@ -27,6 +27,7 @@ pytestmark = pytest.mark.train
     ("weight_decay", float("inf"), "weight_decay must be a number in"),
     ("loss", "l1", "loss must be one of"),
     ("latent_activation", "relu", "latent_activation must be one of"),
+    ("output_bias_init", "random", "output_bias_init must be one of"),
 ])
 def test_bad_recipe_knob_names_the_field(field, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -42,6 +43,28 @@ def test_latent_activation_sets_the_code_layer_only():
     assert dense[2].name == "latent"
 
 
+@pytest.mark.parametrize("output", ["sigmoid", "linear"])
+def test_the_untrained_model_draws_the_mean_training_image(output):
+    """output_bias_init="mean": with the kernels zeroed, the fresh model's output is the mean image (through the
+    sigmoid for a sigmoid output, clipped where a pixel is always 0); "zero" keeps Keras's zero bias."""
+    from aefast.train.model import build_autoencoder, output_bias
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((50, 784)) * rng.random(784)).astype(np.float32)
+    x[:, :10] = 0.0                                     # a pixel that is always background
+    config = TrainConfig(hidden=(16,), latent=4, output=output)
+    model = build_autoencoder(config, start_bias=output_bias(config, x))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense) and layer.name != "output":
+            layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
+    model.get_layer("output").kernel.assign(np.zeros((16, 784), np.float32))
+    drawn = np.asarray(model(x[:2]))
+    mean = x.mean(axis=0)
+    expected = np.clip(mean, 1e-3, 1 - 1e-3) if output == "sigmoid" else mean
+    np.testing.assert_allclose(drawn, np.broadcast_to(expected, drawn.shape), rtol=1e-5, atol=1e-7)
+    assert output_bias(TrainConfig(output=output, output_bias_init="zero"), x) is None
+
+
 def test_bce_needs_a_sigmoid_output():
     with pytest.raises(ConfigError, match="loss bce needs output sigmoid"):
         TrainConfig(loss="bce", output="linear").validate()
@@ -55,7 +78,8 @@ def test_a_run_folder_written_before_the_knobs_existed_reads_as_it_was_trained()
     for key in LEGACY_DEFAULTS:
         del old[key]
     config = TrainConfig.from_dict(old)
-    assert (config.warmup, config.weight_decay, config.loss, config.latent_activation) == (0, 0.0, "mse", "elu")
+    assert (config.warmup, config.weight_decay, config.loss, config.latent_activation, config.output_bias_init) == \
+        (0, 0.0, "mse", "elu", "zero")
 
 
 def _lr_at(schedule, step):
@@ -96,7 +120,10 @@ def _mse(weights, x):
     h = x.astype(np.float64)
     for k, b, act in zip(weights.kernels, weights.biases, weights.activations):
         h = h @ k.astype(np.float64) + b.astype(np.float64)
-        h = np.where(h > 0, h, np.expm1(np.minimum(h, 0))) if act == "elu" else 1 / (1 + np.exp(-h))
+        if act == "elu":
+            h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
+        elif act == "sigmoid":
+            h = 1 / (1 + np.exp(-h))
     return float(np.mean((h - x) ** 2))
 
 
@@ -120,14 +147,15 @@ def test_bce_warmup_weight_decay_run_selects_by_validation_mse(mnist_dir, tmp_pa
 
 
 def test_cli_passes_the_recipe_flags(mnist_dir, tmp_path, capsys):
-    argv = ["--hidden", "16", "--latent", "4", "--latent-activation", "linear", "--epochs", "2", "--warmup", "1", "--weight-decay", "1e-3",
+    argv = ["--hidden", "16", "--latent", "4", "--latent-activation", "elu", "--output-bias-init", "zero", "--epochs",
+            "2", "--warmup", "1", "--weight-decay", "1e-3",
             "--output", "sigmoid", "--loss", "bce", "--batch-size", "64", "--train-limit", "256", "--val-size",
             "128", "--test-limit", "128", "--no-xla", "--quiet", "--data-dir", str(mnist_dir), "--out",
             str(tmp_path), "--name", "flags"]
     assert main(argv) == 0
     saved = json.loads((tmp_path / "flags" / "config.json").read_text())["config"]
-    assert (saved["warmup"], saved["weight_decay"], saved["loss"], saved["latent_activation"]) == (1, 1e-3, "bce",
-                                                                                                  "linear")
+    assert (saved["warmup"], saved["weight_decay"], saved["loss"], saved["latent_activation"],
+            saved["output_bias_init"]) == (1, 1e-3, "bce", "elu", "zero")
     with pytest.raises(SystemExit) as exit_info:
         main(["--loss", "bce", "--output", "linear"])
     assert exit_info.value.code == 2 and "loss bce needs output sigmoid" in capsys.readouterr().err
