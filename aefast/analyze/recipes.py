@@ -31,7 +31,7 @@ def _recipe(arch: str, epochs: int, **changes) -> dict:
 
 
 # Run on the 2-core CPU one at a time (docs/analysis.md, "Recipe search"). The baselines at 30 epochs (and wide
-# at 5) are the study's own runs (docs/study/report.md), not repeated here.
+# at 5) are the first study's runs (docs/study-before-issue-14/report.md), not repeated here.
 RECIPES: dict[str, dict] = {
     "l200-bce-30": _recipe("l200", 30, **SIGMOID_BCE),
     "l200-sigmoid-30": _recipe("l200", 30, output="sigmoid"),
