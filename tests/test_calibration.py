@@ -88,7 +88,10 @@ def test_bias_correction_reduces_int8_error_on_the_default_model(mnist_dir):
     for name, model in (("plain", dataclasses.replace(shipped, input_means=None)), ("corrected", shipped)):
         y = aefast.load(model, precision="int8").reconstruct(x)
         err[name] = np.linalg.norm(y - ref) / np.linalg.norm(ref)
-    assert err["corrected"] < 0.92 * err["plain"], err
+    # The model before issue 14 (linear output) gained 14% (1.86e-2 -> 1.60e-2); today's sigmoid output flattens
+    # output errors where it saturates, so the whole error is 3x smaller and the correction's share too: 5.6%
+    # on all 10000 test images (5.87e-3 -> 5.54e-3), 4.7% on these 2000.
+    assert err["corrected"] < 0.97 * err["plain"], err
 
 
 def test_digest_covers_bf16_bits_and_calibration_means(weights, tmp_path):
