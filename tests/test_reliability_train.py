@@ -240,7 +240,10 @@ def test_real_ctrl_c_twice_during_a_cli_run(tmp_path, mnist_dir):
     run_dir = tmp_path / "cli"
     proc = subprocess.Popen([sys.executable, "-u", "-m", "aefast.train", *TINY, "--epochs", "200",
                              "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--name", "cli"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell's background job (`cmd &`) starts with SIGINT ignored, and Python then keeps
+                            # ignoring it: give the child the default disposition, as a terminal would
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         for line in proc.stdout:
