@@ -19,6 +19,7 @@ from aefast.train.checkpoint import CHECKPOINT_NAME, load_checkpoint  # noqa: E4
 from aefast.train.cli import main  # noqa: E402
 from aefast.train.loop import TrainingError, epoch_order  # noqa: E402
 from aefast.train.model import Device, build_autoencoder, resolve_precision  # noqa: E402
+from aefast.engine.reference import reference_forward  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -57,16 +58,9 @@ def _dense(model):
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
 
 
-def _numpy_mse(weights, x):
-    """The reconstruction MSE of saved weights on x, by a float64 NumPy forward pass (independent of Keras)."""
-    h = x.astype(np.float64)
-    for k, b, act in zip(weights.kernels, weights.biases, weights.activations):
-        h = h @ k.astype(np.float64) + b.astype(np.float64)
-        if act == "elu":
-            h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
-        elif act == "sigmoid":
-            h = 1 / (1 + np.exp(-h))
-    return float(np.mean((h - x) ** 2))
+def reference_mse(weights, x):
+    """The reconstruction MSE of saved weights on x by aefast's float64 NumPy reference (independent of Keras)."""
+    return float(np.mean((reference_forward(weights, x) - x) ** 2))
 
 
 def test_builder_mirrors_hidden_layers():
@@ -143,7 +137,7 @@ def test_short_run_lowers_loss_and_leaves_every_file(tiny, mnist_dir):
     # The reported test MSE is the exported model's, recomputed here independently of Keras.
     from aefast.data import load_mnist
     test_x = load_mnist(mnist_dir).test.x[:256]
-    assert _numpy_mse(saved, test_x) == pytest.approx(metrics["test_mse"], rel=1e-4)
+    assert reference_mse(saved, test_x) == pytest.approx(metrics["test_mse"], rel=1e-4)
     for name in ("loss.png", "reconstructions.png"):
         assert (result.run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -274,7 +268,7 @@ def test_ship_stores_float16_and_measures_both_precisions(tiny, mnist_dir, tmp_p
     assert measured["n_test"] == 10000
     assert measured["test_mse_float16_storage"] == pytest.approx(measured["test_mse_float32"], rel=0.01)
     from aefast.data import load_mnist
-    assert _numpy_mse(shipped, load_mnist(mnist_dir).test.x) == pytest.approx(
+    assert reference_mse(shipped, load_mnist(mnist_dir).test.x) == pytest.approx(
         measured["test_mse_float16_storage"], rel=1e-4)
 
 

@@ -9,6 +9,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from aefast.analyze import recipes  # noqa: E402
+from aefast.engine.reference import reference_forward  # noqa: E402
 from aefast.modelfile import read_model  # noqa: E402
 from aefast.train import ConfigError, TrainConfig, train  # noqa: E402
 from aefast.train.cli import main  # noqa: E402
@@ -115,18 +116,6 @@ def test_weight_decay_selects_adamw():
     assert type(adamw).__name__ == "AdamW" and adamw.weight_decay == pytest.approx(1e-4)
 
 
-def _mse(weights, x):
-    """Reconstruction MSE of saved ELU/sigmoid weights on x by a float64 NumPy forward pass."""
-    h = x.astype(np.float64)
-    for k, b, act in zip(weights.kernels, weights.biases, weights.activations):
-        h = h @ k.astype(np.float64) + b.astype(np.float64)
-        if act == "elu":
-            h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
-        elif act == "sigmoid":
-            h = 1 / (1 + np.exp(-h))
-    return float(np.mean((h - x) ** 2))
-
-
 def test_bce_warmup_weight_decay_run_selects_by_validation_mse(mnist_dir, tmp_path):
     """A run with every new knob on: the warm-up's first epoch starts at lr 0, the history's val_loss is the MSE
     (not the BCE being minimised), and the exported model is the best MSE epoch."""
@@ -140,7 +129,8 @@ def test_bce_warmup_weight_decay_run_selects_by_validation_mse(mnist_dir, tmp_pa
     assert result.best_epoch == best["epoch"] and result.metrics["val_mse"] == best["val_loss"]
     saved = read_model(result.model_path)
     val_x = load_training_data(config).validation
-    assert _mse(saved, val_x) == pytest.approx(best["val_loss"], rel=1e-4)    # MSE, not the BCE minimised
+    reference_mse = float(np.mean((reference_forward(saved, val_x) - val_x) ** 2))
+    assert reference_mse == pytest.approx(best["val_loss"], rel=1e-4)        # MSE, not the BCE minimised
     assert best["train_loss"] > 2 * best["val_loss"]                         # BCE >= its MSE; here far above
     assert saved.activations[-1] == "sigmoid" and saved.training["loss"] == "bce"
     assert saved.input_means is not None    # the final export is calibrated for int8

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, replace
 
-from ..train.config import QUICK  # --quick: the trainer's preset (a few thousand images, a few epochs)
+from ..train.config import QUICK, TrainConfig  # QUICK: the trainer's --quick preset (a few thousand images, epochs)
 
 INPUT_SIZE = 784
 
@@ -46,8 +46,6 @@ class SweepConfig:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"learning rate must be positive, got {self.lr}")
-        from ..train.config import TrainConfig
-
         known = {f.name for f in dataclasses.fields(TrainConfig)} - {"hidden", "latent", "epochs", "lr"}
         unknown = sorted(k for k, _ in self.recipe if k not in known)
         if unknown:

@@ -1,10 +1,10 @@
 """Compare training recipes: `python -m aefast.analyze.recipes --out DIR [--jobs N] [--only a,b] [--table]`.
 
 A recipe is an architecture plus TrainConfig overrides, trained by `aefast.train.train` itself (every knob is the
-product's own), several at a time in separate processes. Each finished recipe writes DIR/results/<name>.json: the
-test MSE of the exported model, the best epoch, the validation curve and the seconds per epoch; rerunning skips
-finished recipes. `--table` prints the markdown table docs/analysis.md quotes. With KERAS_BACKEND=jax the same
-runs go to a GPU (how issue 14's sweep was run: docs/analysis.md, "Recipe search").
+product's own), each in its own process (`--jobs` at a time; on a CPU one run already uses every core). Each
+finished recipe writes DIR/results/<name>.json: the test MSE of the exported model, the best epoch, the validation
+curve and the seconds per epoch; rerunning skips finished recipes. `--table` prints the results as a markdown
+table (docs/analysis.md, "Recipe search", quotes issue 14's runs, made one at a time on the 2-core CPU).
 """
 from __future__ import annotations
 
@@ -99,7 +99,8 @@ def table(out: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m aefast.analyze.recipes", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path, help="folder for runs/ and results/")
-    p.add_argument("--jobs", type=int, default=1, help="recipes at a time (default 1: on a CPU one run uses every core)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="recipes at a time (default 1: on a CPU one run uses every core)")
     p.add_argument("--only", help="comma-separated recipe names (default: all)")
     p.add_argument("--data-dir", help="MNIST folder")
     p.add_argument("--precision", default="float32", help="TrainConfig.precision for every recipe (default float32)")

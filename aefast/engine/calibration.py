@@ -5,8 +5,9 @@ Rounding the weights of layer i to int8 changes its outputs by x . dW_j (dW = de
 expectation over the data, E[x] . dW_j, is a systematic offset per output channel. Subtracting it from the bias
 (Nagel et al., "Data-Free Quantization", 2019, bias correction) removes that offset at no cost per call. On the
 default model and the MNIST test set it takes the int8 relative RMS error against fp32 from 5.87e-3 to 5.54e-3
-(the model before issue 14, with a linear output: 1.86e-2 to 1.60e-2, docs/performance.md). The means come from the training images (never the test set), computed with the float32
-model: `python -m aefast.engine.calibration MODEL` adds them to an existing model file.
+(the model before issue 14, with a linear output: 1.86e-2 to 1.60e-2, docs/performance.md). The means come from
+the training images (never the test set), computed with the float32 model: `python -m aefast.engine.calibration
+MODEL` adds them to an existing model file.
 """
 from __future__ import annotations
 

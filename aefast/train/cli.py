@@ -6,7 +6,8 @@ import shlex
 import sys
 
 from ..cli.argtypes import image_size
-from .config import DISTRIBUTES, LATENT_ACTIVATIONS, LOSSES, OUTPUT_BIAS_INITS, OUTPUTS, PRECISIONS, QUICK, SCHEDULES, ConfigError, TrainConfig
+from .config import (DISTRIBUTES, LATENT_ACTIVATIONS, LOSSES, OUTPUT_BIAS_INITS, OUTPUTS, PRECISIONS, QUICK, SCHEDULES,
+                     ConfigError, TrainConfig)
 from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()

@@ -108,10 +108,9 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     if config.schedule == "constant" and not warmup_steps:
         return config.lr
     alpha = 1.0 if config.schedule == "constant" else 0.0   # alpha 1: the "decay" keeps lr
-    if not warmup_steps:
-        return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=decay_steps, alpha=alpha)
-    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=decay_steps, alpha=alpha,
-                                                  warmup_target=config.lr, warmup_steps=warmup_steps)
+    start, peak = (0.0, config.lr) if warmup_steps else (config.lr, None)   # warmup_target None: no warm-up
+    return keras.optimizers.schedules.CosineDecay(start, decay_steps=decay_steps, alpha=alpha, warmup_target=peak,
+                                                  warmup_steps=warmup_steps)
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int, precision: str):
