@@ -1,4 +1,9 @@
-"""The exception families aefast raises for bad files and bad data."""
+"""Every exception type aefast defines, in one module (each is re-exported where it is raised).
+
+Families: bad files and data (ModelFileError, DataFileError: ValueErrors naming the file), bad settings
+(ConfigError, RunDirError), training outcomes (TrainingError, TrainingInterrupted), bad command-line input
+(UsageError), the analysis study (StudyError), and a benchmark contender that cannot run here (Skipped).
+"""
 
 
 class ModelFileError(ValueError):
@@ -7,3 +12,35 @@ class ModelFileError(ValueError):
 
 class DataFileError(ValueError):
     """A data file (MNIST IDX, downloaded archive) is missing, damaged or mislabelled."""
+
+
+class ConfigError(ValueError):
+    """A TrainConfig field is out of range; the message names the field and what was expected."""
+
+
+class RunDirError(ConfigError):
+    """A run directory's config.json or checkpoint.npz is missing, damaged or inconsistent (names the file)."""
+
+
+class TrainingError(RuntimeError):
+    """Training could not produce a model (e.g. the loss was NaN from the first epoch)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; `message` says what the run directory holds now (the CLI prints it)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(Exception):
+    """Bad input from the user (a file, a shape, a number): reported as `prog: error: ...`, exit status 2."""
+
+
+class StudyError(RuntimeError):
+    """The report folder holds results of a different study, or a run directory that does not fit."""
+
+
+class Skipped(Exception):
+    """A benchmark contender cannot run here; str(self) is the reason shown in the results."""

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .modelfile import ACTIVATIONS, AutoencoderWeights, read_model, save_model
+from .model.file import read_model, save_model
+from .model.validation import ACTIVATIONS
+from .model.weights import AutoencoderWeights
 
 LATENT_NAME = "latent"
 OUTPUT_NAME = "output"
@@ -130,7 +132,7 @@ def export_keras(model, path: str | os.PathLike, *, encoder_layers: int | None =
     weights = to_weights(model, encoder_layers=encoder_layers, training=training, metrics=metrics,
                          data_sha256=data_sha256, input_shape=input_shape)
     if calibration_images is not None:
-        from .engine.calibration import calibrated
+        from .export.calibration import calibrated
         weights = calibrated(weights, calibration_images)
     return save_model(path, weights, dtype=dtype)
 

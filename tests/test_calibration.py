@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import aefast
-from aefast.engine.calibration import calibrated, layer_input_means
+from aefast.export.calibration import calibrated, layer_input_means
 from aefast.engine.precisions import backend_layers, round_to_bf16
 from aefast.engine.reference import random_weights, reference_forward
-from aefast.modelfile import read_model, save_model
+from aefast.model import read_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,12 @@ def test_bf16_storage_is_half_the_size_and_exact(weights, tmp_path):
     np.testing.assert_array_equal(aefast.load(bf, precision="bf16").reconstruct(x),
                                   aefast.load(weights, precision="bf16").reconstruct(x))
     kernels = [k.copy() for k in weights.kernels]
+    biases = [b.copy() for b in weights.biases]
+    kernels[0][:, 0], biases[0][0] = 0, 0   # layer 1's input 0 is always elu(0) = 0: its row 0 never adds
     kernels[1][0, 0] = np.float32(3.4e38)   # finite in float32, beyond bf16's largest value (3.39e38)
+    huge = dataclasses.replace(weights, kernels=kernels, biases=biases)
     with pytest.raises(ValueError, match="overflow bf16"):
-        save_model(tmp_path / "huge.safetensors", dataclasses.replace(weights, kernels=kernels), dtype="bf16")
+        save_model(tmp_path / "huge.safetensors", huge, dtype="bf16")
 
 
 def test_bias_correction_only_changes_int8_biases(weights):

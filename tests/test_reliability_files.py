@@ -24,7 +24,7 @@ from aefast import _io
 from aefast.engine.reference import random_weights
 from aefast.errors import ModelFileError
 from aefast.modelfile import (DIGEST_KEY, MAX_HEADER_BYTES, AutoencoderWeights, _json_depth, _read_header,
-                              read_model, save_model, tensors_digest)
+                              model_digest, read_model, save_model)
 from safetensors.numpy import save
 
 CHILD_MEMORY_LIMIT = 1536 * 2**20
@@ -98,9 +98,9 @@ def test_valid_model_with_a_10_gib_tail_is_refused_before_reading_the_tail(tmp_p
 
 
 def test_file_larger_than_any_model_is_refused_by_size_alone(tmp_path, monkeypatch):
-    from aefast import modelfile
+    from aefast.model import safetensors
     path = save_model(tmp_path / "m.safetensors", _weights())
-    monkeypatch.setattr(modelfile, "MAX_FILE_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(safetensors, "MAX_FILE_BYTES", path.stat().st_size - 1)
     with pytest.raises(ModelFileError, match="far larger than any aefast model"):
         read_model(path)
 
@@ -300,7 +300,8 @@ def test_json_depth_ignores_brackets_inside_strings(text, depth):
 
 
 def _model_with_metadata(tmp_path, **meta_changes):
-    """A model file like _weights() whose metadata strings are changed (bypassing save_model's validation)."""
+    """A model file like _weights() whose metadata strings are changed (bypassing save_model's validation), with
+    its digest recomputed unless meta_changes sets it."""
     good = save_model(tmp_path / "good.safetensors", _weights())
     header, _ = _read_header(good.read_bytes(), "good")
     meta = {**header["__metadata__"], **meta_changes}
@@ -308,6 +309,9 @@ def _model_with_metadata(tmp_path, **meta_changes):
     w = _weights()
     tensors = {f"dense_{i}.{part}": arr for i, (k, b) in enumerate(zip(w.kernels, w.biases))
                for part, arr in (("kernel", k), ("bias", b))}
+    if DIGEST_KEY not in meta_changes:
+        meta[DIGEST_KEY] = model_digest(meta, [(name, "F32", tensors[name]) for i in range(len(w.kernels))
+                                               for name in (f"dense_{i}.kernel", f"dense_{i}.bias")])
     path = tmp_path / "changed.safetensors"
     path.write_bytes(save(tensors, metadata=meta))
     return path
@@ -331,7 +335,9 @@ def test_saved_files_carry_a_digest_that_is_verified_at_load(tmp_path):
     path = save_model(tmp_path / "m.safetensors", _weights())
     header, _ = _read_header(path.read_bytes(), "m")
     w = _weights()
-    assert header["__metadata__"][DIGEST_KEY] == tensors_digest([a for k, b in zip(w.kernels, w.biases) for a in (k, b)])
+    assert header["__metadata__"][DIGEST_KEY] == model_digest(
+        header["__metadata__"], [(f"dense_{i}.{p}", "F32", a) for i, (k, b) in enumerate(zip(w.kernels, w.biases))
+                                 for p, a in (("kernel", k), ("bias", b))])
     loaded = read_model(path)
     assert loaded.integrity == "verified"
     assert "integrity=verified" in repr(aefast.load(path, threads=1))
@@ -346,12 +352,12 @@ def test_a_changed_weight_byte_is_caught_by_the_digest(tmp_path):
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x01   # the last bias value, changed in its mantissa: still finite, every other check passes
     path.write_bytes(bytes(data))
-    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: the tensor bytes do not match"):
+    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: the metadata or tensor bytes do not match"):
         read_model(path)
 
 
 def test_files_without_a_digest_still_load_with_the_check_marked_absent(tmp_path):
-    path = _model_with_metadata(tmp_path, **{DIGEST_KEY: None})
+    path = _model_with_metadata(tmp_path, format_version="1", **{DIGEST_KEY: None})   # version 1: digest optional
     loaded = read_model(path)
     assert loaded.integrity == "absent"
     assert "integrity=absent" in repr(aefast.load(path, threads=1))

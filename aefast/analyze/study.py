@@ -25,13 +25,10 @@ from .configs import SweepConfig
 from .pca import fit_pca, pca_test_mse
 from .report import write_report
 from .results import ConfigResult
+from ..errors import StudyError  # noqa: F401 (defined in aefast/errors.py)
 
 THROUGHPUT_BATCH = 256
 N_SAMPLE_DIGITS = 10  # the grid shows the first test image of each digit class 0..9
-
-
-class StudyError(RuntimeError):
-    """The report folder holds results of a different study, or a run directory that does not fit."""
 
 
 @dataclass

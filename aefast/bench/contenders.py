@@ -22,6 +22,7 @@ from ..engine.precisions import PRECISIONS
 from ..engine.reference import reference_forward
 from ..modelfile import AutoencoderWeights
 from .models import OPERATIONS, op_end, op_layers
+from ..errors import Skipped  # noqa: F401 (defined in aefast/errors.py)
 
 # Largest relative RMS error ||y - ref|| / ||ref|| a contender of each precision may show against the reference.
 # fp32: summation order only; fp16: weights rounded to 11 bits; bf16: weights and activations rounded to 8 bits of
@@ -47,10 +48,6 @@ def tolerance(precision: str) -> float:
     return {"int8": 1e-1, "bf16": 2e-2, "fp32": 1e-2}[arithmetic_of(precision)]
 
 Runner = Callable[[np.ndarray], np.ndarray]
-
-
-class Skipped(Exception):
-    """A contender cannot run here; str(self) is the reason shown in the results."""
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,9 @@ from .argtypes import image_size, positive_int
 from .info import describe_shape
 from .pictures import save_pairs_grid
 from .streaming import DEFAULT_CHUNK, apply_in_chunks, npy_output
+from ..errors import UsageError  # noqa: F401 (defined in aefast/errors.py)
 
 GRID_COUNT = 20   # images shown by reconstruct --png
-
-
-class UsageError(Exception):
-    """Bad input from the user (a file, a shape, a number): reported as `prog: error: ...`, exit status 2."""
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:

@@ -29,7 +29,8 @@ from . import backend as _backend
 from .inputs import ImageBatcher, code_batch, decoder_code_limit
 from .precisions import PRECISIONS, backend_layers
 from ..errors import ModelFileError
-from ..modelfile import AutoencoderWeights, read_model
+from ..model.file import read_model
+from ..model.weights import AutoencoderWeights
 
 BACKENDS = ("auto", "cpp", "numba")
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default.safetensors"

@@ -8,7 +8,8 @@ Precisions (what a user picks with `aefast.load(..., precision=...)`):
         to float32 elsewhere.
   int8  per-output-channel symmetric int8 weights and per-row asymmetric uint8 activations, quantized at run time
         (uint8 images enter as they are), exact int32 accumulation (`vpdpbusd` with AVX-512 VNNI); biases corrected
-        for the weights' rounding when the model file carries calibration means (calibration.py).
+        for the weights' rounding when the model file carries calibration means (corrected_bias below; the means
+        are computed at export, aefast/export/calibration.py).
 
 Layer dicts follow the `_core.Network` contract: weight (in, out) C-contiguous float32 | float16 | int8 | uint16
 (bf16 bits), scale float32 (out,) only for int8 (w_real[k, j] = w_q[k, j] * scale[j]), bias float32 (out,),
@@ -18,33 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..modelfile import AutoencoderWeights
+from ..model.bits import bf16_bits_to_float, float_to_bf16_bits, round_to_bf16  # noqa: F401 (public here too)
+from ..model.weights import AutoencoderWeights
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 INT8_MAX = 127
-_F32_MIN_NORMAL_BITS = 0x00800000
-
-
-def float_to_bf16_bits(values) -> np.ndarray:
-    """float32 -> bf16 bits (uint16), round to nearest even, as `vcvtneps2bf16` does: NaN stays a quiet NaN,
-    subnormals become signed zero (vdpbf16ps reads subnormal inputs as zero), overflow rounds to +-inf."""
-    bits = np.array(values, dtype=np.float32, copy=True).view(np.uint32)   # any shape, 0-d included
-    wide = bits.astype(np.uint64)
-    out = ((wide + 0x7FFF + ((wide >> 16) & 1)) >> 16).astype(np.uint16)
-    magnitude = bits & 0x7FFFFFFF
-    out = np.where(magnitude < _F32_MIN_NORMAL_BITS, (bits >> 16) & 0x8000, out)
-    out = np.where(magnitude > 0x7F800000, (bits >> 16) | 0x40, out)
-    return out.astype(np.uint16)
-
-
-def bf16_bits_to_float(bits) -> np.ndarray:
-    """bf16 bits (uint16) -> the float32 values they hold (exact)."""
-    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-
-
-def round_to_bf16(values) -> np.ndarray:
-    """float32 values rounded to the nearest bf16 value, as float32."""
-    return bf16_bits_to_float(float_to_bf16_bits(values))
 
 
 def quantize_int8(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,9 +61,19 @@ def backend_layers(weights: AutoencoderWeights, precision: str) -> list[dict]:
         else:
             layer["weight"], layer["scale"] = quantize_int8(k)
             layer["compute"] = "q8"
-            if weights.input_means is not None:   # int8 bias correction (see calibration.py)
-                from .calibration import corrected_bias
+            if weights.input_means is not None:   # int8 bias correction
                 dequantized = layer["weight"].astype(np.float32) * layer["scale"]
                 layer["bias"] = corrected_bias(layer["bias"], k, dequantized, weights.input_means[i])
         layers.append(layer)
     return layers
+
+
+def corrected_bias(bias: np.ndarray, kernel: np.ndarray, dequantized: np.ndarray, input_mean: np.ndarray) -> np.ndarray:
+    """The int8 bias correction: bias - E[x] . (dequantized - kernel), in float64, as float32.
+
+    Rounding the weights of a layer to int8 changes its outputs by x . dW_j (dW = dequantized - float weights), whose
+    expectation over the data, E[x] . dW_j, is a systematic offset per output channel. Subtracting it from the bias
+    (Nagel et al., "Data-Free Quantization", 2019, bias correction) removes that offset at no cost per call.
+    E[x] is the layer's input mean stored in the model file (AutoencoderWeights.input_means)."""
+    delta = dequantized.astype(np.float64) - kernel.astype(np.float64)
+    return (bias.astype(np.float64) - input_mean.astype(np.float64) @ delta).astype(np.float32)

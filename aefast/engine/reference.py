@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..modelfile import AutoencoderWeights
+from ..model.weights import AutoencoderWeights
 
 
 def reference_forward(weights: AutoencoderWeights, x, begin: int = 0, end: int | None = None,

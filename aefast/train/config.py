@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError, RunDirError  # noqa: F401 (defined in aefast/errors.py)
+
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("cosine", "constant")
 OUTPUTS = ("linear", "sigmoid")
@@ -24,14 +26,6 @@ LEGACY_DEFAULTS = {"latent_activation": "elu", "output_bias_init": "zero", "warm
                    "loss": "mse"}
 
 MAX_SEED = 2**32 - 1   # NumPy's legacy seeding (which Keras's set_random_seed uses) takes 0..2**32-1
-
-
-class ConfigError(ValueError):
-    """A TrainConfig field is out of range; the message names the field and what was expected."""
-
-
-class RunDirError(ConfigError):
-    """A run directory's config.json or checkpoint.npz is missing, damaged or inconsistent (names the file)."""
 
 
 @dataclass

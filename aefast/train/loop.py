@@ -33,22 +33,11 @@ from .data import with_input_shape
 from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
 from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learning_rate, describe_device,
                     make_optimizer, output_bias, resolve_precision)
+from ..errors import TrainingError, TrainingInterrupted  # noqa: F401 (defined in aefast/errors.py)
 
 MODEL_NAME = "model.safetensors"
 EVAL_BATCH = 1000
 N_RECONSTRUCTIONS = 10
-
-
-class TrainingError(RuntimeError):
-    """Training could not produce a model (e.g. the loss was NaN from the first epoch)."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run; `message` says what the run directory holds now (the CLI prints it)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass
