@@ -6,7 +6,7 @@ interval arithmetic in float64 and refuses a model whose bound passes VALUE_LIMI
 
 Per layer, with the layer's input x_k in [lo_k, hi_k] (m_k = max(|lo_k|, |hi_k|)):
   every partial sum of the accumulation, and z_j itself, is at most  A_j = sum_k |W_kj| m_k + |b_j|  in magnitude;
-  z_j lies in [lo . W+_j + hi . W-_j + b_j,  hi . W+_j + lo . W-_j + b_j]  (W+ = max(W, 0), W- = min(W, 0));
+  z_j lies in c . W_j + b_j -+ r . |W_j|, with c = (lo + hi) / 2 and r = (hi - lo) / 2 (the interval product);
   the activation maps that interval through itself (linear, ELU and sigmoid are monotone; sigmoid lands in [0, 1],
   ELU in [-1, hi]), which gives the next layer's input interval.
 The first layer's input interval, INPUT_LOW..max(INPUT_HIGH, 255 / pixel_scale), covers what the engine accepts:
@@ -48,12 +48,13 @@ def layer_bounds(w) -> list[float]:
         for k, b, act in zip(w.kernels, w.biases, w.activations):
             k = np.asarray(k, np.float64)
             b = np.asarray(b, np.float64)
+            magnitude = np.abs(k)
             m = np.maximum(np.abs(lo), np.abs(hi))
-            bounds.append(float((m @ np.abs(k) + np.abs(b)).max()))
+            bounds.append(float((m @ magnitude + np.abs(b)).max()))
             if not bounds[-1] <= VALUE_LIMIT:   # later layers' intervals would only be larger
                 break
-            pos, neg = np.maximum(k, 0.0), np.minimum(k, 0.0)
-            lo, hi = _activate(act, lo @ pos + hi @ neg + b), _activate(act, hi @ pos + lo @ neg + b)
+            center, radius = (lo + hi) / 2 @ k + b, (hi - lo) / 2 @ magnitude
+            lo, hi = _activate(act, center - radius), _activate(act, center + radius)
     return bounds
 
 
