@@ -74,3 +74,30 @@ def test_missing_core_falls_back_with_one_warning():
                        env={**__import__("os").environ, "AEFAST_DISABLE_CORE": "1"})
     assert p.stdout.strip() == "True"
     assert p.stderr.count("falling back to the numba backend") == 1
+
+
+def test_moved_names_keep_their_old_import_paths():
+    """The model format moved to aefast.model, the calibration means to aefast.export, the exception classes to
+    aefast.errors: every old path still gives the same object."""
+    import aefast.engine.calibration as old_calibration
+    import aefast.engine.precisions as precisions
+    import aefast.errors as errors
+    import aefast.export.calibration as calibration
+    import aefast.model as model
+    import aefast.modelfile as modelfile
+    from aefast.analyze.study import StudyError
+    from aefast.bench.contenders import Skipped
+    from aefast.cli.inference import UsageError
+    from aefast.train.config import ConfigError, RunDirError
+    from aefast.train.loop import TrainingError, TrainingInterrupted
+
+    for name in ("AutoencoderWeights", "read_model", "save_model", "parse_model", "tensors_digest", "ACTIVATIONS",
+                 "MAX_HEADER_BYTES", "FORMAT_VERSION"):
+        assert getattr(modelfile, name) is getattr(model, name), name
+    for name in ("calibrated", "layer_input_means", "main"):
+        assert getattr(old_calibration, name) is getattr(calibration, name), name
+    assert old_calibration.corrected_bias is precisions.corrected_bias
+    for name in ("float_to_bf16_bits", "bf16_bits_to_float", "round_to_bf16"):
+        assert getattr(precisions, name) is getattr(model, name), name
+    for cls in (StudyError, Skipped, UsageError, ConfigError, RunDirError, TrainingError, TrainingInterrupted):
+        assert getattr(errors, cls.__name__) is cls and cls.__module__ == "aefast.errors"
