@@ -209,3 +209,24 @@ def test_the_shipped_model_is_version_2_with_the_same_tensors_as_its_version_1_o
     model = read_model(DEFAULT)
     assert model.integrity == "verified" and model.input_means is not None
     assert model.kernels[0].dtype == np.float16
+
+
+def test_the_format_doc_names_what_the_reader_accepts():
+    """docs/format.md said F32/F16 only and "No other tensors are allowed" while the reader took BF16 and
+    dense_i.input_mean: the doc's tensor table names every dtype and tensor the reader accepts, and its title the
+    version the writer writes."""
+    from pathlib import Path
+
+    from aefast.model import FORMAT_VERSION, READ_VERSIONS
+    from aefast.model.safetensors import _NP_DTYPES
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "format.md").read_text()
+    assert doc.splitlines()[0].startswith(f"# The aefast model file (format version {FORMAT_VERSION}")
+    table = doc.split("## Tensors", 1)[1].split("##", 1)[0]
+    for code in _NP_DTYPES:
+        assert f"`{code}`" in table, code
+    for name in ("dense_{i}.kernel", "dense_{i}.bias", "dense_{i}.input_mean"):
+        assert f"`{name}`" in table, name
+    history = doc.split("## Version history", 1)[1]
+    for version in READ_VERSIONS:
+        assert f"**Version {version}.**" in history, version
