@@ -200,7 +200,6 @@ def parse_model(data: bytes, source: str = "<bytes>") -> AutoencoderWeights:
     biases = [from_storage(b, header[f"dense_{i}.bias"]["dtype"]) for i, b in enumerate(biases)]
     model = AutoencoderWeights(kernels, biases, acts, enc, tuple(shape), float(scale), **extras,
                                input_means=means)
-    model.plain_values()
     check_structure(model, source)
     # The digest after the structure (a structural defect is named as such rather than as a digest mismatch) and
     # before the value ranges (a damaged byte that makes a weight huge is named as damage).
