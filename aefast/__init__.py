@@ -24,10 +24,13 @@ _LAZY = {
     "score": "engine",
     "export_keras": "keras_io",
     "load_keras": "keras_io",
+    "export_onnx": "interop",
+    "from_torch": "interop",
+    "read_onnx": "interop",
 }
 # Submodules reachable as attributes of the package before anything imported them (aefast.engine, ...).
-_SUBMODULES = ("analyze", "bench", "cli", "dask", "data", "engine", "errors", "export", "keras_io", "model",
-               "modelfile", "train")
+_SUBMODULES = ("analyze", "bench", "cli", "dask", "data", "engine", "errors", "export", "interop", "keras_io",
+               "model", "modelfile", "train")
 
 __all__ = ["AutoencoderWeights", "DataFileError", "ModelFileError", "read_model", "save_model", *_LAZY]
 

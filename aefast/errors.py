@@ -44,3 +44,9 @@ class StudyError(RuntimeError):
 
 class Skipped(Exception):
     """A benchmark contender cannot run here; str(self) is the reason shown in the results."""
+
+
+class UnsupportedModelError(ModelFileError):
+    """A model aefast cannot run as it is: an ONNX graph or PyTorch module that is not a chain of dense layers with
+    activations the model format knows (names the first node or module that does not fit and why), or an
+    activation this engine build has no kernel for."""

@@ -21,7 +21,7 @@ FLOORS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("aefast.errors", "aefast._io")),
     (1, ("aefast.model",)),
     (1, ("aefast",)),                 # the package face: imports floors 0-1 at once, its engine names lazily
-    (2, ("aefast.data",)),
+    (2, ("aefast.data", "aefast.interop")),   # interop: ONNX / PyTorch models in and out; engine.load reads .onnx
     (3, ("aefast.engine",)),
     (4, ("aefast.export",)),          # offline work on a model (int8 calibration means)
     (4, ("aefast.keras_io",)),        # the Keras exporter: may use export

@@ -28,8 +28,8 @@ from numpy.typing import ArrayLike
 from . import backend as _backend
 from .inputs import ImageBatcher, code_batch, decoder_code_limit
 from .precisions import PRECISIONS, backend_layers
-from ..errors import ModelFileError
-from ..model.file import read_model
+from ..errors import ModelFileError, UnsupportedModelError
+from ..interop.load import read_any
 from ..model.weights import AutoencoderWeights
 
 BACKENDS = ("auto", "cpp", "numba")
@@ -37,6 +37,19 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "defaul
 _FLOAT32 = np.dtype(np.float32)
 _empty = np.empty
 MAX_THREADS = 256   # = _core.MAX_THREADS (csrc/thread_pool.h): more is a typo or abuse, each one an OS thread
+# The activations the kernels of this build run (both backends): a model file may name more
+# (aefast.model.activations); the Engine refuses those rather than run them wrong.
+ENGINE_ACTIVATIONS = ("linear", "elu", "sigmoid")
+
+
+def check_engine_activations(weights: AutoencoderWeights, source: str) -> None:
+    """UnsupportedModelError naming the first layer whose activation this engine build has no kernel for."""
+    for i, act in enumerate(weights.activations):
+        if act not in ENGINE_ACTIVATIONS:
+            raise UnsupportedModelError(
+                f"{source}: layer {i} (dense_{i}): activation {act!r} is not supported by this engine build (its "
+                f"kernels run {', '.join(ENGINE_ACTIVATIONS)}); the model itself is valid: "
+                "aefast.engine.reference.reference_forward runs it in float64, and aefast.export_onnx exports it")
 
 
 def usable_cpus() -> int:
@@ -117,6 +130,7 @@ class Engine:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         n_threads = resolve_threads(threads)
         weights.validate(source)
+        check_engine_activations(weights, source)
         self._pickle_state = _pickle_state(weights, precision, backend, threads, isa, source)
         self.source = source
         self.precision = precision
@@ -255,7 +269,8 @@ def _engine_from_state(weights, precision, backend, threads, isa, source) -> "En
 
 def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32", backend: str = "auto",
          threads: int | None = None, isa: str = "auto") -> Engine:
-    """An Engine from a model file path or an AutoencoderWeights.
+    """An Engine from a model file path (an aefast .safetensors file, or an .onnx chain of dense layers read by
+    aefast.interop.read_onnx with its defaults) or an AutoencoderWeights.
 
     precision: fp32 | fp16 (half weights, fp32 math) | bf16 (bf16 weights and activations, fp32 accumulation)
       | int8 (per-channel symmetric int8 weights, per-row uint8 activations quantized at run time, int32 sums);
@@ -267,7 +282,7 @@ def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32"
     if isinstance(source, AutoencoderWeights):
         return Engine(source, precision, backend, threads, isa)
     if isinstance(source, (str, os.PathLike)):
-        return Engine(read_model(source), precision, backend, threads, isa, source=str(source))
+        return Engine(read_any(source), precision, backend, threads, isa, source=str(source))
     raise TypeError(f"load() takes a model file path or an AutoencoderWeights, got {type(source).__name__}")
 
 

@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.activations import apply_activation
 from ..model.weights import AutoencoderWeights
 
 
 def reference_forward(weights: AutoencoderWeights, x, begin: int = 0, end: int | None = None,
                       clip: bool = False, input_scale: float = 1.0) -> np.ndarray:
-    """Layers [begin, end) of `weights` on x (N, layer_sizes[begin]) in float64 -> (N, layer_sizes[end])."""
+    """Layers [begin, end) of `weights` on x (N, layer_sizes[begin]) in float64 -> (N, layer_sizes[end]); each
+    activation as aefast.model.activations.apply_activation defines it (alpha is its float32 value)."""
     end = len(weights.kernels) if end is None else end
     h = np.asarray(x, dtype=np.float64) * input_scale
     for i in range(begin, end):
         h = h @ weights.kernels[i].astype(np.float64) + weights.biases[i].astype(np.float64)
-        act = weights.activations[i]
-        if act == "elu":
-            h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))
-        elif act == "sigmoid":
-            with np.errstate(over="ignore"):  # exp(-h) -> inf for very negative h gives the right limit, 0
-                h = 1.0 / (1.0 + np.exp(-h))
+        h = apply_activation(weights.activations[i], h)
     return np.clip(h, 0.0, 1.0) if clip else h
 
 

@@ -7,8 +7,9 @@ interval arithmetic in float64 and refuses a model whose bound passes VALUE_LIMI
 Per layer, with the layer's input x_k in [lo_k, hi_k] (m_k = max(|lo_k|, |hi_k|)):
   every partial sum of the accumulation, and z_j itself, is at most  A_j = sum_k |W_kj| m_k + |b_j|  in magnitude;
   z_j lies in c . W_j + b_j -+ r . |W_j|, with c = (lo + hi) / 2 and r = (hi - lo) / 2 (the interval product);
-  the activation maps that interval through itself (linear, ELU and sigmoid are monotone; sigmoid lands in [0, 1],
-  ELU in [-1, hi]), which gives the next layer's input interval.
+  the activation maps that interval through itself (each activation is monotone on z <= 0 and on z >= 0, so the
+  image's extremes lie at the ends or at 0: sigmoid lands in [0, 1], ELU in [-alpha, hi], leaky ReLU with slope s
+  in [s lo, hi]), which gives the next layer's input interval.
 The first layer's input interval, INPUT_LOW..max(INPUT_HIGH, 255 / pixel_scale), covers what the engine accepts:
 float pixels in [-1e-3, 1 + 1e-3] and uint8 pixels divided by pixel_scale.
 VALUE_LIMIT = 1e37 leaves a 34x margin below float32's largest value for the kernels' rounding (float32
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelFileError
+from .activations import activation_range
 
 VALUE_LIMIT = 1e37
 INPUT_LOW = -0.01
@@ -29,14 +31,6 @@ def input_interval(width: int, pixel_scale: float) -> tuple[np.ndarray, np.ndarr
     """(lo, hi) float64 (width,): the first layer's input range (see the module docstring)."""
     high = max(INPUT_HIGH, 255.0 / float(pixel_scale))
     return np.full(width, INPUT_LOW), np.full(width, high)
-
-
-def _activate(name: str, z: np.ndarray) -> np.ndarray:
-    if name == "elu":
-        return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    return z
 
 
 def layer_bounds(w) -> list[float]:
@@ -54,7 +48,7 @@ def layer_bounds(w) -> list[float]:
             if not bounds[-1] <= VALUE_LIMIT:   # later layers' intervals would only be larger
                 break
             center, radius = (lo + hi) / 2 @ k + b, (hi - lo) / 2 @ magnitude
-            lo, hi = _activate(act, center - radius), _activate(act, center + radius)
+            lo, hi = activation_range(act, center - radius, center + radius)
     return bounds
 
 

@@ -11,8 +11,9 @@ import math
 import numpy as np
 
 from ..errors import ModelFileError
+from .activations import KINDS, parse_activation
 
-ACTIVATIONS = ("linear", "elu", "sigmoid")
+ACTIVATIONS = KINDS   # the activation kinds; "elu" and "leaky_relu" also take a parameter (aefast.model.activations)
 MAX_LAYERS = 64
 MAX_WIDTH = 1 << 20
 # pixel_scale range: 1/pixel_scale and 255/pixel_scale are then normal float32 numbers (no NaN, no subnormal
@@ -53,8 +54,10 @@ def check_structure(w, source: str = "model") -> None:
         if i > 0 and k.shape[0] != w.kernels[i - 1].shape[1]:
             fail(f"dense_{i}.kernel takes {k.shape[0]} inputs but dense_{i-1} gives "
                  f"{w.kernels[i - 1].shape[1]}: shapes do not chain")
-        if a not in ACTIVATIONS:
-            fail(f"layer {i}: unknown activation {a!r:.200}, expected one of {ACTIVATIONS}")
+        try:
+            parse_activation(a)
+        except ValueError as e:
+            fail(f"layer {i}: {e}")
         if not (np.isfinite(k).all() and np.isfinite(b).all()):
             fail(f"layer {i}: weights contain NaN or infinite values")
     sizes = [int(w.kernels[0].shape[0])] + [int(k.shape[1]) for k in w.kernels]

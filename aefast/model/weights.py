@@ -18,7 +18,8 @@ INTEGRITY_UNCHECKED = "unchecked"   # built in memory, not read from a file
 class AutoencoderWeights:
     """A stacked dense autoencoder: layer i maps (N, kernels[i].shape[0]) -> (N, kernels[i].shape[1]).
 
-    kernels[i]: (in_i, out_i); biases[i]: (out_i,); activations[i] in ACTIVATIONS.
+    kernels[i]: (in_i, out_i); biases[i]: (out_i,); activations[i] an activation string
+    (aefast.model.activations: "relu", "tanh", "elu(0.5)", "leaky_relu(0.01)", ...).
     The first `encoder_layers` layers are the encoder; the output of layer encoder_layers-1 is the latent code.
     Pixels are stored as value / pixel_scale in [0, 1].
     NumPy scalars and arrays are accepted where numbers and tuples are meant (np.float32(255), np.array([28, 28]))
