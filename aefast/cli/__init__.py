@@ -49,7 +49,7 @@ FORWARDED: dict[str, tuple[Callable[[list[str]], int], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import info, inference
+    from . import info, inference, interop
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 epilog="Each command has its own --help, e.g. `aefast score --help`.")
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=text, add_help=False)
     inference.add_subcommands(sub)
     info.add_subcommand(sub)
+    interop.add_subcommands(sub)
     return p
 
 
