@@ -119,3 +119,49 @@ def test_from_torch_real():
     got = reference_forward(w, x.numpy().reshape(16, -1))
     np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-6)
     assert w.activations == ["relu", "leaky_relu(0.1)", "elu(0.5)", "sigmoid"] and w.encoder_layers == 2
+
+
+# Relative RMS error against PyTorch fp32 each precision must stay within (aefast.bench uses the same or looser).
+REL_RMS = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 2e-2, "int8": 1e-1}
+
+
+def _rel_rms(got, expect):
+    got, expect = np.asarray(got, np.float64), np.asarray(expect, np.float64)
+    return float(np.sqrt(np.mean((got - expect) ** 2) / np.mean(expect ** 2)))
+
+
+def _real_sequential(torch, acts):
+    nn = torch.nn
+    widths = [784, 100, 16, 100, 784]
+    mods = [nn.Flatten()]
+    for (a, b), act in zip(zip(widths, widths[1:]), acts):
+        mods += [nn.Linear(a, b)] + ([act] if act is not None else [])
+    return nn.Sequential(*mods).eval()
+
+
+@pytest.mark.parametrize("precision", list(REL_RMS))
+def test_real_torch_model_runs_on_the_engine_within_the_named_tolerance(precision):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(1)
+    seq = _real_sequential(torch, [nn.ELU(), None, nn.ELU(), nn.Sigmoid()])
+    x = torch.rand(64, 1, 28, 28)
+    with torch.no_grad():
+        expect = seq(x).numpy()
+    engine = aefast.load(aefast.from_torch(seq, input_shape=(1, 28, 28)), precision=precision)
+    assert _rel_rms(engine.reconstruct(x.numpy()[:, 0]), expect) < REL_RMS[precision]   # (N, 28, 28)
+
+
+def test_real_torch_onnx_export_loads(tmp_path):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(2)
+    seq = _real_sequential(torch, [nn.ReLU(), nn.LeakyReLU(0.1), nn.ELU(alpha=0.5), nn.Sigmoid()])
+    x = torch.rand(8, 1, 28, 28)
+    torch.onnx.export(seq, (x,), str(tmp_path / "m.onnx"), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "N"}})
+    w = aefast.read_onnx(tmp_path / "m.onnx")
+    assert w.activations == ["relu", "leaky_relu(0.1)", "elu(0.5)", "sigmoid"] and w.input_shape == (28, 28)
+    with torch.no_grad():
+        expect = seq(x).numpy()
+    assert _rel_rms(reference_forward(w, x.numpy().reshape(8, -1)), expect) < 1e-6

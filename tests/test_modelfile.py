@@ -136,7 +136,7 @@ def _nan_body():
     (_with(meta__layer_sizes="[4, 3, 2, 3]"), "unexpected"),
     (_with(meta__encoder_layers="7"), "encoder_layers"),
     (_with(meta__activations='["elu", "elu", "elu"]'), "activations"),
-    (_with(meta__activations='["elu", "relu", "elu", "elu"]'), "unknown activation"),
+    (_with(meta__activations='["elu", "gelu", "elu", "elu"]'), "unknown activation"),
     (_with(meta__input_shape="[3, 3]"), "input_shape"),
     (_with(meta__pixel_scale="1" + "0" * 5000), "not valid JSON"),
     (_with(meta__pixel_scale="1" + "0" * 400), "pixel_scale"),
