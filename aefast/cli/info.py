@@ -26,9 +26,9 @@ def describe_shape(shape: tuple[int, ...]) -> str:
 
 def model_info(path: str) -> dict:
     """What `aefast info` prints, as a dict."""
-    from ..modelfile import read_model
+    from ..interop.load import read_any
 
-    weights = read_model(path)
+    weights = read_any(path)   # an aefast model file or an .onnx chain of dense layers
     storage = sorted({str(k.dtype) for k in weights.kernels})
     return {"path": str(path), "bytes": Path(path).stat().st_size, "storage": storage,
             "layer_sizes": weights.layer_sizes, "activations": list(weights.activations),
