@@ -15,6 +15,14 @@ from aefast.engine import Engine
 COMMANDS = ["compress", "reconstruct", "score", "info", "train", "data", "bench"]
 
 
+def exit_code(argv) -> int:
+    """main(argv)'s exit status, whether returned or raised by argparse as SystemExit."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """(path, images): 700 random-ish uint8 28x28 images saved as .npy (no MNIST needed for the plumbing)."""
@@ -54,21 +62,19 @@ def test_python_dash_m_aefast_and_bad_command():
 def test_bad_usage_exits_2_naming_the_problem(argv, message, digits, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = [str(digits[0]) if a == "IMAGES" else a for a in argv]
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2
+    assert exit_code(argv) == 2
     err = capsys.readouterr().err
     assert f"aefast {argv[0]}: error:" in err and message.replace("IMAGES", str(digits[0])) in err
     assert not (tmp_path / "x.npy").exists()
 
 
 def test_images_of_the_wrong_shape_are_refused(tmp_path, capsys):
-    np.save(tmp_path / "small.npy", np.zeros((3, 8, 8, 3), np.uint8))
-    with pytest.raises(SystemExit) as e:
-        main(["score", str(tmp_path / "small.npy")])
-    assert e.value.code == 2
+    np.save(tmp_path / "small.npy", np.zeros((3, 8, 6, 3), np.uint8))
+    assert exit_code(["score", str(tmp_path / "small.npy")]) == 2
     err = capsys.readouterr().err
-    assert "small.npy holds 8x8x3 (RGB) images, but" in err and "takes 28x28 grayscale images" in err
+    model = aefast.engine.DEFAULT_MODEL_PATH
+    assert err == (f"aefast score: error: {tmp_path / 'small.npy'} holds 6x8 (width x height) RGB images, but "
+                   f"{model} takes 28x28 (width x height) grayscale images\n")
 
 
 @pytest.mark.parametrize("chunk", ["333", "4096", "1"])
@@ -128,7 +134,7 @@ def test_score_ranks_the_odd_images_first(mnist_dir, tmp_path, capsys):
 def test_info_text_and_json(capsys):
     assert main(["info"]) == 0
     text = capsys.readouterr().out
-    assert "784-1000-100-1000-784" in text and "28x28 grayscale" in text and "test_mse" in text
+    assert "784-1000-100-1000-784" in text and "28x28 (width x height) grayscale" in text and "test_mse" in text
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["input_shape"] == [28, 28] and info["latent"] == 100 and info["storage"] == ["float16"]

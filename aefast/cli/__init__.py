@@ -72,13 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:   # reported by the subcommand's parser, with its usage line
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from ..errors import DataFileError, ModelFileError
-    from .inference import UsageError
+    from .argtypes import UsageError
 
-    command_parser = args.parser   # errors show the subcommand's own usage line
+    command_parser = args.parser
     try:
         return args.run(args)
     except (UsageError, DataFileError, ModelFileError) as e:
-        command_parser.error(str(e))
+        # A file or a value was wrong, not the command line's form: the message alone, without the usage block.
+        print(f"{command_parser.prog}: error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"{command_parser.prog}: error: {e}", file=sys.stderr)
         return 1

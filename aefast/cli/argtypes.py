@@ -1,7 +1,12 @@
-"""argparse `type=` converters shared by the command lines; each raises ArgumentTypeError naming what it expected."""
+"""argparse `type=` converters shared by the command lines (each raises ArgumentTypeError naming what it expected)
+and UsageError, the error a command reports as `prog: error: ...` with exit status 2."""
 from __future__ import annotations
 
 import argparse
+
+
+class UsageError(Exception):
+    """Bad input from the user (a file, a shape, a number): reported as `prog: error: ...`, exit status 2."""
 
 
 def positive_int(text: str) -> int:
