@@ -158,3 +158,56 @@ def test_ctrl_c_leaves_no_output_and_keeps_the_old_one(digits, tmp_path, monkeyp
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npy"]   # no temp file left
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, usage", [(["aefast", "data"], "usage: aefast data "),
+                                            (["aefast", "bench"], "usage: aefast bench "),
+                                            (["aefast.data"], "usage: python -m aefast.data "),
+                                            (["aefast.bench"], "usage: python -m aefast.bench ")])
+def test_forwarded_commands_name_themselves_as_run(command, usage):
+    run = subprocess.run([sys.executable, "-m", *command, "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith(usage)
+
+
+def test_aefast_data_and_bench_errors_say_aefast(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AEFAST_DATA_DIR", raising=False)
+    assert main(["data", "--data-dir", str(tmp_path / "none"), "fetch"]) == 1
+    assert capsys.readouterr().err.startswith(f"aefast data: error: {tmp_path / 'none'}: MNIST data folder does "
+                                              "not exist")
+    pytest.importorskip("aefast.bench.contenders")
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--contenders", "numpy"])
+    assert e.value.code == 2 and "aefast bench: error: unknown contenders ['numpy']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv0, expected", [("aefast", ["-m", "aefast", "bench", "--quick"]),
+                                             ("python -m aefast.bench", ["-m", "aefast.bench", "--quick"])])
+def test_both_bench_commands_restart_without_openblas_overrides(argv0, expected, monkeypatch):
+    """`aefast bench` and `python -m aefast.bench` take the same decision: with OPENBLAS_CORETYPE set, the process
+    starts again without it (os.execve is recorded, not run, so no benchmark runs)."""
+    bench_main = pytest.importorskip("aefast.bench.__main__")
+    calls = []
+
+    def execve(exe, args, env):
+        calls.append((args[1:], env))
+        raise SystemExit(0)                       # stands for the exec: nothing after it runs
+
+    monkeypatch.setattr(bench_main.os, "execve", execve)
+    monkeypatch.setattr("aefast.bench.runner.run_benchmark", lambda config: pytest.fail("ran without restarting"))
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv(bench_main.CLEARED_ENV_VAR, raising=False)
+    if argv0 == "aefast":
+        monkeypatch.setattr(sys, "argv", ["aefast", "bench", "--quick"])
+        run = main
+    else:
+        monkeypatch.setattr(sys, "argv", ["__main__.py", "--quick"])
+        run = bench_main.main
+    with pytest.raises(SystemExit):
+        run()
+    (args, env), = calls
+    assert args == expected and "OPENBLAS_CORETYPE" not in env
+    assert json.loads(env[bench_main.CLEARED_ENV_VAR]) == {"OPENBLAS_CORETYPE": "Haswell"}
+    calls.clear()
+    with pytest.raises(SystemExit):               # a caller's main([...]) never replaces the caller's process
+        main(["bench", "--help"])
+    assert not calls
