@@ -211,3 +211,135 @@ def test_both_bench_commands_restart_without_openblas_overrides(argv0, expected,
     with pytest.raises(SystemExit):               # a caller's main([...]) never replaces the caller's process
         main(["bench", "--help"])
     assert not calls
+
+
+@pytest.fixture
+def made_engines(monkeypatch):
+    """Every Engine the CLI loads, recorded (aefast.load wrapped)."""
+    made = []
+    real = aefast.load
+
+    def load(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(aefast, "load", load)
+    return made
+
+
+@pytest.mark.parametrize("command", ["compress", "reconstruct", "score"])
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "int8"])
+def test_precision_and_threads_reach_the_engine(command, precision, digits, tmp_path, made_engines):
+    path, x = digits
+    x = x[:64]
+    np.save(tmp_path / "in.npy", x)
+    out = tmp_path / "out.npy"
+    assert main([command, str(tmp_path / "in.npy"), "-o", str(out), "--precision", precision, "--threads", "1",
+                 "--quiet"]) == 0
+    (engine,), = [made_engines]
+    assert (engine.precision, engine.threads) == (precision, 1)
+    reference = aefast.load(aefast.engine.DEFAULT_MODEL_PATH, precision=precision, threads=1)
+    expected = {"compress": lambda: reference.compress(x),
+                "reconstruct": lambda: reference.reconstruct(x, clip=True).reshape(64, 28, 28),
+                "score": lambda: reference.score(x)}[command]()
+    np.testing.assert_array_equal(np.load(out), expected)
+    fp32 = {"compress": aefast.compress, "reconstruct": lambda a: aefast.reconstruct(a, clip=True).reshape(64, 28, 28),
+            "score": aefast.score}[command](x)
+    # bf16 and int8 change the numbers; fp16 (half weights, fp32 math) equals fp32 on this float16-stored model
+    assert np.array_equal(np.load(out), fp32) == (precision == "fp16")
+
+
+@pytest.mark.parametrize("command", ["compress", "reconstruct", "score"])
+def test_resize_brings_a_folder_to_the_model_size(command, tmp_path, capsys):
+    from PIL import Image
+
+    from aefast.data import open_images
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (40, 36), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "out.npy"
+    assert main([command, str(folder), "-o", str(out), "--resize", "28x28", "--quiet"]) == 0
+    x = open_images(folder, resize=(28, 28)).x
+    expected = {"compress": lambda: aefast.compress(x),
+                "reconstruct": lambda: aefast.reconstruct(x, clip=True).reshape(5, 28, 28),
+                "score": lambda: aefast.score(x)}[command]()
+    np.testing.assert_array_equal(np.load(out), expected)
+    err = capsys.readouterr().err
+    assert err == f"note: 1 file(s) in {folder} are not .png/.jpg/.jpeg images and were not read\n"
+
+
+def test_version():
+    run = subprocess.run([sys.executable, "-m", "aefast", "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout == f"aefast {aefast.__version__}\n"
+
+
+def test_info_on_a_named_model_file(tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "mine.safetensors"
+    shutil.copyfile(aefast.engine.DEFAULT_MODEL_PATH, model)
+    assert main(["info", str(model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"model        {model} ({model.stat().st_size:,} bytes, weights float16)"
+    assert lines[1] == "layers       784-1000-100-1000-784 (elu, linear, elu, sigmoid)"
+    assert lines[2] == ("input        28x28 (width x height) grayscale images, input_shape (28, 28) (height, width"
+                        "[, channels]), pixel_scale 255")
+    assert lines[3] == "latent       100 float32 values (2 encoder layers)"
+    # 784 uint8 pixels = 784 bytes -> 100 float32 = 400 bytes: 1.96x in bytes, 7.84x in values
+    assert lines[4] == ("compression  1.96x in bytes: 784 uint8 pixels (784 bytes) -> 100 float32 values (400 bytes); "
+                        "7.84x in values")
+    assert main(["info", str(model), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["path"] == str(model) and info["compression_ratio_bytes"] == 784 / 400
+
+
+def test_data_cache_dir_is_used(mnist_dir, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv("AEFAST_DATA_DIR", raising=False)
+    monkeypatch.setenv("AEFAST_CACHE_DIR", str(tmp_path / "not-this-one"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copyfile(f, cache / f.name)
+    assert main(["data", "--cache-dir", str(cache), "fetch"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{key:13s} {cache / name}" for key, name in
+                   (("train_images", "train-images-idx3-ubyte.gz"), ("train_labels", "train-labels-idx1-ubyte.gz"),
+                    ("test_images", "t10k-images-idx3-ubyte.gz"), ("test_labels", "t10k-labels-idx1-ubyte.gz"))]
+    assert not (tmp_path / "not-this-one").exists()
+
+
+def test_real_sigint_during_compress_leaves_nothing(tmp_path):
+    """SIGINT to a real `aefast compress` once it has started writing: exit 130, no output, no temp file. The
+    input (a sparse 800 MB .npy of zeros) takes far longer to compress than the test waits."""
+    import signal
+    import time
+
+    source = tmp_path / "in" / "big.npy"
+    source.parent.mkdir()
+    np.lib.format.open_memmap(source, mode="w+", dtype=np.uint8, shape=(1_000_000, 28, 28)).flush()
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "aefast", "compress", str(source), "-o", str(outdir / "c.npy")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell's background job starts with SIGINT ignored, which Python keeps: give the
+                            # child the default disposition, as a terminal would
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not any(outdir.iterdir()):          # the temp output appears once the command is computing
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the command never started writing"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert err.endswith("aefast compress: interrupted; nothing was written\n")
+    assert list(outdir.iterdir()) == []
