@@ -343,3 +343,87 @@ def test_real_sigint_during_compress_leaves_nothing(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert err.endswith("aefast compress: interrupted; nothing was written\n")
     assert list(outdir.iterdir()) == []
+
+
+def _pngs(folder, count, size=(28, 28), seed=0):
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (count, *size), dtype=np.uint8)
+    for i, p in enumerate(pixels):
+        Image.fromarray(p).save(folder / f"{i}.png")
+    return pixels
+
+
+def test_flat_rows_of_the_model_pixel_count_are_accepted(digits, tmp_path, capsys):
+    _, x = digits
+    np.save(tmp_path / "flat.npy", x[:40].reshape(40, 784))
+    assert main(["compress", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "c.npy"), "--quiet"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), aefast.compress(x[:40]))
+    assert main(["reconstruct", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "r.npy"), "--quiet"]) == 0
+    assert np.load(tmp_path / "r.npy").shape == (40, 28, 28)
+    np.save(tmp_path / "short.npy", x[:40].reshape(40, 784)[:, :700])
+    assert main(["score", str(tmp_path / "short.npy")]) == 2
+    assert capsys.readouterr().err == (f"aefast score: error: {tmp_path / 'short.npy'}: images have shape (40, 700); "
+                                       "expected (N, H, W) or (N, H, W, C) with C in (1, 3), or (N, 784) rows of "
+                                       "the model's 784 pixels\n")
+
+
+def test_a_file_that_is_not_a_model_is_named_so(digits, tmp_path, capsys):
+    path, _ = digits
+    assert main(["info", str(path)]) == 2
+    assert capsys.readouterr().err == f"aefast info: error: {path} is not an aefast model file (a safetensors file)\n"
+    model = aefast.engine.DEFAULT_MODEL_PATH
+    assert main(["score", str(path), str(model)]) == 2               # MODEL and INPUT swapped
+    assert capsys.readouterr().err == (f"aefast score: error: {path} is not an aefast model file (a safetensors "
+                                       f"file); {model} is one: the order is [MODEL] INPUT\n")
+
+
+def test_unreadable_images_stop_or_are_skipped_and_listed(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    pixels = _pngs(folder, 4)
+    (folder / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")            # bad header
+    data = (folder / "3.png").read_bytes()
+    (folder / "3.png").write_bytes(data[:60] + data[-12:])                       # header fine, pixels cut off
+    out = tmp_path / "s.npy"
+    assert main(["score", str(folder), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"aefast score: error: {folder / '1.png'}: unreadable image (") and "usage:" not in err
+    assert err.count("\n") == 1 and not out.exists()
+    assert main(["score", str(folder), "-o", str(out), "--skip-unreadable", "--quiet"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "skipped 2 unreadable image(s):"
+    assert err[1].startswith(f"  {folder / '1.png'}: unreadable image (") and err[1].endswith(
+        "expected a PNG or JPEG file")
+    assert err[2].startswith(f"  {folder / '3.png'}: unreadable image (") and len(err) == 3
+    np.testing.assert_array_equal(np.load(out), aefast.score(pixels[[0, 2]]))
+
+
+def test_score_table_has_its_header_even_when_quiet_and_the_csv_columns(digits, tmp_path, capsys):
+    path, x = digits
+    assert main(["score", str(path), "--top", "2", "--quiet", "--csv", str(tmp_path / "s.csv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    scores = aefast.score(x)
+    worst = np.argsort(-scores, kind="stable")[:2]
+    assert lines[0].split() == (tmp_path / "s.csv").read_text().splitlines()[0].split(",")
+    assert lines == ["rank    index  name         score",
+                     *(f"{r:>4}  {int(i):>7}  {'#' + str(i):<4}  {scores[i]:>12.6g}" for r, i in enumerate(worst, 1))]
+
+
+def test_data_doc_examples_run(tmp_path, monkeypatch):
+    """The Python blocks of docs/data.md's "Your own images" section, run on a small folder and arrays."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
+    section = doc[doc.index("## Your own images"):]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks and "split_indices(" in blocks[0]
+    monkeypatch.chdir(tmp_path)
+    _pngs(tmp_path / "photos", 30, size=(40, 36))
+    rng = np.random.default_rng(1)
+    np.save("train.npy", rng.integers(0, 256, (30, 8, 8), dtype=np.uint8))
+    np.save("test.npy", rng.integers(0, 256, (5, 8, 8), dtype=np.uint8))
+    for block in blocks:
+        exec(compile(block, "docs/data.md", "exec"), {})

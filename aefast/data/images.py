@@ -94,15 +94,18 @@ def _file_sha256(path: Path, digest=None):
     return digest
 
 
-def _checked_array(x: np.ndarray, source: str) -> np.ndarray:
-    """x as (N, H, W, C): uint8, or float16/32/64 finite and within [0, 1]; DataFileError naming `source`."""
+def _checked_array(x: np.ndarray, source: str, flat_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """x as (N, H, W, C): uint8, or float16/32/64 finite and within [0, 1]; DataFileError naming `source`
+    (and, when flat rows of `flat_shape` were accepted, saying so)."""
     if x.dtype != np.uint8 and x.dtype.type not in (np.float16, np.float32, np.float64):
         raise DataFileError(f"{source}: images have dtype {x.dtype}; expected uint8 (0..255) or float in [0, 1]")
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4 or x.shape[3] not in CHANNELS or min(x.shape[1:3], default=0) < 1:
+        flat = "" if flat_shape is None else (f", or (N, {math.prod(flat_shape)}) rows of the model's "
+                                              f"{math.prod(flat_shape)} pixels")
         raise DataFileError(f"{source}: images have shape {x.shape}; expected (N, H, W) or (N, H, W, C) "
-                            f"with C in {CHANNELS}")
+                            f"with C in {CHANNELS}{flat}")
     if len(x) == 0:
         raise DataFileError(f"{source}: holds no images")
     if x.dtype != np.uint8:
@@ -474,4 +477,4 @@ def open_images(path: str | os.PathLike, *, resize: tuple[int, int] | None = Non
     except OSError as e:
         raise DataFileError(f"{path}: cannot read ({e.strerror or e})") from None
     raw = _flat_to_images(raw, flat_shape)
-    return ImageSet(_checked_array(raw, str(path)), path, None, _file_sha256(path).hexdigest())
+    return ImageSet(_checked_array(raw, str(path), flat_shape), path, None, _file_sha256(path).hexdigest())
