@@ -220,3 +220,29 @@ def test_palette_image_in_a_grayscale_folder_is_named(tmp_path):
     colour.save(folder / "4.png")
     scan = scan_folder(folder)
     assert scan.channels == 3 and scan.colour_file == folder / "4.png"
+
+
+def test_a_folder_that_would_not_fit_in_memory_is_refused_before_decoding(tmp_path, monkeypatch, no_decoding):
+    monkeypatch.setattr(images_module, "_physical_memory", lambda: 3_000)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(_png(np.zeros((40, 30), np.uint8)))
+    with pytest.raises(DataFileError) as e:
+        open_images(folder)
+    assert str(e.value) == (f"{folder}: 3 images of 30x40 (width x height) x 1 channel(s) need 3,600 bytes decoded, "
+                            "more than this machine's 3,000 bytes of memory; resize them (--resize HxW) or use fewer")
+
+
+def test_cli_names_the_colour_image_of_a_grayscale_folder(tmp_path, capsys):
+    from aefast.cli import main
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / f"{i}.png")
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8) + np.array([200, 10, 10], np.uint8)).quantize(4).save(
+        folder / "2b.png")
+    assert main(["score", str(folder)]) == 2
+    assert capsys.readouterr().err.endswith(f"; {folder / '2b.png'} is a colour image (it makes the folder RGB), the "
+                                            "model takes grayscale: convert it or leave it out\n")

@@ -390,12 +390,26 @@ def _decode(path: Path, scan: FolderScan, resized: bool) -> np.ndarray:
         raise _unreadable(path, e) from None
 
 
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _read_folder(scan: FolderScan, resized: bool, progress: bool) -> tuple[np.ndarray, list[Path], list[str]]:
     """The images of `scan` as one (N, H, W, C) uint8 array, with the files read and the "file: why" of those
     skipped because they failed to decode (only when the scan skipped unreadable files; else that raises)."""
     from tqdm.auto import tqdm
 
-    out = np.empty((len(scan.files), scan.height, scan.width, scan.channels), np.uint8)
+    shape = (len(scan.files), scan.height, scan.width, scan.channels)
+    need, ram = math.prod(shape), _physical_memory()
+    if ram is not None and need > ram:
+        raise DataFileError(f"{scan.folder}: {len(scan.files):,} images of {_size_text(scan.width, scan.height)} "
+                            f"(width x height) x {scan.channels} channel(s) need {need:,} bytes decoded, more than "
+                            f"this machine's {ram:,} bytes of memory; resize them (--resize HxW) or use fewer")
+    out = np.empty(shape, np.uint8)
     kept, skipped = [], list(scan.skipped)
     for path in tqdm(scan.files, desc=f"reading {scan.folder.name}", unit="img", disable=not progress or None,
                      leave=False):
