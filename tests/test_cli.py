@@ -332,7 +332,9 @@ def test_real_sigint_during_compress_leaves_nothing(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
-        while not any(outdir.iterdir()):          # the temp output appears once the command is computing
+        # The temp output gets its full size (open_memmap) inside atomic_path's cleanup scope, just before the
+        # first chunk is computed: from then on the command is working and must clean up after SIGINT.
+        while not any(p.stat().st_size > 0 for p in outdir.iterdir()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the command never started writing"
             time.sleep(0.01)
