@@ -366,7 +366,7 @@ def test_flat_rows_of_the_model_pixel_count_are_accepted(digits, tmp_path, capsy
     assert main(["reconstruct", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "r.npy"), "--quiet"]) == 0
     assert np.load(tmp_path / "r.npy").shape == (40, 28, 28)
     np.save(tmp_path / "short.npy", x[:40].reshape(40, 784)[:, :700])
-    assert main(["score", str(tmp_path / "short.npy")]) == 2
+    assert exit_code(["score", str(tmp_path / "short.npy")]) == 2
     assert capsys.readouterr().err == (f"aefast score: error: {tmp_path / 'short.npy'}: images have shape (40, 700); "
                                        "expected (N, H, W) or (N, H, W, C) with C in (1, 3), or (N, 784) rows of "
                                        "the model's 784 pixels\n")
@@ -374,10 +374,10 @@ def test_flat_rows_of_the_model_pixel_count_are_accepted(digits, tmp_path, capsy
 
 def test_a_file_that_is_not_a_model_is_named_so(digits, tmp_path, capsys):
     path, _ = digits
-    assert main(["info", str(path)]) == 2
+    assert exit_code(["info", str(path)]) == 2
     assert capsys.readouterr().err == f"aefast info: error: {path} is not an aefast model file (a safetensors file)\n"
     model = aefast.engine.DEFAULT_MODEL_PATH
-    assert main(["score", str(path), str(model)]) == 2               # MODEL and INPUT swapped
+    assert exit_code(["score", str(path), str(model)]) == 2               # MODEL and INPUT swapped
     assert capsys.readouterr().err == (f"aefast score: error: {path} is not an aefast model file (a safetensors "
                                        f"file); {model} is one: the order is [MODEL] INPUT\n")
 
@@ -389,7 +389,7 @@ def test_unreadable_images_stop_or_are_skipped_and_listed(tmp_path, capsys):
     data = (folder / "3.png").read_bytes()
     (folder / "3.png").write_bytes(data[:60] + data[-12:])                       # header fine, pixels cut off
     out = tmp_path / "s.npy"
-    assert main(["score", str(folder), "-o", str(out)]) == 2
+    assert exit_code(["score", str(folder), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"aefast score: error: {folder / '1.png'}: unreadable image (") and "usage:" not in err
     assert err.count("\n") == 1 and not out.exists()

@@ -81,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (UsageError, DataFileError, ModelFileError) as e:
-        # A file or a value was wrong, not the command line's form: the message alone, without the usage block.
+        # A file or a value was wrong, not the command line's form: the message alone, without the usage block;
+        # SystemExit(2) as argparse's own errors raise it.
         print(f"{command_parser.prog}: error: {e}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
     except OSError as e:
         print(f"{command_parser.prog}: error: {e}", file=sys.stderr)
         return 1
