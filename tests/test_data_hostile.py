@@ -54,6 +54,11 @@ def test_folder_shapes_come_from_headers_without_decoding(tmp_path, no_decoding)
     assert peek_image_shape(folder) == (30, 40)
     scan = scan_folder(folder)
     assert (scan.height, scan.width, scan.channels, len(scan.files)) == (30, 40, 1, 3)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                     # stored 30 wide x 40 high, shown turned: 40 x 30
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(folder / "photo.jpg", exif=exif)
+    scan = scan_folder(folder)
+    assert (scan.height, scan.width, scan.channels, scan.colour_file) == (30, 40, 3, folder / "photo.jpg")
 
 
 def test_cli_refuses_a_folder_of_the_wrong_size_before_decoding_it(tmp_path, no_decoding, capsys):
