@@ -380,6 +380,9 @@ def test_a_file_that_is_not_a_model_is_named_so(digits, tmp_path, capsys):
     assert exit_code(["score", str(path), str(model)]) == 2               # MODEL and INPUT swapped
     assert capsys.readouterr().err == (f"aefast score: error: {path} is not an aefast model file (a safetensors "
                                        f"file); {model} is one: the order is [MODEL] INPUT\n")
+    assert exit_code(["compress", str(model), "-o", str(tmp_path / "c.npy")]) == 2   # INPUT left out
+    assert capsys.readouterr().err == (f"aefast compress: error: {model} is a model file, not images; expected "
+                                       "[MODEL] INPUT (INPUT is missing)\n")
 
 
 def test_unreadable_images_stop_or_are_skipped_and_listed(tmp_path, capsys):

@@ -17,7 +17,7 @@ import numpy as np
 from .._io import write_text_atomic
 from ..data.images import IMAGE_SUFFIXES, FolderScan, ImageSet, open_images, read_scanned, scan_folder
 from .argtypes import UsageError, image_size, positive_int
-from .info import check_model_file, describe_shape
+from .info import check_model_file, describe_shape, looks_like_safetensors
 from .pictures import save_pairs_grid
 from .streaming import DEFAULT_CHUNK, apply_in_chunks, npy_output
 
@@ -116,6 +116,8 @@ def _open(args):
 
     model, source = _model_and_input(args)
     check_model_file(model, source if len(args.paths) == 2 else None)
+    if len(args.paths) == 1 and Path(source).is_file() and looks_like_safetensors(source):
+        raise UsageError(f"{source} is a model file, not images; expected [MODEL] INPUT (INPUT is missing)")
     engine = load(model, precision=args.precision, threads=args.threads)
     model_shape = tuple(engine.input_shape)
     folder = Path(source).expanduser()

@@ -30,7 +30,7 @@ def describe_shape(shape: tuple[int, ...]) -> str:
     return f"{math.prod(shape)}-value"
 
 
-def _looks_like_safetensors(path: str) -> bool:
+def looks_like_safetensors(path: str) -> bool:
     """Whether `path` starts as a safetensors file does: a little-endian u64 header length that fits the file,
     then a JSON object. A missing file or a folder counts as a model here (the model reader names those)."""
     p = Path(path).expanduser()
@@ -51,9 +51,9 @@ def _looks_like_safetensors(path: str) -> bool:
 def check_model_file(model: str, other: str | None = None) -> None:
     """UsageError "X is not an aefast model file" when `model` is plainly something else (an image array, a
     PNG ...), pointing out a swapped MODEL and INPUT when `other` is the model."""
-    if _looks_like_safetensors(model):
+    if looks_like_safetensors(model):
         return
-    swapped = other is not None and Path(other).is_file() and _looks_like_safetensors(other)
+    swapped = other is not None and Path(other).is_file() and looks_like_safetensors(other)
     raise UsageError(f"{model} is not an aefast model file (a safetensors file)"
                      + (f"; {other} is one: the order is [MODEL] INPUT" if swapped else ""))
 
