@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -19,22 +21,40 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT stays pending (not lost) inside the block; it is delivered, as KeyboardInterrupt, once the block ends.
+    Only the main thread runs Python signal handlers, so other threads need no mask."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temp file path beside `path` to write (by any means); on clean exit the file is fsynced and renamed over
     `path`. On any exception (KeyboardInterrupt included) the temp file is removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        # The temp file's name is known (tmp set) before a Ctrl-C can land, so the cleanup below always sees it.
+        with _sigint_held():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
