@@ -93,7 +93,8 @@ def test_zarr_to_zarr_and_score_to_npy(cluster_client, images, tmp_path):
     da.from_array(images, chunks=(CHUNK, 28, 28)).to_zarr(str(src))
     engine = aefast.load(DEFAULT_MODEL_PATH)
     recon = aefast.dask.process_file("reconstruct", None, src, tmp_path / "recon.zarr", chunk_rows=256, clip=True)
-    np.testing.assert_array_equal(zarr.open_array(str(recon), mode="r")[:], engine.reconstruct(images, clip=True))
+    np.testing.assert_array_equal(zarr.open_array(str(recon), mode="r")[:],   # (N, 28, 28): the images' shape
+                                  engine.reconstruct(images, clip=True).reshape(images.shape))
     scores = aefast.dask.process_file("score", None, src, tmp_path / "scores.npy")
     np.testing.assert_array_equal(np.load(scores), engine.score(images))
 
