@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import uuid
@@ -28,6 +29,7 @@ from . import arrays
 OPERATIONS = ("compress", "reconstruct", "score")
 DEFAULT_CHUNK_ROWS = 8192   # 8192 MNIST images: 6.4 MB uint8 in, 25.7 MB float32 out per reconstruct block
 CONNECT_TIMEOUT_S = 10      # a scheduler address that refuses or does not answer fails after this long
+WORKER_WAIT_S = 60          # a cluster without workers (an adaptive one scaling up) is given this long to get one
 
 
 class NpyRows:
@@ -118,10 +120,14 @@ def _worker_view(source: str, expected: tuple[int, int] | None, temporary: str) 
 
 
 def check_workers_reach(client, source: Path, temporary: Path) -> None:
-    """ClusterError naming each worker that cannot read SOURCE as the client sees it or write beside TEMPORARY."""
+    """ClusterError naming each worker that cannot read SOURCE as the client sees it or write beside TEMPORARY.
+    The workers present now are checked (after waiting for a first one); a worker that joins later is not."""
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except TimeoutError:
+        raise ClusterError(f"the Dask cluster at {client.scheduler.address} has no workers (none joined within "
+                           f"{WORKER_WAIT_S} s)") from None
     reports = client.run(_worker_view, str(source), _fingerprint(str(source)), str(temporary))
-    if not reports:
-        raise ClusterError(f"the Dask cluster at {client.scheduler.address} has no workers")
     bad = [f"worker {worker} {'; '.join(problems)}" for worker, problems in sorted(reports.items()) if problems]
     if bad:
         raise ClusterError("the Dask workers cannot reach the job's files (input and output must be on storage "
@@ -227,9 +233,22 @@ def process_file(operation: str, model, source: str | os.PathLike, dest: str | o
         return write_array(result, dest, client=client, source=source)
     except _cluster_errors() as e:
         where = address or (client.scheduler.address if client is not None else "local threads")
-        raise ClusterError(f"the Dask cluster at {where} failed during the job ({type(e).__name__}: {e}); nothing "
-                           f"was written") from None
+        cause = " ".join(f"{type(e).__name__}: {e}".split())   # one line: distributed's messages span several
+        raise ClusterError(f"the Dask cluster at {where} failed during the job ({cause}); nothing was written"
+                           ) from None
     finally:
         if address is not None:
-            with contextlib.suppress(*_cluster_errors(), OSError, TimeoutError):
-                client.close(timeout=CONNECT_TIMEOUT_S)
+            _close_quietly(client)
+
+
+def _close_quietly(client) -> None:
+    """Close a client we opened. After a lost scheduler, closing cancels the client's reconnection attempts, which
+    distributed logs as an ERROR with a traceback: the failure is already reported as one ClusterError line."""
+    client_log = logging.getLogger("distributed.client")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.suppress(*_cluster_errors(), OSError, TimeoutError):
+            client.close(timeout=CONNECT_TIMEOUT_S)
+    finally:
+        client_log.setLevel(level)
