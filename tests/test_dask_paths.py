@@ -89,11 +89,10 @@ def test_worker_view_names_what_a_worker_cannot_reach(tmp_path):
     src, tmp = tmp_path / "in.npy", tmp_path / ".out.npy.x.tmp"
     np.save(src, np.zeros((2, 28, 28), np.uint8))
     tmp.touch()
-    st = os.stat(src)
-    assert _worker_view(str(src), (st.st_size, st.st_mtime_ns), str(tmp)) == []
-    assert _worker_view(str(src), (st.st_size + 1, st.st_mtime_ns), str(tmp)) == [
-        f"sees a different file at {src} (size, mtime {(st.st_size, st.st_mtime_ns)}; the client's: "
-        f"{(st.st_size + 1, st.st_mtime_ns)})"]
+    size, mtime = os.stat(src).st_size, os.stat(src).st_mtime_ns // 1_000_000_000
+    assert _worker_view(str(src), (size, mtime), str(tmp)) == []
+    assert _worker_view(str(src), (size + 1, mtime), str(tmp)) == [
+        f"sees a different file at {src} (size, mtime {(size, mtime)}; the client's: {(size + 1, mtime)})"]
     assert _worker_view(str(tmp_path / "nope.npy"), None, str(tmp_path / "gone.tmp")) == [
         f"does not see the input {tmp_path / 'nope.npy'}",
         f"does not see the temporary output {tmp_path / 'gone.tmp'} the client created in {tmp_path}"]
@@ -101,18 +100,21 @@ def test_worker_view_names_what_a_worker_cannot_reach(tmp_path):
 
 @pytest.fixture
 def private_worker(tmp_path):
-    """A scheduler and one worker process that sees an empty tmpfs over `tmp_path / 'shared'` (its own mount
-    namespace): the client's files there do not exist for it, as on a machine without the shared storage. Skipped
-    where unshare/mount are not permitted (needs root)."""
+    """A scheduler and one worker process that sees its own tmpfs over `tmp_path / 'shared'` (its own mount
+    namespace), holding only a decoy `in.npy`: the client's files there do not exist for it, or are another file of
+    the same name, as on a machine without the shared storage. Skipped where unshare/mount are not permitted."""
     shared = tmp_path / "shared"
     shared.mkdir()
+    decoy = tmp_path / "decoy.npy"
+    np.save(decoy, np.zeros((10, 28, 28), np.uint8))
     probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs {shared}"], capture_output=True,
                            text=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot give a worker its own mount namespace here (unshare -m; mount): {probe.stderr.strip()}")
     with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
-        script = (f"mount -t tmpfs tmpfs {shared} && exec {sys.executable} -m distributed.cli.dask_worker "
+        script = (f"mount -t tmpfs tmpfs {shared} && cp {decoy} {shared}/in.npy && "
+                  f"exec {sys.executable} -m distributed.cli.dask_worker "
                   f"{cluster.scheduler_address} --nthreads 1 --no-nanny --no-dashboard")
         worker = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,25 +128,26 @@ def private_worker(tmp_path):
 
 def test_workers_that_cannot_see_the_files_are_refused_before_any_block(private_worker, tmp_path):
     shared, address = private_worker
-    src = shared / "in.npy"
-    np.save(src, np.zeros((N_IMAGES, 28, 28), np.uint8))
-    for output in ("codes.npy", "codes.zarr"):
-        with pytest.raises(ClusterError, match="cannot reach the job's files") as info:
-            aefast.dask.process_file("compress", None, src, shared / output, address=address)
-        message = str(info.value)
-        assert f"does not see the input {src}" in message and "does not see the temporary output" in message
-        assert sorted(p.name for p in shared.iterdir()) == ["in.npy"]   # no output, no temporary
+    for name in ("data.npy", "in.npy"):   # the worker has no data.npy, and another in.npy
+        np.save(shared / name, np.zeros((N_IMAGES, 28, 28), np.uint8))
+    for name, problem in (("data.npy", "does not see the input"), ("in.npy", "sees a different file at")):
+        for output in ("codes.npy", "codes.zarr"):
+            with pytest.raises(ClusterError, match="cannot reach the job's files") as info:
+                aefast.dask.process_file("compress", None, shared / name, shared / output, address=address)
+            message = str(info.value)
+            assert f"{problem} {shared / name}" in message and "does not see the temporary output" in message
+            assert sorted(p.name for p in shared.iterdir()) == ["data.npy", "in.npy"]   # no output, no temporary
 
 
 def test_aefast_command_reports_unreachable_files_as_one_error_line(private_worker, tmp_path, capsys):
     from aefast.cli import main
 
     shared, address = private_worker
-    np.save(shared / "in.npy", np.zeros((N_IMAGES, 28, 28), np.uint8))
-    assert main(["score", str(shared / "in.npy"), "-o", str(shared / "s.npy"), "--dask", address]) == 1
+    np.save(shared / "data.npy", np.zeros((N_IMAGES, 28, 28), np.uint8))
+    assert main(["score", str(shared / "data.npy"), "-o", str(shared / "s.npy"), "--dask", address]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("aefast score: error: the Dask workers cannot reach"), err
-    assert sorted(p.name for p in shared.iterdir()) == ["in.npy"]
+    assert sorted(p.name for p in shared.iterdir()) == ["data.npy"]
 
 
 def test_an_unreachable_scheduler_fails_fast_naming_the_address(tmp_path, monkeypatch):

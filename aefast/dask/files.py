@@ -94,12 +94,13 @@ def _temporary_name(dest: Path) -> Path:
 
 
 def _fingerprint(path: str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of the file (for a Zarr directory: of its metadata file), None when it cannot be seen."""
+    """(size, whole seconds of mtime) of the file (for a Zarr directory: of its metadata file), None when it cannot
+    be seen. Whole seconds: network file systems agree on those, not always on finer digits."""
     for name in ("", "zarr.json", ".zarray"):
         candidate = os.path.join(path, name) if name else path
         if os.path.isfile(candidate):
             st = os.stat(candidate)
-            return st.st_size, st.st_mtime_ns
+            return st.st_size, st.st_mtime_ns // 1_000_000_000
     return None
 
 
