@@ -150,7 +150,7 @@ def test_aefast_command_reports_unreachable_files_as_one_error_line(private_work
     assert sorted(p.name for p in shared.iterdir()) == ["data.npy"]
 
 
-def test_an_unreachable_scheduler_fails_fast_naming_the_address(tmp_path, monkeypatch):
+def test_an_unreachable_scheduler_fails_fast_naming_the_address(tmp_path, monkeypatch, capfd):
     import socket
 
     from aefast.dask import files
@@ -163,4 +163,14 @@ def test_an_unreachable_scheduler_fails_fast_naming_the_address(tmp_path, monkey
         np.save(src, np.zeros((4, 28, 28), np.uint8))
         with pytest.raises(ClusterError, match=f"cannot connect to the Dask scheduler at {address} within 1 s"):
             aefast.dask.process_file("score", None, src, tmp_path / "s.npy", address=address)
+        from aefast.cli import main
+        from aefast.dask.__main__ import main as dask_main
+
+        for run, prog in ((lambda: main(["score", str(src), "-o", str(tmp_path / "s.npy"), "--dask", address]),
+                           "aefast score"),
+                          (lambda: dask_main(["score", "default", str(src), str(tmp_path / "s.npy"), "--dask",
+                                              address]), "python -m aefast.dask")):
+            assert run() == 1
+            err = capfd.readouterr().err.strip().splitlines()
+            assert err[-1].startswith(f"{prog}: error: cannot connect to the Dask scheduler at {address}"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
