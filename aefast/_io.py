@@ -79,7 +79,7 @@ def reserve_space(path: str | os.PathLike, start: int, length: int, *, shown: st
                     f.write(zeros[:min(len(zeros), length - done)])
                 f.flush()
     except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(shown, start + length, free) from None
         raise
 
@@ -95,7 +95,7 @@ def create_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype, *, shown:
     try:
         array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
     except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
         raise DiskFullError(path if shown is None else shown, nbytes, free) from None

@@ -42,8 +42,7 @@ def images_file(tmp_path_factory):
 
 
 def _run(*argv):
-    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONFAULTHANDLER": ""})
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("command", ["compress", "reconstruct"])
