@@ -131,6 +131,20 @@ def test_a_failing_block_leaves_no_output_and_no_temporary(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]
 
 
+@pytest.mark.parametrize("output", ["out.npy", "out.zarr"])
+def test_a_failing_block_on_the_cluster_leaves_no_output_and_no_temporary(cluster_client, tmp_path, output):
+    """The other blocks keep running after one fails; the client removes the temporary only once they have ended
+    (a Zarr block writing after the removal would recreate the temporary's folders)."""
+    src = tmp_path / "images.npy"
+    bad = np.full((2000, 784), 0.5, dtype=np.float32)
+    bad[1000] = 2.0   # one block of 40 fails; the others write
+    np.save(src, bad)
+    with pytest.raises(ValueError, match=r"must be floating point in \[0, 1\]"):
+        aefast.dask.process_file("compress", None, src, tmp_path / output, address=cluster_client.scheduler.address,
+                                 chunk_rows=50)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]
+
+
 def test_cli_runs_and_reports_bad_input_with_exit_2(images, tmp_path, capsys):
     from aefast.dask.__main__ import main
 

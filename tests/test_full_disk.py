@@ -98,3 +98,21 @@ def test_reserve_space_without_posix_fallocate_zero_fills_the_range(tmp_path, mo
 def test_reserve_space_allocates_the_blocks(tmp_path):
     array = _io.create_npy(tmp_path / "a.npy", (2000, 100), np.float32)
     assert os.stat(tmp_path / "a.npy").st_blocks * 512 >= array.nbytes
+
+
+@pytest.mark.parametrize("output", ["out.npy", "out.zarr"])
+def test_dask_cluster_job_on_a_full_disk_kills_no_worker(small_disk, images_file, output):
+    """Over worker processes a memory-mapped write to a full disk killed each worker with SIGBUS (the nanny restarts
+    it, the scheduler gives up with KilledWorker); the space is reserved on the client before any block runs."""
+    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("zarr")
+    import aefast.dask
+
+    out = small_disk / output
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with pytest.raises(DiskFullError, match=f"{out}: not enough disk space: needs "):
+            aefast.dask.process_file("reconstruct", None, images_file, out, address=cluster.scheduler_address,
+                                     chunk_rows=500)
+        with distributed.Client(cluster) as client:
+            assert sum(client.run(lambda: 1).values()) == 1   # the worker is alive
+    assert os.listdir(small_disk) == []

@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -30,6 +31,7 @@ OPERATIONS = ("compress", "reconstruct", "score")
 DEFAULT_CHUNK_ROWS = 8192   # 8192 MNIST images: 6.4 MB uint8 in, 25.7 MB float32 out per reconstruct block
 CONNECT_TIMEOUT_S = 10      # a scheduler address that refuses or does not answer fails after this long
 WORKER_WAIT_S = 60          # a cluster without workers (an adaptive one scaling up) is given this long to get one
+SETTLE_TIMEOUT_S = 120      # after a failed block, how long the client waits for the job's running blocks to end
 
 
 class NpyRows:
@@ -155,7 +157,7 @@ def write_array(result: da.Array, dest: str | os.PathLike, *, client=None, sourc
         if client is not None:
             check_workers_reach(client, _absolute(source), tmp)
         try:
-            store.compute()
+            _compute_settled(store, client)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(e, DiskFullError):
                 free = shutil.disk_usage(dest.parent).free
@@ -169,6 +171,43 @@ def write_array(result: da.Array, dest: str | os.PathLike, *, client=None, sourc
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     return dest
+
+
+_BUSY_STATES = frozenset({"executing", "long-running", "cancelled", "resumed", "ready", "constrained", "waiting"})
+
+
+def _busy_keys(dask_worker) -> list:
+    """Run on each worker: the keys of the tasks it is running, or holds ready to run (a cancel reaches a worker
+    asynchronously: a queued block could still start)."""
+    return [key for key, ts in dask_worker.state.tasks.items() if ts.state in _BUSY_STATES]
+
+
+def _compute_settled(store, client) -> None:
+    """Compute `store`; when it fails, return (raise) only once no block of it is still running. A failed job's
+    other blocks keep running on their threads, and a Zarr block writing after the temporary is removed recreates
+    its folders: the output's temporary would be left behind."""
+    if client is None:
+        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            try:
+                store.compute(scheduler="threads", pool=pool)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return
+    future = client.compute(store, optimize_graph=False)   # unfused: the workers run the graph's own keys
+    try:
+        future.result()
+    except BaseException:
+        ours = set(store.__dask_graph__())
+        with contextlib.suppress(*_cluster_errors(), OSError, TimeoutError):
+            client.cancel([future], force=True)
+            deadline = time.monotonic() + SETTLE_TIMEOUT_S
+            while time.monotonic() < deadline:
+                running = {key for keys in client.run(_busy_keys).values() for key in keys}
+                if not running & ours:
+                    break
+                time.sleep(0.05)
+        raise
 
 
 def _cluster_errors() -> tuple[type[BaseException], ...]:
