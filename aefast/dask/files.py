@@ -149,16 +149,16 @@ def write_array(result: da.Array, dest: str | os.PathLike, *, client=None, sourc
         raise FileNotFoundError(f"{dest.parent}: the output's folder does not exist")
     tmp = _temporary_name(dest)
     try:
-        if dest.suffix == ".npy":
-            store = da.store(result, NpyRowsTarget(tmp, result.shape, result.dtype, dest), lock=False,
-                             compute=False)
-        else:
-            store = da.to_zarr(result, str(tmp), compute=False)   # writes the metadata here, on the client
-        if client is not None:
-            check_workers_reach(client, _absolute(source), tmp)
         try:
+            if dest.suffix == ".npy":
+                store = da.store(result, NpyRowsTarget(tmp, result.shape, result.dtype, dest), lock=False,
+                                 compute=False)
+            else:
+                store = da.to_zarr(result, str(tmp), compute=False)   # writes the metadata here, on the client
+            if client is not None:
+                check_workers_reach(client, _absolute(source), tmp)
             _compute_settled(store, client)
-        except OSError as e:
+        except OSError as e:   # a Zarr chunk or its metadata on a full disk (a .npy's space is reserved up front)
             if e.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(e, DiskFullError):
                 free = shutil.disk_usage(dest.parent).free
                 raise DiskFullError(dest, result.nbytes, free, upper_bound=True) from None
