@@ -107,8 +107,8 @@ def private_worker(tmp_path):
     shared.mkdir()
     decoy = tmp_path / "decoy.npy"
     np.save(decoy, np.zeros((10, 28, 28), np.uint8))
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs {shared}"], capture_output=True,
-                           text=True)
+    unshare = ["unshare", "-m", "--propagation", "private", "sh", "-c"]
+    probe = subprocess.run([*unshare, f"mount -t tmpfs tmpfs {shared}"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot give a worker its own mount namespace here (unshare -m; mount): {probe.stderr.strip()}")
     with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster, \
@@ -116,7 +116,7 @@ def private_worker(tmp_path):
         script = (f"mount -t tmpfs tmpfs {shared} && cp {decoy} {shared}/in.npy && "
                   f"exec {sys.executable} -m distributed.cli.dask_worker "
                   f"{cluster.scheduler_address} --nthreads 1 --no-nanny --no-dashboard")
-        worker = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        worker = subprocess.Popen([*unshare, script],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             client.wait_for_workers(1, timeout=120)
