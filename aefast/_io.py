@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import signal
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -73,3 +76,49 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def reserve_space(path: str | os.PathLike, start: int, length: int, *, shown: str | os.PathLike | None = None) -> None:
+    """Allocate disk blocks for bytes [start, start + length) of the existing file `path`, so that writes through a
+    memory map of them cannot fail: a store into a page of a sparse file that the disk has no room for raises SIGBUS
+    and kills the process, where write() raises ENOSPC. Raises DiskFullError naming `shown` (default `path`), the
+    file's size and the bytes free. The contents are left as they are (posix_fallocate); where the platform lacks
+    it, the range is zero-filled with write()."""
+    from .errors import DiskFullError
+
+    shown = path if shown is None else shown
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    try:
+        with open(path, "rb+") as f:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(f.fileno(), start, length)
+            else:
+                f.seek(start)
+                zeros = bytes(1 << 20)
+                for done in range(0, length, len(zeros)):
+                    f.write(zeros[:min(len(zeros), length - done)])
+                f.flush()
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(shown, start + length, free) from None
+        raise
+
+
+def create_npy(path: str | os.PathLike, shape: tuple[int, ...], dtype, *, shown: str | os.PathLike | None = None):
+    """A new .npy file of `shape` and `dtype` at `path` with its disk space reserved (reserve_space), opened as a
+    writable memory map: filling it cannot crash on a full disk. Raises DiskFullError (names `shown`) instead."""
+    import numpy as np
+    from .errors import DiskFullError
+
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    try:
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        raise DiskFullError(path if shown is None else shown, nbytes, free) from None
+    if nbytes:
+        reserve_space(path, array.offset, nbytes, shown=shown)
+    return array

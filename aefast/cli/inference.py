@@ -11,6 +11,7 @@ import io
 import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -141,26 +142,46 @@ def _open(args):
 
 def _run_on_dask(args, operation: str) -> int:
     """The same operation over a cluster (aefast.dask.files.process_file): the engine travels to each worker once,
-    every block of --batch-size rows is computed there, and -o is written chunk by chunk, atomically."""
+    every block of --batch-size rows is computed there, and -o is written chunk by chunk, atomically, with the
+    local command's shape and dtype (reconstruct: (N, *input_shape), float32 or --uint8); score then ranks the
+    written scores as the local command does (--top). A cluster that cannot be reached, or fails mid-job, is
+    reported as one `error:` line, exit status 1, with nothing written."""
     local_only = [flag for flag, value in (("--png", getattr(args, "png", None)), ("--csv", getattr(args, "csv", None)),
-                                           ("--uint8", getattr(args, "uint8", False)), ("--resize", args.resize))
-                  if value]
+                                           ("--resize", args.resize)) if value]
     if local_only:
-        raise UsageError(f"{', '.join(local_only)} cannot be combined with --dask (it writes only -o)")
+        raise UsageError(f"{', '.join(local_only)} cannot be combined with --dask (the images stay on the cluster)")
     if args.output is None:
         raise UsageError("--dask needs -o/--output: the scores are written there, chunk by chunk")
     try:
         from ..dask.files import process_file
     except ImportError as e:
         raise UsageError(f"--dask needs the dist extra (pip install 'aefast[dist]'): {e}") from None
+    from ..errors import ClusterError, DiskFullError
+
     model, source = _model_and_input(args)
     try:
         dest = process_file(operation, model, source, args.output, address=args.dask, chunk_rows=args.chunk,
-                            precision=args.precision, threads=args.threads or 1, clip=operation == "reconstruct")
+                            precision=args.precision, threads=args.threads or 1, clip=operation == "reconstruct",
+                            uint8=getattr(args, "uint8", False))
+    except (ClusterError, DiskFullError) as e:
+        print(f"{args.parser.prog}: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError) as e:
         raise UsageError(str(e)) from None
+    if operation == "score":
+        scores = _read_back(dest)
+        _print_ranking(scores, np.argsort(-scores, kind="stable")[: args.top], lambda i: f"#{i}", args.quiet)
     _say(args, f"wrote {dest} ({operation} on the Dask cluster at {args.dask})")
     return 0
+
+
+def _read_back(path: Path) -> np.ndarray:
+    """The (N,) scores a Dask job wrote to PATH (.npy, or a Zarr directory)."""
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    import zarr
+
+    return zarr.open_array(str(path), mode="r")[:]
 
 
 def run_compress(args) -> int:
@@ -222,18 +243,23 @@ def run_score(args) -> int:
         worst = np.stack([np.asarray(images.x[i]) for i in top])
         recon = engine.reconstruct(worst.reshape(len(worst), -1), clip=True)
         save_pairs_grid(args.png, worst, _image_view(recon, images))
-    if not args.quiet:
-        print(f"{len(images)} images scored: mean {scores.mean():.6g}, median {np.median(scores):.6g}, "
-              f"max {scores.max():.6g} (reconstruction MSE, pixels in [0, 1])")
-    # The table always has its header (--quiet too); its columns are the CSV's, in the same order.
-    names = [images.name(int(i)) for i in top]
-    width = max(len(TABLE_COLUMNS[2]), *map(len, names))
-    print(f"{TABLE_COLUMNS[0]:>4}  {TABLE_COLUMNS[1]:>7}  {TABLE_COLUMNS[2]:<{width}}  {TABLE_COLUMNS[3]:>12}")
-    for rank, (i, name) in enumerate(zip(top, names), 1):
-        print(f"{rank:>4}  {int(i):>7}  {name:<{width}}  {scores[i]:>12.6g}")
+    _print_ranking(scores, top, images.name, args.quiet)
     written = [str(p) for p in (args.output, args.csv, args.png) if p]
     _say(args, f"wrote {', '.join(written)}" if written else "")
     return 0
+
+
+def _print_ranking(scores: np.ndarray, top: np.ndarray, name: Callable[[int], str], quiet: bool) -> None:
+    """The summary line (unless quiet), then the table: always its header (--quiet too), then one line per index of
+    `top`; its columns are the CSV's (TABLE_COLUMNS), in the same order."""
+    if not quiet:
+        print(f"{len(scores)} images scored: mean {scores.mean():.6g}, median {np.median(scores):.6g}, "
+              f"max {scores.max():.6g} (reconstruction MSE, pixels in [0, 1])")
+    names = [name(int(i)) for i in top]
+    width = max(len(TABLE_COLUMNS[2]), *map(len, names))
+    print(f"{TABLE_COLUMNS[0]:>4}  {TABLE_COLUMNS[1]:>7}  {TABLE_COLUMNS[2]:<{width}}  {TABLE_COLUMNS[3]:>12}")
+    for rank, (i, label) in enumerate(zip(top, names), 1):
+        print(f"{rank:>4}  {int(i):>7}  {label:<{width}}  {scores[i]:>12.6g}")
 
 
 def _say(args, text: str) -> None:
