@@ -128,7 +128,8 @@ def test_jpeg_exif_orientation_is_applied(tmp_path, rng):
 def test_mixed_sizes_need_resize(tmp_path, rng):
     folder = _save_pngs(tmp_path / "sizes", _rgb(rng, 2, 6, 5))
     Image.fromarray(_rgb(rng, 1, 9, 4)[0]).save(folder / "big.png")
-    with pytest.raises(DataFileError, match=r"different sizes \(000.png is 6x5, big.png is 9x4\); pass --resize"):
+    with pytest.raises(DataFileError, match=r"different sizes \(000.png is 5x6, big.png is 4x9, width x height\); "
+                                            r"pass --resize HxW \(height x width"):
         open_images(folder)
     images = open_images(folder, resize=(4, 3))
     assert images.x.shape == (3, 4, 3, 3)
@@ -174,8 +175,8 @@ def test_explicit_test_set_must_match_shape(tmp_path, rng):
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (24, 6, 7)
     assert set(splits.sha256) == {"data:train.npy", "test_data:test.npy"}
     np.save(tmp_path / "gray.npy", rng.integers(0, 256, (7, 6, 5), dtype=np.uint8))
-    with pytest.raises(DataFileError, match="gray.npy: test images are 6x5 grayscale, but the training images in "
-                                            ".*train.npy are 6x5 RGB"):
+    with pytest.raises(DataFileError, match=r"gray.npy: test images are 5x6 \(width x height\) grayscale, but the "
+                                            r"training images in .*train.npy are 5x6 \(width x height\) RGB"):
         load_image_splits(tmp_path / "train.npy", test_data=tmp_path / "gray.npy")
 
 

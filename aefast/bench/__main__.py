@@ -14,20 +14,25 @@ from .runner import CLEARED_ENV_VAR
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def _reexec_without_openblas_overrides() -> None:
+def _reexec_without_openblas_overrides(command: list[str] | None = None) -> None:
     """OpenBLAS reads these when NumPy loads (already done by `import aefast`), and they can force a slower kernel:
-    start this process again without them, remembering what they were for results.json."""
+    start this process again without them, remembering what they were for results.json. `command`: the
+    arguments after the interpreter that start this benchmark again (default `-m aefast.bench` + sys.argv[1:])."""
     if CLEARED_ENV_VAR in os.environ or not any(k in os.environ for k in OPENBLAS_OVERRIDES):
         return
     env = dict(os.environ)
     env[CLEARED_ENV_VAR] = json.dumps({k: env.pop(k) for k in OPENBLAS_OVERRIDES if k in env})
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "aefast.bench", *sys.argv[1:]], env)
+    command = ["-m", "aefast.bench", *sys.argv[1:]] if command is None else command
+    os.execve(sys.executable, [sys.executable, *command], env)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m aefast.bench", description=__doc__)
+PROG = "python -m aefast.bench"
+
+
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.replace(PROG, prog))
     p.add_argument("--quick", action="store_true",
                    help="fewer rounds, shorter blocks, wide model only up to batch 256 (about 1-2 minutes)")
     p.add_argument("--out", help="output folder (default results/<UTC time stamp>)")
@@ -42,11 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; `argv` None means sys.argv, and only then may the process re-execute itself."""
-    if argv is None:
-        _reexec_without_openblas_overrides()
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, prog: str = PROG, reexec_command: list[str] | None = None) -> int:
+    """Run the CLI; `argv` None means sys.argv. The process re-executes itself without the OpenBLAS overrides
+    only when it is this command's own process: `argv` None (python -m aefast.bench), or `reexec_command` given
+    (the arguments after the interpreter that start it again; `aefast bench` passes `-m aefast bench ...`)."""
+    if argv is None or reexec_command is not None:
+        _reexec_without_openblas_overrides(reexec_command)
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
     from .contenders import select_contenders
     from .models import DEFAULT_MODEL_PATH, DEFAULT_SIZES, WIDE_SIZES, load_bench_model
     from .report import write_results
@@ -55,22 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         contenders = select_contenders(args.contenders)
     except ValueError as e:
-        _parser().error(str(e))
+        parser.error(str(e))
     if args.model is not None and not os.path.exists(args.model):
-        _parser().error(f"--model {args.model}: no such file")
+        parser.error(f"--model {args.model}: no such file")
     if args.wide_model is not None and not os.path.exists(args.wide_model):
-        _parser().error(f"--wide-model {args.wide_model}: no such file")
+        parser.error(f"--wide-model {args.wide_model}: no such file")
     batches = tuple(args.batches or BATCHES)
     if any(b < 1 for b in batches):
-        _parser().error(f"batch sizes must be >= 1, got {batches}")
+        parser.error(f"batch sizes must be >= 1, got {batches}")
     models = [load_bench_model("default", args.model or DEFAULT_MODEL_PATH, DEFAULT_SIZES, args.data)]
     if args.wide:
         models.append(load_bench_model("wide", args.wide_model, WIDE_SIZES, args.data))
     wide_batches = tuple(b for b in batches if b <= 256) if args.quick and args.batches is None else batches
     config = BenchConfig(models=models, batches={"default": batches, "wide": wide_batches}, contenders=contenders,
                          data_dir=args.data, quick=args.quick,
-                         command=shlex.join(["python", "-m", "aefast.bench", *(sys.argv[1:] if argv is None
-                                                                               else argv)]),
+                         command=shlex.join([*prog.split(), *(sys.argv[1:] if argv is None else argv)]),
                          **({"rounds": 3, "block_s": 0.02, "sgemm_repeats": 3} if args.quick else {}))
     out = args.out or os.path.join("results", datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     results = run_benchmark(config)

@@ -22,26 +22,28 @@ from .. import __version__
 PROG = "aefast"
 
 
-def _forward_train(argv: list[str]) -> int:
+def _forward_train(argv: list[str], own_process: bool) -> int:
     from ..train.cli import main
 
     return main(argv, prog=f"{PROG} train")
 
 
-def _forward_data(argv: list[str]) -> int:
+def _forward_data(argv: list[str], own_process: bool) -> int:
     from ..data.__main__ import main
 
-    return main(argv)
+    return main(argv, prog=f"{PROG} data")
 
 
-def _forward_bench(argv: list[str]) -> int:
+def _forward_bench(argv: list[str], own_process: bool) -> int:
+    """`own_process`: this is the `aefast` command's own process (not a caller's main([...])), so the benchmark
+    may start it again without the OpenBLAS overrides, exactly as `python -m aefast.bench` does."""
     from ..bench.__main__ import main
 
-    return main(argv)
+    return main(argv, prog=f"{PROG} bench", reexec_command=["-m", "aefast", "bench", *argv] if own_process else None)
 
 
 # Subcommands that own their whole argument list (their own parser, --help included).
-FORWARDED: dict[str, tuple[Callable[[list[str]], int], str]] = {
+FORWARDED: dict[str, tuple[Callable[[list[str], bool], int], str]] = {
     "train": (_forward_train, "train an autoencoder on MNIST or your own images (aefast train --help)"),
     "data": (_forward_data, "fetch MNIST or look at it (= python -m aefast.data)"),
     "bench": (_forward_bench, "run the inference benchmark (= python -m aefast.bench; needs the bench extra)"),
@@ -65,21 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 bad usage, 130 Ctrl-C)."""
+    own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in FORWARDED:
-        return FORWARDED[argv[0]][0](argv[1:])
+        return FORWARDED[argv[0]][0](argv[1:], own_process)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:   # reported by the subcommand's parser, with its usage line
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     from ..errors import DataFileError, ModelFileError
-    from .inference import UsageError
+    from ..errors import UsageError
 
-    command_parser = args.parser   # errors show the subcommand's own usage line
+    command_parser = args.parser
     try:
         return args.run(args)
     except (UsageError, DataFileError, ModelFileError) as e:
-        command_parser.error(str(e))
+        # A file or a value was wrong, not the command line's form: the message alone, without the usage block;
+        # SystemExit(2) as argparse's own errors raise it.
+        print(f"{command_parser.prog}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except OSError as e:
         print(f"{command_parser.prog}: error: {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,10 @@
-"""argparse `type=` converters shared by the command lines; each raises ArgumentTypeError naming what it expected."""
+"""argparse `type=` converters shared by the command lines (each raises ArgumentTypeError naming what it expected).
+UsageError, the error a command reports as `prog: error: ...` with exit status 2, lives in aefast.errors."""
 from __future__ import annotations
 
 import argparse
+
+from ..errors import UsageError  # noqa: F401 (re-exported: the commands import it from here)
 
 
 def positive_int(text: str) -> int:

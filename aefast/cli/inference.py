@@ -11,18 +11,20 @@ import io
 import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .._io import write_text_atomic
-from ..data.images import ImageSet, open_images
+from ..data.images import IMAGE_SUFFIXES, FolderScan, ImageSet, open_images, read_scanned, scan_folder
 from .argtypes import image_size, positive_int
-from .info import describe_shape
+from .info import check_model_file, describe_shape, looks_like_safetensors
 from .pictures import save_pairs_grid
 from .streaming import DEFAULT_CHUNK, apply_in_chunks, npy_output
 from ..errors import UsageError  # noqa: F401 (defined in aefast/errors.py)
 
 GRID_COUNT = 20   # images shown by reconstruct --png
+TABLE_COLUMNS = ("rank", "index", "name", "score")   # score's table and its --csv, in the same order
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -30,12 +32,15 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT",
                    help="a model file (default: the model shipped with aefast) and the images: a folder of "
-                        "PNG/JPEG files, an .npy/.npz array (N, H, W[, C]) or an IDX image file")
+                        "PNG/JPEG files, an .npy/.npz array (N, H, W[, C]), or (N, pixels) with the model's pixel "
+                        "count, or an IDX image file")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="engine precision (default fp32)")
     p.add_argument("--threads", type=positive_int, help="compute threads (default: all cores)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_CHUNK, dest="chunk",
                    help=f"images per chunk streamed through the engine (default {DEFAULT_CHUNK})")
     p.add_argument("--resize", type=image_size, metavar="HxW", help="resize the images of a folder to HxW")
+    p.add_argument("--skip-unreadable", action="store_true", help="leave out the images of a folder that "
+                   "cannot be read, listing them (default: stop at the first, naming it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     p.add_argument("--dask", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786) "
                    "over an .npy / Zarr INPUT, writing -o (.npy, or Zarr for any other name) chunk by chunk; "
@@ -68,7 +73,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many of the worst to show "
                    "(default 10)")
     p.add_argument("--png", type=Path, help="save the K worst images (worst first) above their reconstructions")
-    p.add_argument("--csv", type=Path, help="write rank, index, name, score for every image, worst first")
+    p.add_argument("--csv", type=Path, help="write rank, index, name, score for every image, worst first (the "
+                   "table's columns)")
     p.add_argument("-o", "--output", type=Path, help="write the (N,) float32 scores, in input order, as .npy")
     p.set_defaults(run=run_score, parser=p)
 
@@ -82,49 +88,100 @@ def _model_and_input(args) -> tuple[str, str]:
     return (str(DEFAULT_MODEL_PATH), args.paths[0]) if len(args.paths) == 1 else tuple(args.paths)
 
 
+def _image_shape_hwc(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """A model's input_shape as (H, W, C), or None when it is not an image shape."""
+    return (shape + (1,))[:3] if len(shape) in (2, 3) else None
+
+
+def _refuse_shape(source: str, model: str, hwc: tuple[int, int, int], model_shape: tuple[int, ...],
+                  scan: FolderScan | None) -> None:
+    """UsageError when images of (H, W, C) `hwc` do not fit the model; silent when they do."""
+    model_hwc = _image_shape_hwc(model_shape)
+    fits = hwc == model_hwc if model_hwc is not None else math.prod(hwc) == math.prod(model_shape)
+    if fits:
+        return
+    hint = ""
+    if scan is not None and model_hwc is not None:
+        if hwc[2] != model_hwc[2] and scan.colour_file is not None:
+            hint = (f"; {scan.colour_file} is a colour image (it makes the folder RGB), the model takes "
+                    "grayscale: convert it or leave it out")
+        elif hwc[2] == model_hwc[2]:
+            hint = (f"; resize the folder's images with --resize {model_hwc[0]}x{model_hwc[1]} (height x width)")
+    raise UsageError(f"{source} holds {describe_shape(hwc)} images, but {model} takes "
+                     f"{describe_shape(model_shape)} images{hint}")
+
+
 def _open(args):
-    """-> (engine, images) with the images' shape checked against the model's."""
+    """-> (engine, images) with the images' shape checked against the model's; a folder is checked from its
+    image headers before any image is decoded."""
     from .. import load
 
     model, source = _model_and_input(args)
+    check_model_file(model, source if len(args.paths) == 2 else None)
+    if len(args.paths) == 1 and Path(source).is_file() and looks_like_safetensors(source):
+        raise UsageError(f"{source} is a model file, not images; expected [MODEL] INPUT (INPUT is missing)")
     engine = load(model, precision=args.precision, threads=args.threads)
-    images = open_images(source, resize=args.resize, progress=not args.quiet)
     model_shape = tuple(engine.input_shape)
-    h, w, c = images.x.shape[1:]
-    if len(model_shape) in (2, 3):
-        fits = (h, w, c) == (model_shape + (1,))[:3]
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        scan = scan_folder(folder, resize=args.resize, skip_unreadable=args.skip_unreadable)
+        _refuse_shape(source, model, (scan.height, scan.width, scan.channels), model_shape, scan)
+        images = read_scanned(scan, resized=args.resize is not None, progress=not args.quiet)
     else:
-        fits = h * w * c == math.prod(model_shape)
-    if not fits:
-        hint = (f"; resize the folder's images with --resize {model_shape[0]}x{model_shape[1]}"
-                if images.names is not None and len(model_shape) >= 2 and c == (model_shape + (1,))[2] else "")
-        raise UsageError(f"{source} holds {describe_shape(images.x.shape[1:])} images, but {model} takes "
-                         f"{describe_shape(model_shape)} images{hint}")
+        images = open_images(source, resize=args.resize, progress=not args.quiet,
+                             flat_shape=_image_shape_hwc(model_shape))
+        _refuse_shape(source, model, images.x.shape[1:], model_shape, None)
+    if images.skipped:
+        print(f"skipped {len(images.skipped)} unreadable image(s):\n  " + "\n  ".join(images.skipped),
+              file=sys.stderr)
+    if images.other_files:
+        print(f"note: {images.other_files} file(s) in {source} are not {'/'.join(IMAGE_SUFFIXES)} images "
+              "and were not read", file=sys.stderr)
     return engine, images
 
 
 def _run_on_dask(args, operation: str) -> int:
     """The same operation over a cluster (aefast.dask.files.process_file): the engine travels to each worker once,
-    every block of --batch-size rows is computed there, and -o is written chunk by chunk, atomically."""
+    every block of --batch-size rows is computed there, and -o is written chunk by chunk, atomically, with the
+    local command's shape and dtype (reconstruct: (N, *input_shape), float32 or --uint8); score then ranks the
+    written scores as the local command does (--top). A cluster that cannot be reached, or fails mid-job, is
+    reported as one `error:` line, exit status 1, with nothing written."""
     local_only = [flag for flag, value in (("--png", getattr(args, "png", None)), ("--csv", getattr(args, "csv", None)),
-                                           ("--uint8", getattr(args, "uint8", False)), ("--resize", args.resize))
-                  if value]
+                                           ("--resize", args.resize)) if value]
     if local_only:
-        raise UsageError(f"{', '.join(local_only)} cannot be combined with --dask (it writes only -o)")
+        raise UsageError(f"{', '.join(local_only)} cannot be combined with --dask (the images stay on the cluster)")
     if args.output is None:
         raise UsageError("--dask needs -o/--output: the scores are written there, chunk by chunk")
     try:
         from ..dask.files import process_file
     except ImportError as e:
         raise UsageError(f"--dask needs the dist extra (pip install 'aefast[dist]'): {e}") from None
+    from ..errors import ClusterError, DiskFullError
+
     model, source = _model_and_input(args)
     try:
         dest = process_file(operation, model, source, args.output, address=args.dask, chunk_rows=args.chunk,
-                            precision=args.precision, threads=args.threads or 1, clip=operation == "reconstruct")
+                            precision=args.precision, threads=args.threads or 1, clip=operation == "reconstruct",
+                            uint8=getattr(args, "uint8", False))
+    except (ClusterError, DiskFullError) as e:
+        print(f"{args.parser.prog}: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError) as e:
         raise UsageError(str(e)) from None
+    if operation == "score":
+        scores = _read_back(dest)
+        _print_ranking(scores, np.argsort(-scores, kind="stable")[: args.top], lambda i: f"#{i}", args.quiet)
     _say(args, f"wrote {dest} ({operation} on the Dask cluster at {args.dask})")
     return 0
+
+
+def _read_back(path: Path) -> np.ndarray:
+    """The (N,) scores a Dask job wrote to PATH (.npy, or a Zarr directory)."""
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    import zarr
+
+    return zarr.open_array(str(path), mode="r")[:]
 
 
 def run_compress(args) -> int:
@@ -177,7 +234,7 @@ def run_score(args) -> int:
     if args.csv:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["rank", "index", "name", "score"])
+        writer.writerow(TABLE_COLUMNS)
         for rank, i in enumerate(order, 1):
             writer.writerow([rank, int(i), images.name(int(i)), f"{scores[i]:.8g}"])
         write_text_atomic(args.csv, buf.getvalue())
@@ -186,15 +243,23 @@ def run_score(args) -> int:
         worst = np.stack([np.asarray(images.x[i]) for i in top])
         recon = engine.reconstruct(worst.reshape(len(worst), -1), clip=True)
         save_pairs_grid(args.png, worst, _image_view(recon, images))
-    if not args.quiet:
-        print(f"{len(images)} images scored: mean {scores.mean():.6g}, median {np.median(scores):.6g}, "
-              f"max {scores.max():.6g} (reconstruction MSE, pixels in [0, 1])")
-        print(f"{'rank':>4}  {'index':>7}  {'score':>12}  name")
-    for rank, i in enumerate(top, 1):
-        print(f"{rank:>4}  {int(i):>7}  {scores[i]:>12.6g}  {images.name(int(i))}")
+    _print_ranking(scores, top, images.name, args.quiet)
     written = [str(p) for p in (args.output, args.csv, args.png) if p]
     _say(args, f"wrote {', '.join(written)}" if written else "")
     return 0
+
+
+def _print_ranking(scores: np.ndarray, top: np.ndarray, name: Callable[[int], str], quiet: bool) -> None:
+    """The summary line (unless quiet), then the table: always its header (--quiet too), then one line per index of
+    `top`; its columns are the CSV's (TABLE_COLUMNS), in the same order."""
+    if not quiet:
+        print(f"{len(scores)} images scored: mean {scores.mean():.6g}, median {np.median(scores):.6g}, "
+              f"max {scores.max():.6g} (reconstruction MSE, pixels in [0, 1])")
+    names = [name(int(i)) for i in top]
+    width = max(len(TABLE_COLUMNS[2]), *map(len, names))
+    print(f"{TABLE_COLUMNS[0]:>4}  {TABLE_COLUMNS[1]:>7}  {TABLE_COLUMNS[2]:<{width}}  {TABLE_COLUMNS[3]:>12}")
+    for rank, (i, label) in enumerate(zip(top, names), 1):
+        print(f"{rank:>4}  {int(i):>7}  {label:<{width}}  {scores[i]:>12.6g}")
 
 
 def _say(args, text: str) -> None:

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, create_npy
 from ..data.images import ImageSet
 
 DEFAULT_CHUNK = 4096
@@ -43,9 +43,11 @@ def apply_in_chunks(fn: Callable[[np.ndarray], np.ndarray], images: ImageSet, ou
 @contextlib.contextmanager
 def npy_output(path: str | os.PathLike, shape: tuple[int, ...], dtype) -> Iterator[np.ndarray]:
     """A writable memory-mapped .npy of `shape` and `dtype` to fill; on a clean exit it is flushed, synced and
-    renamed to `path`; on any exception (Ctrl-C included) it is deleted and `path` is untouched."""
+    renamed to `path`; on any exception (Ctrl-C included) it is deleted and `path` is untouched. Its disk space is
+    reserved before the first write: a disk without room raises DiskFullError (an OSError naming `path`, the bytes
+    needed and free) instead of a SIGBUS in the middle of the memory-mapped writes."""
     with atomic_path(path) as tmp:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        array = create_npy(tmp, shape, dtype, shown=path)
         yield array
         array.flush()
         del array

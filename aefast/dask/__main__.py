@@ -1,4 +1,5 @@
-"""python -m aefast.dask compress|reconstruct|score MODEL INPUT OUTPUT [--dask ADDRESS]"""
+"""python -m aefast.dask compress|reconstruct|score MODEL INPUT OUTPUT [--dask ADDRESS]: exit status 0 done, 1 the
+cluster failed or the disk is full (nothing written), 2 bad usage or input."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,7 @@ import sys
 import time
 
 from ..engine.precisions import PRECISIONS
+from ..errors import ClusterError, DiskFullError
 from .files import DEFAULT_CHUNK_ROWS, OPERATIONS
 
 
@@ -24,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {DEFAULT_CHUNK_ROWS})")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--clip", action="store_true", help="reconstruct: clamp outputs to [0, 1]")
+    p.add_argument("--uint8", action="store_true", help="reconstruct: write uint8 pixels 0..255 (clipped), as "
+                   "`aefast reconstruct --uint8` does")
     return p
 
 
@@ -38,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         dest = process_file(args.operation, model, args.input, args.output, address=args.dask,
-                            chunk_rows=args.chunk_rows, precision=args.precision, clip=args.clip)
+                            chunk_rows=args.chunk_rows, precision=args.precision, clip=args.clip, uint8=args.uint8)
+    except (ClusterError, DiskFullError) as e:   # not a usage error: exit status 1
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError) as e:
         parser.error(str(e))
     print(f"{dest} ({time.perf_counter() - start:.1f} s)")

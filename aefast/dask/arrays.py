@@ -20,20 +20,25 @@ from ..modelfile import AutoencoderWeights
 IMAGE_DTYPES = (np.uint8, np.float16, np.float32, np.float64)
 
 
+def engine_for(model=None, precision: str = "fp32", backend: str = "auto", threads: int | None = 1,
+               isa: str = "auto") -> Engine:
+    """model: None (the packaged default), a path, an AutoencoderWeights or an Engine (returned as is: its own
+    precision/backend/threads) -> the Engine, loaded here on the client."""
+    if isinstance(model, Engine):
+        return model
+    if model is None:
+        return load(DEFAULT_MODEL_PATH, precision, backend, threads, isa)
+    if isinstance(model, (str, AutoencoderWeights)) or hasattr(model, "__fspath__"):
+        return load(model, precision, backend, threads, isa)
+    raise TypeError(f"model must be None, a model file path, an AutoencoderWeights or an Engine, "
+                    f"got {type(model).__name__}")
+
+
 def ship_engine(model=None, precision: str = "fp32", backend: str = "auto", threads: int | None = 1,
                 isa: str = "auto") -> "dask.delayed":
-    """The model as one graph node. model: None (the packaged default), a path, an AutoencoderWeights or an Engine
-    (used as is: its own precision/backend/threads). threads=1: a worker runs as many blocks at once as it has
+    """The model (see engine_for) as one graph node. threads=1: a worker runs as many blocks at once as it has
     threads, so one core per block avoids oversubscription."""
-    if isinstance(model, Engine):
-        engine = model
-    elif model is None:
-        engine = load(DEFAULT_MODEL_PATH, precision, backend, threads, isa)
-    elif isinstance(model, (str, AutoencoderWeights)) or hasattr(model, "__fspath__"):
-        engine = load(model, precision, backend, threads, isa)
-    else:
-        raise TypeError(f"model must be None, a model file path, an AutoencoderWeights or an Engine, "
-                        f"got {type(model).__name__}")
+    engine = engine_for(model, precision, backend, threads, isa)
     return dask.delayed(engine, name=f"aefast-engine-{uuid.uuid4().hex}")
 
 
@@ -42,9 +47,11 @@ def image_rows(images: da.Array, engine: Engine) -> da.Array:
     if not isinstance(images, da.Array):
         raise TypeError(f"images must be a dask.array.Array (wrap NumPy arrays with dask.array.from_array), "
                         f"got {type(images).__name__}")
-    if images.dtype not in IMAGE_DTYPES:
+    if images.dtype.type not in IMAGE_DTYPES:
         raise TypeError(f"images must be uint8 pixels (0..{engine.pixel_scale:g}) or floating point in [0, 1], "
                         f"got dtype {images.dtype}")
+    if not images.dtype.isnative:   # big-endian floats from a file: the engine takes native byte order
+        images = images.astype(images.dtype.newbyteorder("="))
     size = math.prod(engine.input_shape)
     if images.ndim < 2 or images.shape[1:] not in (tuple(engine.input_shape), (size,)):
         raise ValueError(f"images have shape {images.shape}; expected (N, {', '.join(map(str, engine.input_shape))})"

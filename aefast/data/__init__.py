@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .files import DATA_DIR_ENV, MNIST_FILES, MnistFile
 from .idx import IdxContent, read_images, read_labels, write_idx
-from .images import ImageSet, open_images, parse_size
+from .images import FolderScan, ImageSet, open_images, parse_size, scan_folder
 from .mnist import Mnist, Split, load_mnist
 from .sources import CACHE_DIR_ENV, default_cache_dir, mnist_files
 from .splits import ImageSplits, load_image_splits, split_indices
@@ -16,6 +16,7 @@ from .splits import ImageSplits, load_image_splits, split_indices
 __all__ = [
     "CACHE_DIR_ENV",
     "DATA_DIR_ENV",
+    "FolderScan",
     "MNIST_FILES",
     "IdxContent",
     "ImageSet",
@@ -31,6 +32,7 @@ __all__ = [
     "parse_size",
     "read_images",
     "read_labels",
+    "scan_folder",
     "split_indices",
     "write_idx",
 ]

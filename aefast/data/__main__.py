@@ -92,8 +92,9 @@ def _show_count(text: str) -> int:
     return count
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+def main(argv: list[str] | None = None, *, prog: str = PROG) -> int:
+    """Run the CLI (`prog`: the name in usage and error lines, `aefast data` from the aefast command)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.replace(PROG, prog))
     parser.add_argument("--data-dir", type=Path, help="folder holding the four MNIST files (no download)")
     parser.add_argument("--cache-dir", type=Path, help="cache folder to use instead of the user cache")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _fetch(args) if args.command == "fetch" else _show(args)
     except DataFileError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
 
 

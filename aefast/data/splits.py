@@ -104,4 +104,4 @@ def load_image_splits(data: str | os.PathLike, *, test_data: str | os.PathLike |
 
 def _describe(images: ImageSet) -> str:
     h, w, c = images.x.shape[1:]
-    return f"{h}x{w} {'grayscale' if c == 1 else 'RGB'}"
+    return f"{w}x{h} (width x height) {'grayscale' if c == 1 else 'RGB'}"

@@ -1,0 +1,38 @@
+"""aefast._io.atomic_path leaves no temp file behind, whenever a Ctrl-C lands."""
+import os
+import signal
+import tempfile
+
+import pytest
+
+from aefast import _io
+
+
+def test_ctrl_c_while_the_temp_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """SIGINT raised right after mkstemp created the file (the window before the cleanup's try) must not leak it."""
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_sigint(*args, **kwargs):
+        result = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)   # Python runs the handler at its next check, still inside this call
+        return result
+
+    monkeypatch.setattr(_io.tempfile, "mkstemp", mkstemp_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        _io.write_bytes_atomic(tmp_path / "out.bin", b"data")
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_ctrl_c_during_the_write_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with _io.atomic_write(tmp_path / "out.bin") as f:
+            f.write(b"half")
+            raise KeyboardInterrupt
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_clean_exit_renames_with_the_plain_open_mode(tmp_path):
+    path = _io.write_text_atomic(tmp_path / "a" / "out.txt", "text")
+    assert path.read_text() == "text"
+    assert sorted(os.listdir(path.parent)) == ["out.txt"]
+    assert path.stat().st_mode & 0o777 == _io._FILE_MODE
