@@ -1,7 +1,7 @@
 """Keras <-> aefast model file: export a trained Keras autoencoder, rebuild a Keras model from a file.
 
 The family: a chain of Dense layers (784 -> ... -> latent -> ... -> 784), each with one of the activations the
-model format knows ("elu", "linear", "sigmoid"). Nested models (e.g. an encoder and a decoder sub-model) are
+model format knows that Keras names (KERAS_ACTIVATIONS: linear, elu, sigmoid, relu, tanh, leaky_relu). Nested models (e.g. an encoder and a decoder sub-model) are
 flattened in order. Keras is imported lazily inside each function so `import aefast` stays light.
 
 Layer names are fixed by `layer_names` so that a model built by the trainer and one rebuilt by `load_keras`
@@ -16,9 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from .model.file import read_model, save_model
-from .model.validation import ACTIVATIONS
 from .model.weights import AutoencoderWeights
 
+# Keras Dense activation names <-> aefast activation strings (aefast/model/activations.py). Keras's "leaky_relu" is
+# keras.activations.leaky_relu with its default negative_slope, 0.2.
+KERAS_ACTIVATIONS = {"linear": "linear", "elu": "elu", "sigmoid": "sigmoid", "relu": "relu", "tanh": "tanh",
+                     "leaky_relu": "leaky_relu(0.2)"}
+_FROM_AEFAST = {spec: name for name, spec in KERAS_ACTIVATIONS.items()}
 LATENT_NAME = "latent"
 OUTPUT_NAME = "output"
 
@@ -46,6 +50,11 @@ def build_dense_chain(layer_sizes: list[int], activations: list[str], encoder_la
     if len(activations) != n:
         raise ValueError(f"{n} layers need {n} activations, got {len(activations)}")
     names = layer_names(n, encoder_layers)
+    missing = [a for a in activations if a not in _FROM_AEFAST]
+    if missing:
+        raise ValueError(f"activation {missing[0]!r:.100} has no Keras Dense activation name; Keras models use "
+                         f"{', '.join(_FROM_AEFAST)}")
+    activations = [_FROM_AEFAST[a] for a in activations]
     x = inputs = keras.Input(shape=(layer_sizes[0],), name="pixels")
     for i, (width, act, lname) in enumerate(zip(layer_sizes[1:], activations, names)):
         bias = "zeros" if i < n - 1 or output_bias is None else keras.initializers.Constant(output_bias)
@@ -78,9 +87,10 @@ def _activation_name(layer) -> str:
     act = layer.get_config().get("activation")
     if act is None:
         act = "linear"
-    if act not in ACTIVATIONS:
-        raise ValueError(f"layer {layer.name!r} uses activation {act!r}; the aefast format supports {ACTIVATIONS}")
-    return act
+    if act not in KERAS_ACTIVATIONS:
+        raise ValueError(f"layer {layer.name!r} uses activation {act!r}; aefast exports Dense layers with "
+                         f"{', '.join(KERAS_ACTIVATIONS)}")
+    return KERAS_ACTIVATIONS[act]
 
 
 def _default_input_shape(n: int) -> tuple[int, ...]:
