@@ -7,3 +7,7 @@ class ModelFileError(ValueError):
 
 class DataFileError(ValueError):
     """A data file (MNIST IDX, downloaded archive) is missing, damaged or mislabelled."""
+
+
+class TrainingError(RuntimeError):
+    """Training could not produce a model (e.g. the loss was NaN from the first epoch)."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.size_arg import image_size  # noqa: F401 (the HxW converter lives with the image data)
+
 
 def positive_int(text: str) -> int:
     try:
@@ -12,13 +14,3 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
-
-
-def image_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W)."""
-    from ..data.images import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None

@@ -5,7 +5,7 @@ import argparse
 import shlex
 import sys
 
-from ..cli.argtypes import image_size
+from ..data.size_arg import image_size
 from .config import (DISTRIBUTES, LATENT_ACTIVATIONS, LOSSES, OUTPUT_BIAS_INITS, OUTPUTS, PRECISIONS, QUICK, SCHEDULES,
                      ConfigError, TrainConfig)
 from .quiet import tensorflow_quiet
@@ -123,9 +123,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") ->
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: bool, command: str) -> int:
-    from ..errors import DataFileError
+    from ..errors import DataFileError, TrainingError
     from . import resume, train  # noqa: F401 (light: the loop and Keras load on call)
-    from .loop import TrainingError
 
     try:
         if hasattr(args, "resume"):

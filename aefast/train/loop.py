@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import TrainingError
 from ..keras_io import export_keras
 from . import artifacts
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunDirError, TrainConfig
-from .data import with_input_shape
+from .data import TrainingData, with_input_shape
 from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
 from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learning_rate, describe_device,
                     make_optimizer, output_bias, resolve_precision)
@@ -37,10 +38,6 @@ from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learn
 MODEL_NAME = "model.safetensors"
 EVAL_BATCH = 1000
 N_RECONSTRUCTIONS = 10
-
-
-class TrainingError(RuntimeError):
-    """Training could not produce a model (e.g. the loss was NaN from the first epoch)."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -71,7 +68,7 @@ class _Run:
     run_dir: Path
     precision: str
     device: object
-    data: object
+    data: TrainingData
     model: object
     export_model: object
     optimizer: object
@@ -98,8 +95,8 @@ def _log(verbose: bool, msg: str) -> None:
         print(msg, flush=True)
 
 
-def _load_data(config: TrainConfig):
-    """(train_x, val_x, test_x, sha256s, image shape), numpy only: run before TensorFlow loads and before the run
+def _load_data(config: TrainConfig) -> TrainingData:
+    """The run's splits, numpy only: run before TensorFlow loads and before the run
     directory is made, so bad data settings cost no folder and no TensorFlow start-up."""
     from .data import load_training_data
 
@@ -129,13 +126,13 @@ def _export_best(run: _Run, metrics: dict, calibrate: bool) -> Path:
     the per-epoch files a killed run leaves serve int8 without bias correction."""
     assign(run.export_model.weights, run.best_weights, "model")
     return export_keras(run.export_model, run.run_dir / MODEL_NAME, training=_training_record(run),
-                        metrics=metrics, data_sha256=run.data[3], input_shape=tuple(run.config.input_shape),
-                        calibration_images=run.data[0] if calibrate else None)
+                        metrics=metrics, data_sha256=run.data.sha256, input_shape=tuple(run.config.input_shape),
+                        calibration_images=run.data.train if calibrate else None)
 
 
 def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
     cfg = run.config
-    train_x, val_x = run.data[0], run.data[1]
+    train_x, val_x = run.data.train, run.data.validation
     started = time.perf_counter()
     lr = current_learning_rate(run.optimizer)
     batch = train_x[epoch_order(len(train_x), cfg.batch_size, cfg.seed, epoch)]
@@ -241,7 +238,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         return TrainResult(run.run_dir, None, {}, run.history, None, stopped, files)
     artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
     assign(run.export_model.weights, run.best_weights, "model")
-    test_x = run.data[2]
+    test_x = run.data.test
     test_mse, recon = reconstruction_mse(run.export_model, test_x)
     cfg = run.config
     metrics = {
@@ -261,8 +258,8 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         "xla": run.xla,
         "device": run.device.name,
         "backend": _backend_name(),
-        "n_train": len(run.data[0]),
-        "n_val": len(run.data[1]),
+        "n_train": len(run.data.train),
+        "n_val": len(run.data.validation),
         "n_test": len(test_x),
     }
     model_path = _export_best(run, {"val_mse": run.best_val, "test_mse": test_mse}, calibrate=True)
@@ -309,9 +306,9 @@ def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> 
     keras.utils.set_random_seed(config.seed)
     device = describe_device()
     precision = resolve_precision(config.precision, device)
-    steps_per_epoch = len(data[0]) // config.batch_size
+    steps_per_epoch = len(data.train) // config.batch_size
     with placement.scope():  # the trained model and its optimizer live on every replica
-        model = build_autoencoder(config, precision, output_bias(config, data[0]))
+        model = build_autoencoder(config, precision, output_bias(config, data.train))
         optimizer = make_optimizer(config, steps_per_epoch, precision)
         model.compile(optimizer=optimizer, loss=LOSS_NAMES[config.loss],
                       metrics=[keras.metrics.MeanSquaredError(name="mse")],
@@ -324,7 +321,7 @@ def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> 
 
 def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
     cfg = run.config
-    _log(verbose, f"training {'-'.join(map(str, cfg.layer_sizes))} on {len(run.data[0])} images, "
+    _log(verbose, f"training {'-'.join(map(str, cfg.layer_sizes))} on {len(run.data.train)} images, "
                   f"{run.precision}, XLA {'on' if run.xla else 'off'}, {run.device.name}"
                   f"{run.placement.describe()} -> {run.run_dir}")
     _commit(run)
