@@ -46,6 +46,8 @@ _MAIN_IN_CHILD = textwrap.dedent("""
     (["--val-size", "60000"], "val_size 60000 of 60000 held out"),
     (["--data-dir", "EMPTY"], "missing MNIST file"),
     (["--out", "FILE"], "exists and is not a directory"),
+    # 80 billion parameters: refused with the estimate and the machine's figure, not a ResourceExhaustedError
+    (["--hidden", "200000,200000"], "GiB of memory (12 float32 copies of every parameter"),
 ])
 def test_bad_settings_exit_2_before_a_run_directory_or_tensorflow(tmp_path, mnist_dir, argv, words):
     (tmp_path / "empty").mkdir()
@@ -58,6 +60,22 @@ def test_bad_settings_exit_2_before_a_run_directory_or_tensorflow(tmp_path, mnis
     assert proc.stdout.split()[-2:] == ["TF-NOT-LOADED", "2"], (proc.stdout, proc.stderr[-1000:])
     assert "python -m aefast.train: error:" in proc.stderr and words in proc.stderr, proc.stderr[-1000:]
     assert not (tmp_path / "runs").exists()
+
+
+def test_memory_estimate_refuses_what_the_machine_cannot_hold():
+    from aefast.train.config import ConfigError
+    from aefast.train.memory import GIB, check_memory, parameter_count, training_bytes
+
+    config = TrainConfig(hidden=(16,), latent=4)
+    assert parameter_count(config.layer_sizes) == 784 * 16 + 16 + 16 * 4 + 4 + 4 * 16 + 16 + 16 * 784 + 784
+    need = training_bytes(config)
+    check_memory(config, available=need)
+    with pytest.raises(ConfigError, match=r"784-16-4-16-784 has 26,\d{3} parameters; training it needs about "
+                                          r"1\.\d GiB of memory .* but this machine has 1\.0 GiB available"):
+        check_memory(config, available=need - 1)
+    # hidden 1048576 peaked at 22 GB before failing on a 23 GB machine: the estimate must exceed that
+    assert training_bytes(TrainConfig(hidden=(1048576,))) > 22e9
+    assert training_bytes(TrainConfig(hidden=(1048576,))) > 80 * GIB
 
 
 def test_two_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeypatch):

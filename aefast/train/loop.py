@@ -32,11 +32,11 @@ from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, l
 from .config import ConfigError, RunDirError, TrainConfig
 from .data import TrainingData, with_input_shape
 from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
+from .memory import EVAL_BATCH, check_memory
 from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learning_rate, describe_device,
                     make_optimizer, output_bias, resolve_precision)
 
 MODEL_NAME = "model.safetensors"
-EVAL_BATCH = 1000
 N_RECONSTRUCTIONS = 10
 
 
@@ -360,6 +360,7 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
         data = _load_data(config)
     except KeyboardInterrupt:
         raise TrainingInterrupted("interrupted while loading the data; no run directory was made") from None
+    check_memory(config)   # with the data loaded: what is left must hold the model
     placement = make_placement(config.distribute)  # before any other TensorFlow work
     check_batch(placement, config.batch_size)
     if not placement.chief:   # the chief alone writes the run directory
@@ -396,6 +397,7 @@ def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | Non
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"interrupted while loading; {run_dir} is as it was: continue with "
                                   f"--resume {run_dir}") from None
+    check_memory(config)
     placement = make_placement(config.distribute)  # every worker reads the run directory (shared storage)
     check_batch(placement, config.batch_size)
     run = _prepare(config, run_dir, data, placement)
