@@ -240,6 +240,24 @@ def test_ctrl_c_between_an_epochs_files_and_again_while_finishing_leaves_a_consi
 
 
 @pytest.mark.train
+def test_resume_refuses_data_replaced_since_the_run_started(tmp_path):
+    """The saved config names the --data file; a different file under that name is refused with both hashes."""
+    pytest.importorskip("keras")
+    from aefast.train.config import RunDirError
+
+    data = tmp_path / "images.npy"
+    rng = np.random.default_rng(0)
+    np.save(data, rng.integers(0, 256, (200, 8, 8), dtype=np.uint8))
+    config = TrainConfig(hidden=(8,), latent=4, epochs=1, batch_size=64, xla=False, data=str(data),
+                         input_shape=(8, 8), out=str(tmp_path), name="run")
+    loop.train(config, verbose=False)
+    first = json.loads((tmp_path / "run" / "config.json").read_text())["data_sha256"]["images.npy"]
+    np.save(data, rng.integers(0, 256, (200, 8, 8), dtype=np.uint8))
+    with pytest.raises(RunDirError, match=f"images.npy: sha256 {first} when the run started, now [0-9a-f]{{64}}"):
+        loop.resume(tmp_path / "run", verbose=False)
+
+
+@pytest.mark.train
 def test_ctrl_c_in_the_first_epoch_says_only_config_json_is_there(tiny):
     keras = pytest.importorskip("keras")
 

@@ -368,7 +368,7 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
         return _run(_prepare(config, run_dir, data, placement), 0, verbose, list(callbacks))
     run_dir = _new_run_dir(config)
     try:
-        artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
+        artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict(), "data_sha256": data.sha256})
         run = _prepare(config, run_dir, data, placement)
     except KeyboardInterrupt:
         if not (run_dir / artifacts.CONFIG_NAME).exists():
@@ -398,6 +398,7 @@ def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | Non
         raise TrainingInterrupted(f"interrupted while loading; {run_dir} is as it was: continue with "
                                   f"--resume {run_dir}") from None
     check_memory(config)
+    _check_same_data(run_dir, data)
     placement = make_placement(config.distribute)  # every worker reads the run directory (shared storage)
     check_batch(placement, config.batch_size)
     run = _prepare(config, run_dir, data, placement)
@@ -414,6 +415,35 @@ def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | Non
         run.best_epoch, run.best_val = ckpt.state["best_epoch"], ckpt.state["best_val"]
         _log(verbose, f"resuming {run_dir} after epoch {start_epoch} (best epoch {run.best_epoch})")
     return _run(run, start_epoch, verbose, list(callbacks))
+
+
+def _recorded_data_sha256(run_dir: Path) -> dict | None:
+    """The data hashes the run started with: config.json's "data_sha256", else (a run directory written before
+    config.json held them) model.safetensors' data_sha256; None when neither is there."""
+    recorded = artifacts.read_json(run_dir / artifacts.CONFIG_NAME).get("data_sha256")
+    if isinstance(recorded, dict):
+        return recorded
+    if (run_dir / MODEL_NAME).is_file():
+        from ..modelfile import read_model
+
+        try:
+            return dict(read_model(run_dir / MODEL_NAME).data_sha256) or None
+        except ValueError:
+            return None
+    return None
+
+
+def _check_same_data(run_dir: Path, data: TrainingData) -> None:
+    """RunDirError naming both hashes when the data files changed since the run started."""
+    recorded = _recorded_data_sha256(run_dir)
+    if recorded is None or recorded == data.sha256:
+        return
+    changed = "; ".join(f"{name}: sha256 {recorded.get(name, 'absent')} when the run started, now "
+                        f"{data.sha256.get(name, 'absent')}"
+                        for name in sorted(set(recorded) | set(data.sha256))
+                        if recorded.get(name) != data.sha256.get(name))
+    raise RunDirError(f"{run_dir} was trained on other data than the files there now ({changed}); restore the "
+                      "original data to continue this run, or start a new run")
 
 
 def _saved_config(run_dir: Path) -> TrainConfig:
