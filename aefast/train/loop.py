@@ -13,11 +13,7 @@ run name are all checked before the run directory is created and before TensorFl
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +26,7 @@ from ..keras_io import export_keras
 from . import artifacts
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunDirError, TrainConfig
+from .ctrl_c import ctrl_c_handled
 from .data import TrainingData, with_input_shape
 from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
 from .memory import EVAL_BATCH, check_memory
@@ -199,26 +196,6 @@ def _roll_back(run: _Run) -> None:
             (run.run_dir / name).unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _ctrl_c_deferred(verbose: bool):
-    """While the run directory is being finished, Ctrl-C only says so (the files take seconds); yields a list that
-    gets an entry per Ctrl-C. Signal handlers can be set only from the main thread: elsewhere nothing is deferred."""
-    if threading.current_thread() is not threading.main_thread():
-        yield []
-        return
-    pressed: list[int] = []
-
-    def note(signum, frame):
-        pressed.append(signum)
-        print("aefast.train: finishing the run directory first (a few seconds)", file=sys.stderr, flush=True)
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield pressed
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _write_epoch_files(run: _Run) -> None:
     artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
     save_checkpoint(run.run_dir / CHECKPOINT_NAME, Checkpoint(
@@ -325,23 +302,28 @@ def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
                   f"{run.precision}, XLA {'on' if run.xla else 'off'}, {run.device.name}"
                   f"{run.placement.describe()} -> {run.run_dir}")
     _commit(run)
-    try:
-        with peer_failures(run.placement):
-            stopped = _loop(run, start_epoch, verbose, callbacks)
-    except KeyboardInterrupt:
-        with _ctrl_c_deferred(verbose):
+    interrupted = False
+    with ctrl_c_handled() as ctrl_c:
+        try:
+            with peer_failures(run.placement):
+                stopped = _loop(run, start_epoch, verbose, callbacks)
+                ctrl_c.defer()   # inside the try: a Ctrl-C before this line is an interrupt after the last epoch
+        except KeyboardInterrupt:
+            ctrl_c.defer()       # a KeyboardInterrupt raised by a callback rather than by Ctrl-C
+            interrupted = True
             _roll_back(run)
             _log(verbose, "interrupted: writing the run directory from the last finished epoch")
             _finish(run, "interrupted", verbose)
+        else:
+            result = _finish(run, stopped, verbose)
+    if interrupted:
         if run.best_weights is None:
             raise TrainingInterrupted(f"interrupted before the first epoch finished: {run.run_dir} holds only "
-                                      f"{artifacts.CONFIG_NAME}; start it with --resume {run.run_dir}") from None
+                                      f"{artifacts.CONFIG_NAME}; start it with --resume {run.run_dir}")
         raise TrainingInterrupted(
             f"interrupted: {run.run_dir} holds epochs 1..{len(run.history)} (best epoch {run.best_epoch}, val MSE "
-            f"{run.best_val:.6f}); continue with --resume {run.run_dir}") from None
-    with _ctrl_c_deferred(verbose) as pressed:
-        result = _finish(run, stopped, verbose)
-    if pressed:
+            f"{run.best_val:.6f}); continue with --resume {run.run_dir}")
+    if ctrl_c.pressed:
         raise TrainingInterrupted(f"interrupted after training ended ({stopped}): {run.run_dir} is complete")
     if result.model_path is None and result.chief:
         raise TrainingError(f"no epoch produced a finite loss (epoch 1: {run.history[0]}); "
