@@ -1,9 +1,10 @@
-"""Ctrl-C (SIGINT) during training: the first one stops the run, every later one only says it was seen.
+"""Ctrl-C (SIGINT) during training: the first one stops the run, every later one is only counted.
 
 `ctrl_c_handled()` installs a `CtrlC` as the SIGINT handler for a block. The first Ctrl-C raises KeyboardInterrupt
 (the loop then rolls back to its checkpoint and finishes the run directory); after that one, or once `defer()` is
-called, each Ctrl-C prints one line and is counted in `pressed`. The switch is made inside the signal handler, so a
-second Ctrl-C can never raise while the first one's KeyboardInterrupt unwinds model.fit or while files are written.
+called, each Ctrl-C is counted in `pressed`, and the first of them prints one line. The switch is made inside the
+signal handler, so a second Ctrl-C can never raise while the first one's KeyboardInterrupt unwinds model.fit or
+while files are written.
 
 Blocks nest: an inner block (the loop's) shares the handler of an outer one (the command line's), so presses
 stay deferred from the end of the run until the command returns. Handlers can be set only from the main thread;
@@ -23,13 +24,16 @@ class CtrlC:
     def __init__(self) -> None:
         self.pressed: list[int] = []
         self.raise_next = True
+        self.said = False
 
     def handler(self, signum, frame) -> None:
         self.pressed.append(signum)
         if self.raise_next:
             self.raise_next = False
             raise KeyboardInterrupt
-        _say("aefast.train: finishing the run directory first (a few seconds)\n")
+        if not self.said:   # the first deferred press says so; the others are only counted
+            self.said = True
+            _say("aefast.train: finishing the run directory first (a few seconds)\n")
 
     def defer(self) -> None:
         """From now on Ctrl-C is only counted."""
