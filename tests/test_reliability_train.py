@@ -1,6 +1,6 @@
-"""Issue 15 on the training side: settings checked before a run directory exists or TensorFlow loads, unique
-default run names, damaged run directories refused by --resume with the file and the defect named, and Ctrl-C
-at any moment leaving a run directory whose files agree with each other.
+"""Training's guarantees (docs/reliability.md): settings and the model's memory checked before a run directory exists
+or TensorFlow loads, unique default run names, damaged run directories and replaced data refused by --resume with
+the file and the defect named, and Ctrl-C at any moment leaving a run directory whose files agree with each other.
 
 The first tests need no TensorFlow. The training ones use runs of a few hundred images and hidden width 16.
 """
