@@ -47,6 +47,7 @@ class StudyError(RuntimeError):
 class Skipped(Exception):
     """A benchmark contender cannot run here; str(self) is the reason shown in the results."""
 
+
 class DiskFullError(OSError):
     """An output does not fit on its disk: names the output, the bytes it needs and the bytes free (errno ENOSPC)."""
 
