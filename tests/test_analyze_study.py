@@ -143,3 +143,21 @@ def test_a_configuration_carries_its_recipe_and_a_short_override_cuts_the_warmup
         SweepConfig(8, (32,), 1, recipe=(("epochs", 3),))
     with pytest.raises(ValueError, match=r"recipe settings \['nosuch'\]"):
         SweepConfig(8, (32,), 1, recipe=(("nosuch", 3),))
+
+
+def test_cli_quick_and_image_limits_reach_the_study(monkeypatch):
+    """The flags' mapping onto StudyOptions; that run_study applies train_limit/test_limit is tiny_study's test."""
+    import aefast.analyze.study as study
+    from aefast.train.config import QUICK
+
+    seen = []
+    monkeypatch.setattr(study, "run_study", seen.append)
+    assert main(["--quick"]) == 0
+    assert (seen[0].train_limit, seen[0].test_limit, seen[0].val_size) == \
+        (QUICK["train_limit"], QUICK["test_limit"], QUICK["val_size"])
+    assert {c.epochs for c in seen[0].configs} == {QUICK["epochs"]} and str(seen[0].out) == "reports/quick"
+    assert main(["--quick", "--train-images", "300", "--test-images", "200"]) == 0
+    assert (seen[1].train_limit, seen[1].test_limit) == (300, 200)
+    assert main([]) == 0
+    assert (seen[2].train_limit, seen[2].test_limit, str(seen[2].out)) == (None, None, "reports/study")
+

@@ -153,3 +153,45 @@ def test_explicit_test_set_is_the_test_split(tmp_path):
     assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (240, 60, 50)
     weights = read_model(tmp_path / "t" / "model.safetensors")
     assert weights.input_shape == (6, 6, 3) and set(weights.data_sha256) == {"data:train.npy", "test_data:test.npy"}
+
+
+def test_l2_schedule_test_fraction_and_verbose_reach_the_run(tmp_path, monkeypatch):
+    """One 2-epoch run on 200 8x8 images carries four flags: --l2 0.5 (the training loss then includes a penalty
+    far above any pixel MSE), --schedule constant (the same learning rate in both epochs), --test-fraction 0.25
+    (50 test images) and --verbose (TensorFlow's own lines are not filtered)."""
+    import aefast.train.cli as train_cli
+
+    quiet_calls = []
+    real_quiet = train_cli.tensorflow_quiet
+
+    def recording_quiet(verbose=False):
+        quiet_calls.append(verbose)
+        return real_quiet(verbose)
+
+    monkeypatch.setattr(train_cli, "tensorflow_quiet", recording_quiet)
+    np.save(tmp_path / "x.npy", np.random.default_rng(3).integers(0, 256, (200, 8, 8), dtype=np.uint8))
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--test-fraction", "0.25", "--val-fraction", "0.1",
+                 "--l2", "0.5", "--schedule", "constant", "--lr", "0.002", "--verbose", "--hidden", "16",
+                 "--latent", "4", "--epochs", "2", "--patience", "0", "--batch-size", "32", "--no-xla",
+                 "--out", str(tmp_path), "--name", "flags"]) == 0
+    run = tmp_path / "flags"
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert (config["l2"], config["schedule"], config["test_fraction"]) == (0.5, "constant", 0.25)
+    assert quiet_calls == [True]
+    _, val, test = split_indices(200, val_fraction=0.1, test_fraction=0.25)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["n_val"], metrics["n_test"]) == (len(val), len(test)) == (20, 50)
+    rows = [line.split(",") for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert [float(r[3]) for r in rows] == pytest.approx([0.002, 0.002])        # lr column: constant
+    # sum of squared Glorot weights of 64x16 and 16x4 kernels, and their mirrors, is about 20: 0.5 * 20 >> MSE
+    assert all(float(r[1]) > 1.0 > float(r[2]) for r in rows), rows          # train loss (with L2) vs val MSE
+
+
+def test_quick_flag_trains_the_quick_preset_and_explicit_flags_win(tmp_path, mnist_dir):
+    from aefast.train.config import QUICK
+
+    assert main(["train", "--quick", "--epochs", "1", "--hidden", "16", "--latent", "4", "--no-xla", "--quiet",
+                 "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--name", "quick"]) == 0
+    metrics = json.loads((tmp_path / "quick" / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"], metrics["epochs_run"]) == \
+        (QUICK["train_limit"], QUICK["val_size"], QUICK["test_limit"], 1)

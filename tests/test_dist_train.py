@@ -42,6 +42,9 @@ def _flags(**settings) -> list[str]:
 
 
 def _free_ports(n: int) -> list[int]:
+    """n ports the OS reports free now. TF_CONFIG must name every worker's port before the workers start, so the OS
+    cannot hand a port straight to the worker that binds it: another process may take it in between, and
+    _start_workers starts the job again when that happened."""
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
@@ -49,6 +52,63 @@ def _free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+PORT_TRIES = 3
+
+
+def _inodes(port: int, listening: bool) -> set[int]:
+    """Inodes of the TCP sockets whose local port is `port` (any address, IPv4 or IPv6; only those in LISTEN when
+    `listening`), from /proc/net."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and (fields[3] == "0A" or not listening):  # 0A: LISTEN
+                found.add(int(fields[9]))
+    return found
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(int(link[8:-1]))
+    return inodes
+
+
+def _port_taken_by_another(proc: subprocess.Popen, port: int) -> bool:
+    return bool(_inodes(port, listening=False) - _socket_inodes(proc.pid))
+
+
+def _all_listening(procs, ports, timeout: float) -> list[int]:
+    """Wait until worker i listens on ports[i]; the ports another process took before its worker could bind them
+    (that worker then fails to start its gRPC server). [] once all listen, or when a worker stopped for another
+    reason or the time ran out (the caller's checks then report the worker's own log)."""
+    if not os.path.isdir("/proc/net"):
+        return []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_inodes(port, listening=True) & _socket_inodes(p.pid) for p, port in zip(procs, ports)):
+            return []
+        stolen = [port for p, port in zip(procs, ports) if _port_taken_by_another(p, port)]
+        if stolen or any(p.poll() is not None for p in procs):
+            return stolen
+        time.sleep(0.1)
+    return []
 
 
 def _env(index: int | None, ports: list[int] | None) -> dict:
@@ -61,14 +121,26 @@ def _env(index: int | None, ports: list[int] | None) -> dict:
 
 
 def _start_workers(args_per_worker: list[list[str]], tmp_path) -> list[subprocess.Popen]:
-    ports = _free_ports(len(args_per_worker))
-    procs = []
-    for i, args in enumerate(args_per_worker):
-        with open(tmp_path / f"worker{i}.log", "w") as log:  # the child keeps its own copy of the descriptor
-            procs.append(subprocess.Popen([sys.executable, "-m", "aefast.train", "--distribute", "multiworker",
-                                           *args], stdout=log, stderr=subprocess.STDOUT, env=_env(i, ports),
-                                          cwd=tmp_path))
-    return procs
+    """The workers, each listening on its TF_CONFIG port; a job whose port another process took first is started
+    again on new ports, up to PORT_TRIES times."""
+    lost = []
+    for _ in range(PORT_TRIES):
+        ports = _free_ports(len(args_per_worker))
+        procs = []
+        for i, args in enumerate(args_per_worker):
+            with open(tmp_path / f"worker{i}.log", "w") as log:  # the child keeps its own copy of the descriptor
+                procs.append(subprocess.Popen([sys.executable, "-m", "aefast.train", "--distribute", "multiworker",
+                                               *args], stdout=log, stderr=subprocess.STDOUT, env=_env(i, ports),
+                                              cwd=tmp_path))
+        stolen = _all_listening(procs, ports, JOB_TIMEOUT_S)
+        if not stolen:
+            return procs
+        lost.append(stolen)
+        for p in procs:
+            p.kill()
+            p.wait()
+    pytest.fail(f"another process took the workers' ports before they could bind them, {PORT_TRIES} times "
+                f"(EADDRINUSE on {lost})")
 
 
 def _wait(procs, timeout: float, tmp_path) -> list[int]:
@@ -182,6 +254,32 @@ def test_two_workers_fail_clearly_when_one_dies_then_resume_to_the_single_proces
     np.testing.assert_allclose(val, [row["val_loss"] for row in ref.history], rtol=1e-4)
 
 
+
+
+def test_a_port_taken_before_its_worker_binds_it_is_detected(tmp_path):
+    """_start_workers starts the job again when another process took a worker's port; here a listening socket of
+    this process plays the thief, and two small Python processes play the workers."""
+    listen = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); " \
+             "time.sleep(60)"
+    thief = socket.socket()
+    thief.bind(("127.0.0.1", 0))
+    thief.listen()
+    taken, free = thief.getsockname()[1], _free_ports(1)[0]
+    procs = [subprocess.Popen([sys.executable, "-c", listen, str(port)]) for port in (taken, free)]
+    try:
+        assert _all_listening(procs, [taken, free], 60) == [taken]
+    finally:
+        thief.close()
+        for p in procs:
+            p.kill()
+            p.wait()
+    procs = [subprocess.Popen([sys.executable, "-c", listen, str(port)]) for port in _free_ports(2)]
+    try:
+        assert _all_listening(procs, [int(p.args[-1]) for p in procs], 60) == []
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 def test_mirrored_over_two_logical_cpus_trains_the_single_process_model(mirrored_job, reference):

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 # import each other; a unit is a module or package (its submodules included), matched by the longest prefix.
 FLOORS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("aefast.errors",)),
-    (0, ("aefast._io",)),             # atomic writes: may raise aefast.errors' DiskFullError
+    (0, ("aefast._io",)),             # atomic writes and disk reservation: raises DiskFullError from errors
     (1, ("aefast.model",)),
     (1, ("aefast",)),                 # the package face: imports floors 0-1 at once, its engine names lazily
     (2, ("aefast.data", "aefast.interop")),   # interop: ONNX / PyTorch models in and out; engine.load reads .onnx
@@ -39,13 +39,6 @@ UNIT_OVERRIDES = {
 # Units importable as a whole by a lower unit's lazy attribute: the face resolves `from aefast import X` for these
 # names to the module that defines X (aefast/__init__.py _LAZY).
 FACE = "aefast"
-
-# Two violations that another branch removes; the lead empties this set when merging it. (importer, imported)
-KNOWN_VIOLATIONS_FIXED_ELSEWHERE = {
-    ("aefast/train/distribute.py", "aefast/train/loop.py"),   # circle with loop.py -> distribute.py
-    ("aefast/train/cli.py", "aefast/cli/argtypes.py"),        # train's parser takes a size parser from the CLI
-}
-
 
 @dataclass(frozen=True)
 class Edge:
@@ -218,17 +211,9 @@ def _lazy_names() -> dict[str, str]:
 
 
 def test_aefast_imports_run_down_the_floors_and_never_in_circles():
-    found = violations(REPO, "aefast", tolerated=KNOWN_VIOLATIONS_FIXED_ELSEWHERE, extra_modules=("aefast._core",),
+    found = violations(REPO, "aefast", extra_modules=("aefast._core",),
                        lazy=_lazy_names())
     assert found == [], "\n".join(found)
-
-
-def test_every_tolerated_violation_still_exists():
-    """When the other branch's fix lands, its entry must leave KNOWN_VIOLATIONS_FIXED_ELSEWHERE (no stale pass)."""
-    files = modules(REPO, "aefast")
-    present = {(e.path, files.get(e.dst, "")) for e in import_edges(REPO, "aefast", ("aefast._core",), _lazy_names())}
-    stale = KNOWN_VIOLATIONS_FIXED_ELSEWHERE - present
-    assert not stale, f"fixed now, remove from KNOWN_VIOLATIONS_FIXED_ELSEWHERE: {sorted(stale)}"
 
 
 def test_every_module_is_on_a_floor():

@@ -1,6 +1,6 @@
-"""Issue 15 on the training side: settings checked before a run directory exists or TensorFlow loads, unique
-default run names, damaged run directories refused by --resume with the file and the defect named, and Ctrl-C
-at any moment leaving a run directory whose files agree with each other.
+"""Training's guarantees (docs/reliability.md): settings and the model's memory checked before a run directory exists
+or TensorFlow loads, unique default run names, damaged run directories and replaced data refused by --resume with
+the file and the defect named, and Ctrl-C at any moment leaving a run directory whose files agree with each other.
 
 The first tests need no TensorFlow. The training ones use runs of a few hundred images and hidden width 16.
 """
@@ -46,6 +46,8 @@ _MAIN_IN_CHILD = textwrap.dedent("""
     (["--val-size", "60000"], "val_size 60000 of 60000 held out"),
     (["--data-dir", "EMPTY"], "missing MNIST file"),
     (["--out", "FILE"], "exists and is not a directory"),
+    # 80 billion parameters: refused with the estimate and the machine's figure, not a ResourceExhaustedError
+    (["--hidden", "200000,200000"], "GiB of memory (12 float32 copies of every parameter"),
 ])
 def test_bad_settings_exit_2_before_a_run_directory_or_tensorflow(tmp_path, mnist_dir, argv, words):
     (tmp_path / "empty").mkdir()
@@ -58,6 +60,22 @@ def test_bad_settings_exit_2_before_a_run_directory_or_tensorflow(tmp_path, mnis
     assert proc.stdout.split()[-2:] == ["TF-NOT-LOADED", "2"], (proc.stdout, proc.stderr[-1000:])
     assert "python -m aefast.train: error:" in proc.stderr and words in proc.stderr, proc.stderr[-1000:]
     assert not (tmp_path / "runs").exists()
+
+
+def test_memory_estimate_refuses_what_the_machine_cannot_hold():
+    from aefast.train.config import ConfigError
+    from aefast.train.memory import GIB, check_memory, parameter_count, training_bytes
+
+    config = TrainConfig(hidden=(16,), latent=4)
+    assert parameter_count(config.layer_sizes) == 784 * 16 + 16 + 16 * 4 + 4 + 4 * 16 + 16 + 16 * 784 + 784
+    need = training_bytes(config)
+    check_memory(config, available=need)
+    with pytest.raises(ConfigError, match=r"784-16-4-16-784 has 26,\d{3} parameters; training it needs about "
+                                          r"1\.\d GiB of memory .* but this machine has 1\.0 GiB available"):
+        check_memory(config, available=need - 1)
+    # hidden 1048576 peaked at 22 GB before failing on a 23 GB machine: the estimate must exceed that
+    assert training_bytes(TrainConfig(hidden=(1048576,))) > 22e9
+    assert training_bytes(TrainConfig(hidden=(1048576,))) > 80 * GIB
 
 
 def test_two_runs_started_in_the_same_second_get_different_folders(tmp_path, monkeypatch):
@@ -222,6 +240,24 @@ def test_ctrl_c_between_an_epochs_files_and_again_while_finishing_leaves_a_consi
 
 
 @pytest.mark.train
+def test_resume_refuses_data_replaced_since_the_run_started(tmp_path):
+    """The saved config names the --data file; a different file under that name is refused with both hashes."""
+    pytest.importorskip("keras")
+    from aefast.train.config import RunDirError
+
+    data = tmp_path / "images.npy"
+    rng = np.random.default_rng(0)
+    np.save(data, rng.integers(0, 256, (200, 8, 8), dtype=np.uint8))
+    config = TrainConfig(hidden=(8,), latent=4, epochs=1, batch_size=64, xla=False, data=str(data),
+                         input_shape=(8, 8), out=str(tmp_path), name="run")
+    loop.train(config, verbose=False)
+    first = json.loads((tmp_path / "run" / "config.json").read_text())["data_sha256"]["images.npy"]
+    np.save(data, rng.integers(0, 256, (200, 8, 8), dtype=np.uint8))
+    with pytest.raises(RunDirError, match=f"images.npy: sha256 {first} when the run started, now [0-9a-f]{{64}}"):
+        loop.resume(tmp_path / "run", verbose=False)
+
+
+@pytest.mark.train
 def test_ctrl_c_in_the_first_epoch_says_only_config_json_is_there(tiny):
     keras = pytest.importorskip("keras")
 
@@ -234,28 +270,64 @@ def test_ctrl_c_in_the_first_epoch_says_only_config_json_is_there(tiny):
     assert _assert_consistent(Path(tiny().out) / "run") == 0
 
 
+def test_only_the_first_ctrl_c_raises_and_nested_blocks_share_it():
+    from aefast.train.ctrl_c import ctrl_c_handled
+
+    before = signal.getsignal(signal.SIGINT)
+    with ctrl_c_handled() as outer:
+        with ctrl_c_handled() as inner:
+            assert inner is outer
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)   # interrupted by the handler at once
+            os.kill(os.getpid(), signal.SIGINT)   # while the first one is handled: counted, not raised
+        assert signal.getsignal(signal.SIGINT) == outer.handler   # the inner block left the outer's handler
+    assert outer.pressed == [signal.SIGINT] * 2 and signal.getsignal(signal.SIGINT) is before
+
+
+def _read_until(stream, prefix: str) -> list[str]:
+    """Lines of `stream` up to and including the first that starts with `prefix` (all of them if none does)."""
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if line.startswith(prefix):
+            break
+    return lines
+
+
 @pytest.mark.train
-def test_real_ctrl_c_twice_during_a_cli_run(tmp_path, mnist_dir):
-    """SIGINT to a real `python -m aefast.train` after its first epoch line, then again 0.3 s later."""
+@pytest.mark.parametrize("second", ["at-once", "while-finishing", "after-the-message"])
+def test_real_ctrl_c_twice_during_a_cli_run(tmp_path, mnist_dir, second):
+    """SIGINT to a real `python -m aefast.train` once it printed epoch 1, then SIGINT every 20 ms until it exits,
+    starting: at once (the second lands while the first unwinds model.fit), once it says it is writing the run
+    directory, or once it printed its last line (the rest land in interpreter shutdown, in TensorFlow's atexit
+    callbacks and finalizers). The moments are read from the child's output, not timed. Each outcome must be 130
+    or death by SIGINT, no traceback, a consistent run directory, and one that --resume finishes."""
     run_dir = tmp_path / "cli"
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "aefast.train", *TINY, "--epochs", "200",
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "aefast.train", *TINY, "--epochs", "3", "--patience", "0",
                              "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--name", "cli"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # a shell's background job (`cmd &`) starts with SIGINT ignored, and Python then keeps
                             # ignoring it: give the child the default disposition, as a terminal would
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err = []
     try:
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            if line.startswith("epoch 1/200") or time.monotonic() > deadline:
-                break
+        _read_until(proc.stdout, "epoch 1/3")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        if second == "while-finishing":
+            _read_until(proc.stdout, "interrupted: writing the run directory")
+        elif second == "after-the-message":
+            err = _read_until(proc.stderr, "aefast.train: interrupted")
+        while proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.02)
+        err = "".join(err) + proc.stderr.read()
     finally:
         proc.kill()
-    # 130 from the CLI; a second SIGINT that lands after the files are written may end the process by the signal
+        proc.wait()
     assert proc.returncode in (130, -signal.SIGINT), err[-2000:]
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
     n = _assert_consistent(run_dir)
-    assert n >= 1 and f"holds epochs 1..{n} (best epoch" in err, err[-2000:]
+    assert f"holds epochs 1..{n} (best epoch" in err or "is complete" in err, err[-2000:]
+    result = loop.resume(run_dir, verbose=False)
+    assert result.stopped == "completed" and _assert_consistent(run_dir) == 3

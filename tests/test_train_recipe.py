@@ -1,4 +1,4 @@
-"""The recipe knobs of issue 14: warm-up, AdamW weight decay, the BCE loss; the legacy reading of old run folders;
+"""The recipe knobs (docs/analysis.md, "Recipe search"): warm-up, AdamW weight decay, the BCE loss; the legacy reading of old run folders;
 and the recipe runner's bookkeeping (aefast.analyze.recipes)."""
 import json
 import math

@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli.argtypes import positive_int as _positive_int
+from ..data.argtypes import positive_int as _positive_int
 from ..train.config import QUICK
 from .configs import INPUT_SIZE, select_configs
 

@@ -63,7 +63,7 @@ class SweepConfig:
 
 # Epochs per configuration for the full study (55 000 training images), from the study's own measured training
 # times on the 2-core machine (docs/analysis.md): hidden 1000 takes 6-10 s per epoch when the machine is quiet,
-# hidden 10000 about 43 s. Every configuration trains with the trainer's defaults (issue 14's recipe: linear code
+# hidden 10000 about 43 s. Every configuration trains with the trainer's defaults (linear code
 # layer, sigmoid output, Adam 1e-3 with cosine decay, batch 128), except two, each measured (docs/analysis.md,
 # "Recipe search"): hidden 10000 trains at lr 3e-4 (at 1e-3 its first epoch threw it into the mean-image solution,
 # test MSE 0.067); the deep stack minimises binary cross-entropy (test MSE 0.00657 against 0.00697 with MSE at

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import shlex
+import signal
 import sys
+import threading
 
-from ..cli.argtypes import image_size
+from ..data.argtypes import image_size
 from .config import (DISTRIBUTES, LATENT_ACTIVATIONS, LOSSES, OUTPUT_BIAS_INITS, OUTPUTS, PRECISIONS, QUICK, SCHEDULES,
                      ConfigError, TrainConfig)
+from .ctrl_c import ctrl_c_handled
 from .quiet import tensorflow_quiet
 
 _DEFAULTS = TrainConfig()
@@ -113,19 +117,34 @@ def config_from_args(args: argparse.Namespace, command: str | None = None) -> Tr
     return with_input_shape(config).validate()
 
 
+def _ignore_ctrl_c_at_exit() -> None:
+    """Ignore SIGINT once the interpreter starts shutting down (an atexit callback registered after TensorFlow's,
+    so it runs before them). Shutdown then runs the atexit callbacks and frees TensorFlow's objects, about a second
+    on 2 cores after a tiny run; a Ctrl-C in that time would raise KeyboardInterrupt inside those callbacks and
+    finalizers, stopping a cleanup half-way (seen: "Exception ignored in atexit callback ... KeyboardInterrupt").
+    The run directory is complete by then; SIGTERM and SIGKILL still end the process."""
+    if threading.current_thread() is threading.main_thread():
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     verbose = not getattr(args, "quiet", False)
     command = shlex.join([*parser.prog.split(), *(sys.argv[1:] if argv is None else argv)])
-    with tensorflow_quiet(getattr(args, "verbose", False)):
-        return _run(parser, args, verbose, command)
+    with ctrl_c_handled() as ctrl_c:   # the loop shares it: Ctrl-C stays deferred until main returns
+        try:
+            with tensorflow_quiet(getattr(args, "verbose", False)):
+                code = _run(parser, args, verbose, command)
+        finally:
+            if "tensorflow" in sys.modules:
+                _ignore_ctrl_c_at_exit()
+    return 130 if ctrl_c.pressed and code == 0 else code
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: bool, command: str) -> int:
-    from ..errors import DataFileError
+    from ..errors import DataFileError, TrainingError
     from . import resume, train  # noqa: F401 (light: the loop and Keras load on call)
-    from .loop import TrainingError
 
     try:
         if hasattr(args, "resume"):

@@ -1,14 +1,9 @@
-"""What the trainer trains on: MNIST (the default) or your own images (TrainConfig.data), as float32 splits.
-
-    TrainingData(train, validation, test, sha256, image_shape): train/validation/test are new (n, pixels) float32
-    arrays in [0, 1]; sha256 identifies the data files (recorded in the model file); image_shape is (H, W) or
-    (H, W, C).
-"""
+"""What the trainer trains on: MNIST (the default) or your own images (TrainConfig.data), as float32 splits."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -16,12 +11,15 @@ from ..errors import DataFileError
 from .config import ConfigError, TrainConfig
 
 
-class TrainingData(NamedTuple):
-    train: np.ndarray
-    validation: np.ndarray
-    test: np.ndarray
-    sha256: dict
-    image_shape: tuple[int, ...]
+@dataclass(frozen=True)
+class TrainingData:
+    """The splits of one run, read by field name."""
+
+    train: np.ndarray               # (n_train, pixels) float32 in [0, 1], train_limit applied
+    validation: np.ndarray          # (n_val, pixels) float32 in [0, 1]
+    test: np.ndarray                # (n_test, pixels) float32 in [0, 1], test_limit applied
+    sha256: dict                    # file name -> SHA-256 of the data files (recorded in the model file)
+    image_shape: tuple[int, ...]    # (H, W) or (H, W, C)
 
 
 def with_input_shape(config: TrainConfig) -> TrainConfig:
@@ -50,7 +48,10 @@ def load_training_data(config: TrainConfig, *, progress: bool = False) -> Traini
             raise ConfigError(f"data_dir {config.data_dir}: {e}") from None
         except ValueError as e:   # validation_size larger than the training set
             raise ConfigError(f"val_size {config.val_size}: {e}") from None
-        train_x, val_x, test_x, sha256 = mnist.train.x, mnist.validation.x, mnist.test.x, dict(mnist.sha256)
+        train_x = mnist.train.x[: config.train_limit]
+        val_x = mnist.validation.x
+        test_x = mnist.test.x[: config.test_limit]
+        sha256 = dict(mnist.sha256)
         shape = (28, 28)
     else:
         from ..data.splits import load_image_splits
@@ -58,14 +59,13 @@ def load_training_data(config: TrainConfig, *, progress: bool = False) -> Traini
         splits = load_image_splits(config.data, test_data=config.test_data, resize=config.resize,
                                    val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                                    seed=config.seed, progress=progress)
+        # the limits cut the index lists, so only the images kept are converted to float32
         train_x = splits.images.float32(splits.train[: config.train_limit])
         val_x = splits.images.float32(splits.validation)
         test_x = splits.test_images.float32(splits.test[: config.test_limit])
         sha256, shape = splits.sha256, splits.image_shape
     if tuple(config.input_shape) != shape:
         raise ConfigError(f"the images are {shape}, but the run's input_shape is {tuple(config.input_shape)}")
-    train_x = train_x[: config.train_limit] if config.train_limit else train_x
-    test_x = test_x[: config.test_limit] if config.test_limit else test_x
     if len(train_x) < config.batch_size:
         held_out = (f"val_size {config.val_size} of {len(train_x) + len(val_x)} held out" if config.data is None
                     else f"val_fraction {config.val_fraction} and test_fraction {config.test_fraction} held out")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import TrainingError
 from .config import ConfigError
 
 # A dead peer is detected by TensorFlow's coordination-service heartbeats or its collective health-check thread,
@@ -195,8 +196,6 @@ def peer_failures(placement: Placement):
         yield
         return
     import tensorflow as tf
-
-    from .loop import TrainingError
 
     try:
         yield

@@ -13,11 +13,7 @@ run name are all checked before the run directory is created and before TensorFl
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,14 +25,15 @@ from ..keras_io import export_keras
 from . import artifacts
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunDirError, TrainConfig
-from .data import with_input_shape
+from .ctrl_c import ctrl_c_handled
+from .data import TrainingData, with_input_shape
 from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
+from .memory import EVAL_BATCH, check_memory
 from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learning_rate, describe_device,
                     make_optimizer, output_bias, resolve_precision)
 from ..errors import TrainingError, TrainingInterrupted  # noqa: F401 (defined in aefast/errors.py)
 
 MODEL_NAME = "model.safetensors"
-EVAL_BATCH = 1000
 N_RECONSTRUCTIONS = 10
 
 
@@ -60,7 +57,7 @@ class _Run:
     run_dir: Path
     precision: str
     device: object
-    data: object
+    data: TrainingData
     model: object
     export_model: object
     optimizer: object
@@ -87,8 +84,8 @@ def _log(verbose: bool, msg: str) -> None:
         print(msg, flush=True)
 
 
-def _load_data(config: TrainConfig):
-    """(train_x, val_x, test_x, sha256s, image shape), numpy only: run before TensorFlow loads and before the run
+def _load_data(config: TrainConfig) -> TrainingData:
+    """The run's splits, numpy only: run before TensorFlow loads and before the run
     directory is made, so bad data settings cost no folder and no TensorFlow start-up."""
     from .data import load_training_data
 
@@ -118,13 +115,13 @@ def _export_best(run: _Run, metrics: dict, calibrate: bool) -> Path:
     the per-epoch files a killed run leaves serve int8 without bias correction."""
     assign(run.export_model.weights, run.best_weights, "model")
     return export_keras(run.export_model, run.run_dir / MODEL_NAME, training=_training_record(run),
-                        metrics=metrics, data_sha256=run.data[3], input_shape=tuple(run.config.input_shape),
-                        calibration_images=run.data[0] if calibrate else None)
+                        metrics=metrics, data_sha256=run.data.sha256, input_shape=tuple(run.config.input_shape),
+                        calibration_images=run.data.train if calibrate else None)
 
 
 def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
     cfg = run.config
-    train_x, val_x = run.data[0], run.data[1]
+    train_x, val_x = run.data.train, run.data.validation
     started = time.perf_counter()
     lr = current_learning_rate(run.optimizer)
     batch = train_x[epoch_order(len(train_x), cfg.batch_size, cfg.seed, epoch)]
@@ -191,26 +188,6 @@ def _roll_back(run: _Run) -> None:
             (run.run_dir / name).unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _ctrl_c_deferred(verbose: bool):
-    """While the run directory is being finished, Ctrl-C only says so (the files take seconds); yields a list that
-    gets an entry per Ctrl-C. Signal handlers can be set only from the main thread: elsewhere nothing is deferred."""
-    if threading.current_thread() is not threading.main_thread():
-        yield []
-        return
-    pressed: list[int] = []
-
-    def note(signum, frame):
-        pressed.append(signum)
-        print("aefast.train: finishing the run directory first (a few seconds)", file=sys.stderr, flush=True)
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield pressed
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _write_epoch_files(run: _Run) -> None:
     artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
     save_checkpoint(run.run_dir / CHECKPOINT_NAME, Checkpoint(
@@ -230,7 +207,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         return TrainResult(run.run_dir, None, {}, run.history, None, stopped, files)
     artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
     assign(run.export_model.weights, run.best_weights, "model")
-    test_x = run.data[2]
+    test_x = run.data.test
     test_mse, recon = reconstruction_mse(run.export_model, test_x)
     cfg = run.config
     metrics = {
@@ -250,8 +227,8 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         "xla": run.xla,
         "device": run.device.name,
         "backend": _backend_name(),
-        "n_train": len(run.data[0]),
-        "n_val": len(run.data[1]),
+        "n_train": len(run.data.train),
+        "n_val": len(run.data.validation),
         "n_test": len(test_x),
     }
     model_path = _export_best(run, {"val_mse": run.best_val, "test_mse": test_mse}, calibrate=True)
@@ -298,9 +275,9 @@ def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> 
     keras.utils.set_random_seed(config.seed)
     device = describe_device()
     precision = resolve_precision(config.precision, device)
-    steps_per_epoch = len(data[0]) // config.batch_size
+    steps_per_epoch = len(data.train) // config.batch_size
     with placement.scope():  # the trained model and its optimizer live on every replica
-        model = build_autoencoder(config, precision, output_bias(config, data[0]))
+        model = build_autoencoder(config, precision, output_bias(config, data.train))
         optimizer = make_optimizer(config, steps_per_epoch, precision)
         model.compile(optimizer=optimizer, loss=LOSS_NAMES[config.loss],
                       metrics=[keras.metrics.MeanSquaredError(name="mse")],
@@ -313,27 +290,32 @@ def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> 
 
 def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
     cfg = run.config
-    _log(verbose, f"training {'-'.join(map(str, cfg.layer_sizes))} on {len(run.data[0])} images, "
+    _log(verbose, f"training {'-'.join(map(str, cfg.layer_sizes))} on {len(run.data.train)} images, "
                   f"{run.precision}, XLA {'on' if run.xla else 'off'}, {run.device.name}"
                   f"{run.placement.describe()} -> {run.run_dir}")
     _commit(run)
-    try:
-        with peer_failures(run.placement):
-            stopped = _loop(run, start_epoch, verbose, callbacks)
-    except KeyboardInterrupt:
-        with _ctrl_c_deferred(verbose):
+    interrupted = False
+    with ctrl_c_handled() as ctrl_c:
+        try:
+            with peer_failures(run.placement):
+                stopped = _loop(run, start_epoch, verbose, callbacks)
+                ctrl_c.defer()   # inside the try: a Ctrl-C before this line is an interrupt after the last epoch
+        except KeyboardInterrupt:
+            ctrl_c.defer()       # a KeyboardInterrupt raised by a callback rather than by Ctrl-C
+            interrupted = True
             _roll_back(run)
             _log(verbose, "interrupted: writing the run directory from the last finished epoch")
             _finish(run, "interrupted", verbose)
+        else:
+            result = _finish(run, stopped, verbose)
+    if interrupted:
         if run.best_weights is None:
             raise TrainingInterrupted(f"interrupted before the first epoch finished: {run.run_dir} holds only "
-                                      f"{artifacts.CONFIG_NAME}; start it with --resume {run.run_dir}") from None
+                                      f"{artifacts.CONFIG_NAME}; start it with --resume {run.run_dir}")
         raise TrainingInterrupted(
             f"interrupted: {run.run_dir} holds epochs 1..{len(run.history)} (best epoch {run.best_epoch}, val MSE "
-            f"{run.best_val:.6f}); continue with --resume {run.run_dir}") from None
-    with _ctrl_c_deferred(verbose) as pressed:
-        result = _finish(run, stopped, verbose)
-    if pressed:
+            f"{run.best_val:.6f}); continue with --resume {run.run_dir}")
+    if ctrl_c.pressed:
         raise TrainingInterrupted(f"interrupted after training ended ({stopped}): {run.run_dir} is complete")
     if result.model_path is None and result.chief:
         raise TrainingError(f"no epoch produced a finite loss (epoch 1: {run.history[0]}); "
@@ -352,6 +334,7 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
         data = _load_data(config)
     except KeyboardInterrupt:
         raise TrainingInterrupted("interrupted while loading the data; no run directory was made") from None
+    check_memory(config)   # with the data loaded: what is left must hold the model
     placement = make_placement(config.distribute)  # before any other TensorFlow work
     check_batch(placement, config.batch_size)
     if not placement.chief:   # the chief alone writes the run directory
@@ -359,7 +342,7 @@ def train(config: TrainConfig, *, verbose: bool = True, callbacks=()) -> TrainRe
         return _run(_prepare(config, run_dir, data, placement), 0, verbose, list(callbacks))
     run_dir = _new_run_dir(config)
     try:
-        artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict()})
+        artifacts.write_json(run_dir / artifacts.CONFIG_NAME, {"config": config.to_dict(), "data_sha256": data.sha256})
         run = _prepare(config, run_dir, data, placement)
     except KeyboardInterrupt:
         if not (run_dir / artifacts.CONFIG_NAME).exists():
@@ -388,6 +371,8 @@ def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | Non
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"interrupted while loading; {run_dir} is as it was: continue with "
                                   f"--resume {run_dir}") from None
+    check_memory(config)
+    _check_same_data(run_dir, data)
     placement = make_placement(config.distribute)  # every worker reads the run directory (shared storage)
     check_batch(placement, config.batch_size)
     run = _prepare(config, run_dir, data, placement)
@@ -404,6 +389,35 @@ def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | Non
         run.best_epoch, run.best_val = ckpt.state["best_epoch"], ckpt.state["best_val"]
         _log(verbose, f"resuming {run_dir} after epoch {start_epoch} (best epoch {run.best_epoch})")
     return _run(run, start_epoch, verbose, list(callbacks))
+
+
+def _recorded_data_sha256(run_dir: Path) -> dict | None:
+    """The data hashes the run started with: config.json's "data_sha256", else (a run directory written before
+    config.json held them) model.safetensors' data_sha256; None when neither is there."""
+    recorded = artifacts.read_json(run_dir / artifacts.CONFIG_NAME).get("data_sha256")
+    if isinstance(recorded, dict):
+        return recorded
+    if (run_dir / MODEL_NAME).is_file():
+        from ..modelfile import read_model
+
+        try:
+            return dict(read_model(run_dir / MODEL_NAME).data_sha256) or None
+        except ValueError:
+            return None
+    return None
+
+
+def _check_same_data(run_dir: Path, data: TrainingData) -> None:
+    """RunDirError naming both hashes when the data files changed since the run started."""
+    recorded = _recorded_data_sha256(run_dir)
+    if recorded is None or recorded == data.sha256:
+        return
+    changed = "; ".join(f"{name}: sha256 {recorded.get(name, 'absent')} when the run started, now "
+                        f"{data.sha256.get(name, 'absent')}"
+                        for name in sorted(set(recorded) | set(data.sha256))
+                        if recorded.get(name) != data.sha256.get(name))
+    raise RunDirError(f"{run_dir} was trained on other data than the files there now ({changed}); restore the "
+                      "original data to continue this run, or start a new run")
 
 
 def _saved_config(run_dir: Path) -> TrainConfig:

@@ -1,6 +1,6 @@
 """Keep TensorFlow's C++ start-up chatter (oneDNN, CUDA stubs, CPU features, XLA service lines) off the terminal.
 
-TF_CPP_MIN_LOG_LEVEL alone no longer does it: TensorFlow 2.21 logs through Abseil, and Abseil writes every message
+TF_CPP_MIN_LOG_LEVEL alone does not do it: TensorFlow 2.21 logs through Abseil, and Abseil writes every message
 logged before absl::InitializeLog() straight to file descriptor 2 whatever the level. So, unless the user asked
 for them (--verbose, or their own TF_CPP_MIN_LOG_LEVEL), `tensorflow_quiet` sets the variable and routes fd 2
 through a filter thread that drops Abseil's INFO/WARNING lines and passes everything else on unchanged. Python's
