@@ -21,7 +21,7 @@ from aefast.bench.models import (DEFAULT_SIZES, BenchModel, flops_per_image, op_
                                  weight_count)
 from aefast.bench.report import render_markdown, write_results
 from aefast.bench.runner import BenchConfig, run_benchmark
-from aefast.bench.targets import ceiling_images_per_s, evaluate_targets, same_work_ceiling_images_per_s
+from aefast.bench.targets import best_sgemm_ceiling_images_per_s, evaluate_targets, same_work_ceiling_images_per_s
 from aefast.bench.timing import runnable_threads, settle, time_interleaved
 
 TINY_SIZES = (16, 8, 4, 8, 16)
@@ -50,9 +50,9 @@ def test_random_weights_are_glorot_uniform_with_a_linear_output():
 
 
 def test_ceiling_is_flops_rate_over_flops_per_image():
-    assert machine.ceiling_images_per_s(100.0, 3_536_000) == pytest.approx(100e9 / 3_536_000)
+    assert machine.images_per_s_at_gflops(100.0, 3_536_000) == pytest.approx(100e9 / 3_536_000)
     with pytest.raises(ValueError, match="flops_per_image must be positive"):
-        machine.ceiling_images_per_s(100.0, 0)
+        machine.images_per_s_at_gflops(100.0, 0)
 
 
 def test_sgemm_and_copy_measure_plausible_rates():
@@ -169,6 +169,21 @@ def test_prepare_checks_every_contender_before_timing(tiny):
         ctx.prepare(missing, "compress", 2)
     with pytest.raises(ValueError, match="batch 9 outside 1..8"):
         ctx.prepare(CONTENDERS_BY_NAME["numpy fp32"], "reconstruct", 9)
+
+
+def test_one_registry_of_contender_families_and_the_old_names():
+    """`aefast bench` (runner) and `pytest bench/` read the same registry: every family module's CONTENDERS, each
+    name once; the names of the single-module contenders and of the renamed ceilings still import."""
+    import aefast.bench.contenders as package
+    from aefast.bench import runner, targets
+    from aefast.bench.contenders import registry
+    assert [c for family in registry.FAMILIES for c in family.CONTENDERS] == list(CONTENDERS)
+    assert {c.name for c in registry.FAMILIES[0].CONTENDERS} == {c.name for c in CONTENDERS if c.family == "aefast"}
+    assert [c.name for c in runner.BenchConfig(models=[], batches={}).contenders] == list(CONTENDERS_BY_NAME)
+    assert package.CONTENDERS is registry.CONTENDERS and package._require is package.require
+    assert all(getattr(package, name) is not None for name in package.__all__)
+    assert targets.ceiling_images_per_s is best_sgemm_ceiling_images_per_s
+    assert machine.ceiling_images_per_s is machine.images_per_s_at_gflops
 
 
 def test_select_contenders_names_unknown_ones():
@@ -417,9 +432,9 @@ def test_run_and_write_results_end_to_end(tmp_path, tiny):
             assert same_work_ceiling_images_per_s(results, r) is None
         assert len(r["spin_s"]) == 2 and all(s >= 0 for s in r["spin_s"])
     row = dict(ok[0], cell_sgemm_best_gflops=1e6)
-    assert ceiling_images_per_s(results, row) == pytest.approx(1e15 / flops_per_image(tiny, row["op"]))
+    assert best_sgemm_ceiling_images_per_s(results, row) == pytest.approx(1e15 / flops_per_image(tiny, row["op"]))
     row["cell_sgemm_best_gflops"] = 1e-6  # a busier cell never lowers the ceiling
-    assert ceiling_images_per_s(results, row) == results["models"][0]["ops"][row["op"]]["ceiling_images_per_s"]
+    assert best_sgemm_ceiling_images_per_s(results, row) == results["models"][0]["ops"][row["op"]]["ceiling_images_per_s"]
     assert all(r["contender"] != "(numpy sgemm)" for r in results["measurements"])
     assert info["ceiling_images_per_s"] == pytest.approx(
         results["limits"]["sgemm_best_gflops"] * 1e9 / flops_per_image(tiny, "reconstruct"))

@@ -125,11 +125,14 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def ceiling_images_per_s(gflops: float, flops_per_image: int) -> float:
+def images_per_s_at_gflops(gflops: float, flops_per_image: int) -> float:
     """Images per second a machine doing `gflops` GFLOP/s could push through `flops_per_image` flops each."""
     if flops_per_image <= 0:
         raise ValueError(f"flops_per_image must be positive, got {flops_per_image}")
     return gflops * 1e9 / flops_per_image
+
+
+ceiling_images_per_s = images_per_s_at_gflops   # the older name, kept for callers
 
 
 def load_average() -> list[float] | None:
