@@ -55,6 +55,27 @@ def test_ceiling_is_flops_rate_over_flops_per_image():
         machine.images_per_s_at_gflops(100.0, 0)
 
 
+def test_the_machine_is_named_by_family_and_model(tmp_path, monkeypatch):
+    """results.json and results.md name the CPU by /proc/cpuinfo's family and model, as read from there."""
+    ident = machine._cpu_identity()
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        assert ident == {}
+        return
+    first = text.split("\n\n")[0]
+    for key in ("cpu family", "model"):
+        line = next((ln for ln in first.splitlines() if ln.split(":")[0].strip() == key), None)
+        assert line is None or ident[key] == line.split(":", 1)[1].strip(), key
+    fake = {"cpu_model": "AMD EPYC", "cpu_identity": {"vendor_id": "AuthenticAMD", "cpu family": "25",
+                                                      "model": "17", "stepping": "1"},
+            "cpu_flags": {}, "usable_cores": 2, "logical_cores": 2, "caches": {}, "blas": [], "versions": {},
+            "python": "3"}
+    from aefast.bench.report import _machine_lines
+    assert _machine_lines({"machine": fake})[0].startswith(
+        "- CPU: AMD EPYC (AuthenticAMD cpu family 25 model 17 stepping 1), 2 usable cores")
+
+
 def test_sgemm_and_copy_measure_plausible_rates():
     s = machine.sgemm_gflops(n=128, repeats=2)
     assert 0 < s["median_gflops"] <= s["best_gflops"] < 1e5

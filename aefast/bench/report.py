@@ -24,7 +24,10 @@ def _machine_lines(results: dict) -> list[str]:
                      f"{b.get('num_threads')} threads" for b in m["blas"] if "internal_api" in b) or "unknown"
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
     cleared = m.get("openblas_env_cleared") or {}
-    return [f"- CPU: {m['cpu_model']}, {m['usable_cores']} usable cores ({m['logical_cores']} logical); "
+    ident = m.get("cpu_identity") or {}
+    family = (f" ({ident.get('vendor_id', '?')} cpu family {ident['cpu family']} model {ident.get('model', '?')} "
+              f"stepping {ident.get('stepping', '?')})" if "cpu family" in ident else "")
+    return [f"- CPU: {m['cpu_model']}{family}, {m['usable_cores']} usable cores ({m['logical_cores']} logical); "
             f"flags: {flags}; caches: {', '.join(f'{k} {v}' for k, v in m['caches'].items()) or 'unknown'}",
             f"- BLAS (NumPy): {blas}" + (f"; cleared for this run: {cleared}" if cleared else ""),
             f"- Versions: Python {m['python']}, {versions}"]
