@@ -17,7 +17,8 @@ import pytest
 
 import aefast
 from aefast.engine import inputs as _inputs
-from aefast.engine.reference import random_weights
+from aefast.engine.precisions import backend_layers
+from aefast.engine.reference import quantized_forward, random_weights
 from aefast.engine import available_backends
 
 BACKENDS = sorted({b for b, _ in available_backends()})
@@ -297,7 +298,11 @@ def test_codes_at_max_code_decode_to_finite_values(backend, precision):
         eng = aefast.load(w, backend=backend, precision=precision, threads=1)
         signs = rng.choice(np.float32([-1, 1]), (64, eng.latent_size))
         codes = signs * np.float32(eng.max_code * (1 - 1e-6))
-        assert np.isfinite(eng.decompress(codes)).all(), (sizes, scale, eng.max_code)
+        got = eng.decompress(codes)
+        assert np.isfinite(got).all(), (sizes, scale, eng.max_code)
+        # ... and right, not merely finite: within the derived bound of the quantized float64 reference
+        want, bound = quantized_forward(backend_layers(w, precision), codes, eng.encoder_layers)
+        assert (np.abs(got - want) <= bound).all(), (sizes, scale, float((np.abs(got - want) / bound).max()))
         with pytest.raises(ValueError, match="provably stays within float32"):
             eng.decompress(codes * np.float32(1.001))
 
