@@ -47,7 +47,8 @@ def _run(tmp_path, capsys, *args) -> dict:
 
 def _check_results(results: dict, models: dict) -> None:
     assert results["quick"] is True and "aefast.bench" in results["command"]
-    assert {"created", "machine", "timing", "models", "measurements", "quantization", "limits", "targets"} <= set(results)
+    assert {"created", "machine", "timing", "models", "measurements", "quantization", "limits",
+            "targets"} <= set(results)
     assert [(m["name"], m["source"]) for m in results["models"]] == [(n, str(p)) for n, p in models.items()]
     for m in results["models"]:
         assert m["layer_sizes"] == aefast.read_model(models[m["name"]]).layer_sizes

@@ -1,8 +1,6 @@
 """The plain float64 NumPy twin of the engine, for tests and benchmarks (slow, obviously right)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..modelfile import AutoencoderWeights
@@ -56,7 +54,7 @@ def _gamma(k: int) -> float:
     the worst case gamma_k = k u / (1 - k u) (Higham, Accuracy and Stability, Lemma 3.1) and the probabilistic
     exp(LAMBDA sqrt(k) u + k u^2 / (1 - u)) - 1 (Higham & Mary 2019, Theorem 2.4: rounding errors independent,
     mean zero), about LAMBDA sqrt(k) u."""
-    return min(k * _U32 / (1 - k * _U32), math.expm1(LAMBDA * math.sqrt(k) * _U32 + k * _U32 ** 2 / (1 - _U32)))
+    return min(k * _U32 / (1 - k * _U32), float(np.expm1(LAMBDA * np.sqrt(k) * _U32 + k * _U32 ** 2 / (1 - _U32))))
 
 
 def _propagated(spread: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -96,7 +94,8 @@ def quantize_rows(x: np.ndarray):
     """Per-row asymmetric uint8 quantization of float32 rows (N, K), the float32 operations of the kernels'
     quantize_rows: -> (q (N, K) float64 integers, scale (N,) float32, zero (N,) float64 integers)."""
     x = _f32(x)
-    inv, scale, zero = row_quantization(np.minimum(x.min(axis=1, initial=0), 0), np.maximum(x.max(axis=1, initial=0), 0))
+    lo, hi = np.minimum(x.min(axis=1, initial=0), 0), np.maximum(x.max(axis=1, initial=0), 0)
+    inv, scale, zero = row_quantization(lo, hi)
     q = np.clip(np.rint(_f32(x * inv[:, None])) + zero[:, None], 0, 255)
     return q.astype(np.float64), scale, zero.astype(np.float64)
 
@@ -240,7 +239,7 @@ def layer_by_layer(network, layers: list[dict], x, begin: int = 0, end: int | No
         want, bound = quantized_forward(layers, h, i, i + 1, input_scale=scale)
         err = np.abs(out - want)
         if not np.isfinite(out).all():
-            return out, math.inf
+            return out, np.inf
         worst = max(worst, float(np.max(err / np.maximum(bound, np.finfo(np.float64).tiny), initial=0.0)))
         h, scale = out, 1.0
     return h, worst

@@ -5,12 +5,9 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .context import BuildContext
 
 # Largest relative RMS error ||y - ref|| / ||ref|| a contender of each precision may show against the reference.
 # fp32: summation order only; fp16: weights rounded to 11 bits; bf16: weights and activations rounded to 8 bits of
@@ -51,7 +48,7 @@ class Contender:
     name: str
     family: str
     precision: str
-    build: Callable[["BuildContext", str, int], Runner]
+    build: Callable[["BuildContext", str, int], Runner]   # BuildContext: context.py (which imports this module)
 
     @property
     def arithmetic(self) -> str:

@@ -70,27 +70,6 @@ class BuildContext:
         return name, check_errors(ref, reference_forward(self.weights, self.inputs(batch), 0,
                                                          op_end(self.weights, op)))[0]
 
-    # --- peers' model objects (built by their family modules) --------------------------------------------------
-    def keras_model(self, op: str):
-        from .tensorflow_graphs import keras_model
-        return keras_model(self, op)
-
-    def tf_module(self, op: str):
-        from .tensorflow_graphs import tf_module
-        return tf_module(self, op)
-
-    def tflite_model(self, op: str, dynamic_int8: bool) -> bytes:
-        from .tflite_interpreters import tflite_model
-        return tflite_model(self, op, dynamic_int8)
-
-    def onnx_model(self, op: str) -> bytes:
-        from .onnx_runtime import onnx_model
-        return onnx_model(self, op)
-
-    def onnx_dynamic_int8_model(self, op: str) -> bytes:
-        from .onnx_runtime import onnx_dynamic_int8_model
-        return onnx_dynamic_int8_model(self, op)
-
     # --- preparation and check --------------------------------------------------------------------------------
     def prepare(self, contender: Contender, op: str, batch: int) -> Prepared:
         """Build `contender` for (op, batch), run it once on the stored input and check it; raise Skipped on failure."""

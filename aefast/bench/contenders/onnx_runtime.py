@@ -42,7 +42,7 @@ def onnx_dynamic_int8_model(ctx: BuildContext, op: str) -> bytes:
         from onnxruntime.quantization import QuantType, quantize_dynamic
         with tempfile.TemporaryDirectory(prefix="aefast-bench-") as tmp:
             source, quantized = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-            source.write_bytes(ctx.onnx_model(op))
+            source.write_bytes(onnx_model(ctx, op))
             quantize_dynamic(source, quantized, per_channel=True, weight_type=QuantType.QInt8)
             return quantized.read_bytes()
     return ctx.cached(("onnx dynamic int8", op), make)
@@ -56,7 +56,7 @@ def _onnxruntime(dynamic_int8: bool):
         # ORT's default, stated: idle intra-op workers spin (~40 ms measured) for the lowest latency; the timer
         # waits that spin out after each block, so it costs the next contender nothing (timing.settle).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-        model = ctx.onnx_dynamic_int8_model(op) if dynamic_int8 else ctx.onnx_model(op)
+        model = onnx_dynamic_int8_model(ctx, op) if dynamic_int8 else onnx_model(ctx, op)
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         output = session.get_outputs()[0].name
         return lambda x: session.run([output], {"x": x})[0]

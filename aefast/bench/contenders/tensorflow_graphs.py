@@ -42,12 +42,12 @@ def tf_module(ctx: BuildContext, op: str):
 
 
 def _keras_predict_on_batch(ctx: BuildContext, op: str, batch: int) -> Runner:
-    return ctx.keras_model(op).predict_on_batch
+    return keras_model(ctx, op).predict_on_batch
 
 
 def _tf_xla(ctx: BuildContext, op: str, batch: int) -> Runner:
     tf = tensorflow()
-    module = ctx.tf_module(op)
+    module = tf_module(ctx, op)
     compiled = tf.function(module.forward.python_function, jit_compile=True)
     return lambda x: compiled(tf.convert_to_tensor(x)).numpy()
 

@@ -10,12 +10,13 @@ import numpy as np
 
 from .base import Contender, Runner, Skipped, require, tensorflow
 from .context import BuildContext
+from .tensorflow_graphs import tf_module
 
 
 def tflite_model(ctx: BuildContext, op: str, dynamic_int8: bool) -> bytes:
     def make():
         tf = tensorflow()
-        module = ctx.tf_module(op)
+        module = tf_module(ctx, op)
         converter = tf.lite.TFLiteConverter.from_concrete_functions(
             [module.forward.get_concrete_function()], module)
         if dynamic_int8:  # dynamic-range quantization: int8 weights, activations quantized at run time
@@ -44,7 +45,7 @@ def _tflite(dynamic_int8: bool, interpreter_class: Callable[[], type]):
     on all cores, its input resized to the batch."""
     def build(ctx: BuildContext, op: str, batch: int) -> Runner:
         cls = interpreter_class()
-        model = ctx.tflite_model(op, dynamic_int8)
+        model = tflite_model(ctx, op, dynamic_int8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
             interpreter = cls(model_content=model, num_threads=os.cpu_count())
