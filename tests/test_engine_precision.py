@@ -30,22 +30,29 @@ import pytest
 
 import aefast
 from aefast.engine import api as engine_mod
+from aefast.engine import available_backends
 from aefast.engine.precisions import PRECISIONS, backend_layers
 from aefast.engine.reference import layer_by_layer, quantized_forward, random_weights
 
+# Every (backend, ISA) pair the engine knows (csrc/dispatch.cpp's ISAs, then numba); one this machine or build
+# lacks is skipped with its name, so the report says what ran and what did not.
+ALL_BACKEND_ISAS = [("cpp", isa) for isa in ("avx512", "avx2", "scalar")] + [("numba", "numba")]
+
+
+def _require(backend_isa) -> tuple[str, str]:
+    if tuple(backend_isa) not in available_backends():
+        pytest.skip(f"{backend_isa[0]} ISA {backend_isa[1]} is not available here (have {available_backends()})")
+    return tuple(backend_isa)
+
+
 U = 2.0 ** -24
-ISA_NAMES = ("avx512", "avx2", "scalar", "numba")
+BACKENDS = ALL_BACKEND_ISAS
+ids = [f"{b}-{i}" for b, i in BACKENDS]
 
 
-def _available() -> set[str]:
-    return {isa for _, isa in engine_mod.available_backends()}
-
-
-def _load(weights, isa: str, precision: str) -> aefast.Engine:
-    if isa not in _available():
-        pytest.skip(f"ISA {isa} is not available on this machine or build (have {sorted(_available())})")
-    backend = "numba" if isa == "numba" else "cpp"
-    return aefast.load(weights, precision=precision, backend=backend, isa="auto" if isa == "numba" else isa)
+def _load(weights, backend_isa, precision: str) -> aefast.Engine:
+    backend, isa = _require(backend_isa)
+    return aefast.load(weights, precision=precision, backend=backend, isa="auto" if backend == "numba" else isa)
 
 
 @pytest.fixture(scope="module")
@@ -118,22 +125,22 @@ def _score_slack(r: np.ndarray, t: np.ndarray, d) -> np.ndarray:
 
 @pytest.mark.parametrize("op", ["compress", "decompress", "reconstruct", "score"])
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("isa", ISA_NAMES)
-def test_engine_matches_quantized_reference(isa, precision, op, small_weights, mnist_images):
-    _check(_load(small_weights, isa, precision), small_weights, mnist_images, op)
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_engine_matches_quantized_reference(backend_isa, precision, op, small_weights, mnist_images):
+    _check(_load(small_weights, backend_isa, precision), small_weights, mnist_images, op)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("isa", ISA_NAMES)
-def test_default_model_matches_quantized_reference(isa, precision, default_weights, mnist_images):
-    _check(_load(default_weights, isa, precision), default_weights, mnist_images[:32], "score")   # + reconstruct
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_default_model_matches_quantized_reference(backend_isa, precision, default_weights, mnist_images):
+    _check(_load(default_weights, backend_isa, precision), default_weights, mnist_images[:32], "score")   # + reconstruct
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("isa", ISA_NAMES)
-def test_unpickled_engine_matches_quantized_reference(isa, precision, small_weights, mnist_images):
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_unpickled_engine_matches_quantized_reference(backend_isa, precision, small_weights, mnist_images):
     """The rebuilt engine is checked against the reference itself, not only against the engine it came from."""
-    clone = pickle.loads(pickle.dumps(_load(small_weights, isa, precision)))
+    clone = pickle.loads(pickle.dumps(_load(small_weights, backend_isa, precision)))
     _check(clone, small_weights, mnist_images[:64], "reconstruct")
 
 
@@ -153,15 +160,16 @@ def _perturbed(layers: list[dict], i: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("isa", ISA_NAMES)
-def test_a_perturbed_weight_is_caught(isa, precision, small_weights, mnist_images):
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_a_perturbed_weight_is_caught(backend_isa, precision, small_weights, mnist_images):
     """The check has power: a network built from layers with one weight off (the wrong kernel) fails it, in every
     layer; the true network passes (the test above)."""
-    eng = _load(small_weights, isa, precision)
+    eng = _load(small_weights, backend_isa, precision)
     layers = backend_layers(small_weights, precision)
     for i in range(len(layers)):
         bad = _perturbed(layers, i)
-        net = type(eng._net)(bad, threads=1) if isa == "numba" else type(eng._net)(bad, isa=isa, threads=1)
+        net = (type(eng._net)(bad, threads=1) if eng.backend == "numba"
+               else type(eng._net)(bad, isa=eng.isa, threads=1))
         x = mnist_images if i == 0 else quantized_forward(layers, mnist_images, 0, i, input_scale=1 / 255)[0]
         x = x.astype(np.float32) if i else x
         _, worst = layer_by_layer(net, layers, x, i, i + 1, 1 / 255 if i == 0 else 1.0)
