@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from aefast.bench.contenders import CONTENDERS, Skipped
+from aefast.bench.contenders import Skipped
+from aefast.bench.contenders.registry import CONTENDERS
 from aefast.bench.models import OPERATIONS, flops_per_image
 from aefast.bench.runner import BATCHES
 from aefast.bench.timing import settle

@@ -4,6 +4,7 @@ writes that crash or race, and one model loaded from many threads at once.
 Hostile reads run in a child process with a 1.5 GiB address-space limit and a timeout, so a regression shows up as
 a failed test (MemoryError or timeout) instead of a hung or swapping test run.
 """
+import itertools
 import json
 import os
 import re
@@ -369,45 +370,69 @@ def test_a_malformed_digest_is_a_named_error(tmp_path, digest):
         read_model(_model_with_metadata(tmp_path, **{DIGEST_KEY: digest}))
 
 
-def test_reader_racing_an_in_place_writer_never_gets_a_mixed_model(tmp_path):
+def test_reader_racing_an_in_place_writer_never_gets_a_mixed_model(tmp_path, monkeypatch):
     """An outside program rewriting the file in place (`r+b`, like rsync --inplace) with model A or B, in two
-    halves, while this process reads it: every read is A, B, or a ModelFileError, never a mix of the two."""
+    halves, while this process reads it: every read is A, B, or a ModelFileError, never a mix of the two.
+
+    The interleaving is controlled, not raced: the writer's steps (B's first half, B's second half, A's first half,
+    A's second half, ...) run at chosen points between the reader's own read() calls on the file, for every
+    placement of up to four steps before each of its first three reads. So the reader meets the file whole (A or
+    B) and half-written, also changing under it between its header and its tensors, and both outcomes (a model
+    read, a read refused) must occur, deterministically."""
     path = tmp_path / "m.safetensors"
-    blobs = {}
-    for seed in (1, 2):
-        blobs[seed] = save_model(tmp_path / f"{seed}.safetensors", _weights(seed)).read_bytes()
+    blobs = {seed: save_model(tmp_path / f"{seed}.safetensors", _weights(seed)).read_bytes() for seed in (1, 2)}
     assert len(blobs[1]) == len(blobs[2])
-    path.write_bytes(blobs[1])
-    kernels = {seed: _weights(seed).kernels[0] for seed in (1, 2)}
-    stop = threading.Event()
+    half = len(blobs[1]) // 2
+    steps = [(seed, part) for seed in (2, 1) for part in (slice(0, half), slice(half, None))]
+    kernels = {seed: (_weights(seed).kernels[0], _weights(seed).kernels[-1].tobytes()) for seed in (1, 2)}
+    real_fdopen = os.fdopen
+    schedule: list[int] = []   # steps to run before the reader's read() number i
+    done = [0]
 
-    def writer():
-        half = len(blobs[1]) // 2
-        with open(path, "r+b", buffering=0) as f:
-            while not stop.is_set():
-                for seed in (1, 2):
-                    f.seek(0)
-                    f.write(blobs[seed][:half])
-                    f.write(blobs[seed][half:])
+    class Interleaved:
+        def __init__(self, f):
+            self._f, self._reads = f, 0
 
-    t = threading.Thread(target=writer)
-    t.start()
+        def read(self, *args):
+            todo = schedule[self._reads] if self._reads < len(schedule) else 0
+            self._reads += 1
+            with open(path, "r+b", buffering=0) as w:
+                for _ in range(todo):
+                    seed, part = steps[done[0] % len(steps)]
+                    w.seek(part.start)
+                    w.write(blobs[seed][part])
+                    done[0] += 1
+            return self._f.read(*args)
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._f.__exit__(*exc)
+
+    def fdopen(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+        return Interleaved(f) if os.path.samefile(f"/proc/self/fd/{fd}", path) else f
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
     counts = {"A or B": 0, "refused": 0, "mixed": 0}
-    try:
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            try:
-                w = read_model(path)
-            except ModelFileError:
-                counts["refused"] += 1
-                continue
-            same = [np.array_equal(w.kernels[0], k) and w.kernels[-1].tobytes() == _weights(s).kernels[-1].tobytes()
-                    for s, k in kernels.items()]
-            counts["A or B" if any(same) else "mixed"] += 1
-    finally:
-        stop.set()
-        t.join(timeout=10)
+    for before in itertools.product(range(5), repeat=3):
+        path.write_bytes(blobs[1])
+        done[0] = 0
+        schedule[:] = before
+        try:
+            w = read_model(path)
+        except ModelFileError:
+            counts["refused"] += 1
+            continue
+        same = [np.array_equal(w.kernels[0], k0) and w.kernels[-1].tobytes() == k_last
+                for k0, k_last in kernels.values()]
+        counts["A or B" if any(same) else "mixed"] += 1
     assert counts["mixed"] == 0, counts
+    assert counts["A or B"] > 0 and counts["refused"] > 0, counts
 
 
 def test_numpy_scalars_and_arrays_are_accepted_where_numbers_and_tuples_are_meant(tmp_path):

@@ -125,11 +125,14 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def ceiling_images_per_s(gflops: float, flops_per_image: int) -> float:
+def images_per_s_at_gflops(gflops: float, flops_per_image: int) -> float:
     """Images per second a machine doing `gflops` GFLOP/s could push through `flops_per_image` flops each."""
     if flops_per_image <= 0:
         raise ValueError(f"flops_per_image must be positive, got {flops_per_image}")
     return gflops * 1e9 / flops_per_image
+
+
+ceiling_images_per_s = images_per_s_at_gflops   # the older name, kept for callers
 
 
 def load_average() -> list[float] | None:
@@ -147,13 +150,25 @@ def blas_info() -> list[dict]:
 
 
 def _cpu_model() -> str:
+    return _cpu_identity().get("model name") or platform.processor() or "unknown"
+
+
+def _cpu_identity() -> dict:
+    """The first processor's "model name", "vendor_id", "cpu family", "model" and "stepping" from /proc/cpuinfo
+    (strings, as written there); {} where it cannot be read. A VM's model name may be generic ("AMD EPYC",
+    "Intel(R) Xeon(R) Processor"): family and model then tell which CPU generation the figures came from."""
+    keys = ("model name", "vendor_id", "cpu family", "model", "stepping")
+    found: dict = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break   # the end of the first processor's block
+            key, _, value = line.partition(":")
+            if key.strip() in keys:
+                found.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return found
 
 
 def _cpu_flags() -> dict:
@@ -201,6 +216,7 @@ def describe_machine() -> dict:
         physical, memory = None, None
     return {
         "cpu_model": _cpu_model(),
+        "cpu_identity": _cpu_identity(),
         "cpu_flags": _cpu_flags(),
         "logical_cores": os.cpu_count(),
         "physical_cores": physical,

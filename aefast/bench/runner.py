@@ -14,7 +14,8 @@ import numpy as np
 
 from . import machine
 from ..engine.precisions import PRECISIONS
-from .contenders import PEER_CONTENDERS, BuildContext, Contender, Skipped, check_errors, select_contenders
+from .contenders import BuildContext, Contender, Skipped, check_errors
+from .contenders.registry import PEER_CONTENDERS, select_contenders
 from .models import OPERATIONS, BenchModel, flops_per_image, input_images, weight_count
 from .timing import time_interleaved
 
@@ -177,7 +178,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
     results["limits"]["arithmetic_ceilings"] = ceilings
     for info in results["models"]:
         for op, op_info in info["ops"].items():
-            op_info["ceiling_images_per_s"] = machine.ceiling_images_per_s(
+            op_info["ceiling_images_per_s"] = machine.images_per_s_at_gflops(
                 results["limits"]["sgemm_best_gflops"], op_info["flops_per_image"])
             # multiply-adds per image = flops / 2; the peak loops count multiply-adds
             op_info["peak_ceilings_images_per_s"] = {a: c["gmacs"] * 1e9 / (op_info["flops_per_image"] / 2)
