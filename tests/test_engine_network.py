@@ -124,7 +124,7 @@ def _good_layers():
     (lambda L: L[0].update(weight=np.asfortranarray(L[0]["weight"])), ValueError, "contiguous"),
     (lambda L: L[1].update(weight=L[1]["weight"][:3].copy()), ValueError, "inputs"),
     (lambda L: L[0].update(bias=L[0]["bias"][:2].copy()), ValueError, "bias"),
-    (lambda L: L[0].update(activation="relu"), ValueError, "activation"),
+    (lambda L: L[0].update(activation="gelu"), ValueError, "activation"),
     (lambda L: L[0].update(scale=np.ones(4, np.float32)), ValueError, "scale"),
 ], ids=["f64-weight", "fortran", "no-chain", "bias-shape", "activation", "scale-without-int8"])
 def test_constructor_rejects_bad_layers(backend_isa, mutate, exc, words):
@@ -170,7 +170,7 @@ def test_numba_vector_elu_matches_float64_expm1():
     x = np.concatenate([-np.logspace(-30, 2, 20001), np.linspace(-25, 5, 30001), [0.0, -0.0]]).astype(np.float32)
     want = np.where(x > 0, x.astype(np.float64), np.expm1(x.astype(np.float64)))
     got = x[None].copy()
-    _activate_rows(got, 0, 1, 0, x.size, 1, False)
+    _activate_rows(got, 0, 1, 0, x.size, (1, np.float32(1.0)), False)   # (ELU's code, alpha)
     rel = np.abs(got[0] - want) / np.maximum(np.abs(want), np.finfo(np.float32).tiny)
     assert rel.max() <= ELU_REL_TOL, f"max relative error {rel.max():.3g} at x={x[rel.argmax()]}"
 
@@ -181,5 +181,5 @@ def test_numba_sigmoid_saturates_instead_of_nan():
     x = np.array([-3e38, -1e4, -255.0, -90.0, -10.0, 0.0, 10.0, 90.0, 255.0, 1e4, 3e38] * 3, np.float32)
     want = 0.5 * (1.0 + np.tanh(0.5 * x.astype(np.float64)))   # the logistic function, overflow-free
     got = x[None].copy()
-    _activate_rows(got, 0, 1, 0, x.size, 2, False)
+    _activate_rows(got, 0, 1, 0, x.size, (2, np.float32(1.0)), False)   # (sigmoid's code, alpha unused)
     assert not np.isnan(got).any() and np.abs(got[0] - want).max() <= FP32_TOL

@@ -30,6 +30,7 @@ from .inputs import ImageBatcher, code_batch, decoder_code_limit
 from .precisions import PRECISIONS, backend_layers
 from ..errors import ModelFileError, UnsupportedModelError
 from ..interop.load import read_any
+from ..model.activations import parse_activation
 from ..model.weights import AutoencoderWeights
 
 BACKENDS = ("auto", "cpp", "numba")
@@ -37,19 +38,32 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "defaul
 _FLOAT32 = np.dtype(np.float32)
 _empty = np.empty
 MAX_THREADS = 256   # = _core.MAX_THREADS (csrc/thread_pool.h): more is a typo or abuse, each one an OS thread
-# The activations the kernels of this build run (both backends): a model file may name more
-# (aefast.model.activations); the Engine refuses those rather than run them wrong.
-ENGINE_ACTIVATIONS = ("linear", "elu", "sigmoid")
+# What a compiled core without an ACTIVATIONS attribute runs (it predates the parametric activations).
+_OLD_CORE_ACTIVATIONS = ("linear", "elu", "sigmoid")
 
 
-def check_engine_activations(weights: AutoencoderWeights, source: str) -> None:
-    """UnsupportedModelError naming the first layer whose activation this engine build has no kernel for."""
-    for i, act in enumerate(weights.activations):
-        if act not in ENGINE_ACTIVATIONS:
+def backend_activations(backend: str) -> tuple[tuple[str, ...], bool]:
+    """(the activation kinds `backend`'s kernels run, whether they take alpha): the compiled core's ACTIVATIONS, or
+    the numba kernels' ACTIVATION_CODES."""
+    if backend == "cpp":
+        kinds = getattr(_backend.core, "ACTIVATIONS", None)
+        return (tuple(kinds), True) if kinds is not None else (_OLD_CORE_ACTIVATIONS, False)
+    from .numba_kernels import ACTIVATION_CODES
+
+    return tuple(ACTIVATION_CODES), True
+
+
+def check_engine_activations(activations: list[str], backend: str, source: str) -> None:
+    """UnsupportedModelError naming the first layer whose activation `backend` has no kernel for (a model file may
+    name activations an older build lacks: it is refused, never run wrong)."""
+    kinds, with_alpha = backend_activations(backend)
+    for i, act in enumerate(activations):
+        kind, _ = parse_activation(act)
+        if kind not in kinds or (not with_alpha and act not in kinds):
             raise UnsupportedModelError(
-                f"{source}: layer {i} (dense_{i}): activation {act!r} is not supported by this engine build (its "
-                f"kernels run {', '.join(ENGINE_ACTIVATIONS)}); the model itself is valid: "
-                "aefast.engine.reference.reference_forward runs it in float64, and aefast.export_onnx exports it")
+                f"{source}: layer {i} (dense_{i}): activation {act!r} is not supported by this engine build (the "
+                f"{backend} backend runs {', '.join(kinds)}{'' if with_alpha else ', without parameters'}); the "
+                "model itself is valid: aefast.engine.reference.reference_forward runs it in float64")
 
 
 def usable_cpus() -> int:
@@ -91,17 +105,21 @@ def _cpp_network_class():
     return cls, None
 
 
-def _make_network(layers: list[dict], backend: str, isa: str, threads: int):
-    """-> (network, backend name). threads: the pool size, from resolve_threads."""
+def _make_network(layers: list[dict], backend: str, isa: str, threads: int, source: str = "<weights>"):
+    """-> (network, backend name). threads: the pool size, from resolve_threads. An activation the chosen backend
+    has no kernel for is an UnsupportedModelError naming `source` and the layer."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cpp, why = _cpp_network_class()
+    activations = [layer["activation"] for layer in layers]
     if backend == "cpp" or (backend == "auto" and cpp is not None):
         if cpp is None:
             raise RuntimeError(f"backend='cpp' requested but {why}; use backend='numba' or 'auto'")
+        check_engine_activations(activations, "cpp", source)
         return cpp(layers, isa=isa, threads=threads), "cpp"
     if isa not in ("auto", "numba"):  # numba has one code path
         raise ValueError(f"isa={isa!r} applies to the cpp backend only; the numba backend has isa 'numba'")
+    check_engine_activations(activations, "numba", source)
     from .numba_backend import Network  # imports numba: only now
 
     return Network(layers, threads=threads), "numba"
@@ -130,7 +148,6 @@ class Engine:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         n_threads = resolve_threads(threads)
         weights.validate(source)
-        check_engine_activations(weights, source)
         self._pickle_state = _pickle_state(weights, precision, backend, threads, isa, source)
         self.source = source
         self.precision = precision
@@ -144,7 +161,7 @@ class Engine:
         self.metadata = {"training": dict(weights.training), "metrics": dict(weights.metrics),
                          "data_sha256": dict(weights.data_sha256)}
         layers = backend_layers(weights, precision)
-        self._net, self.backend = _make_network(layers, backend, isa, n_threads)
+        self._net, self.backend = _make_network(layers, backend, isa, n_threads, source)
         self._weights = self._pickle_state[0]   # to rebuild the network in a forked child
         self.max_code = decoder_code_limit(layers[self.encoder_layers:])
         self.isa = self._net.isa

@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from .precisions import bf16_bits_to_float
+from ..model.activations import parse_activation
 
 RANGE_TOL = 1e-3
 _FLOAT_KINDS = (np.float16, np.float32, np.float64)
@@ -177,7 +178,8 @@ def decoder_code_limit(layers: list[dict], margin: float = 1e37) -> float:
 
     The kernels accumulate sum_i x_i w_ij with w as stored (for int8 the integers, scaled after the sum), so per layer
     |acc_j| <= (max_j sum_i |w_ij|) max|x| and |y_j| <= (max_j scale_j sum_i |w_ij|) max|x| + max|b|; every
-    activation (linear, ELU, sigmoid) keeps |act(y)| <= |y| + 1. Each bound is affine in max|code|."""
+    activation keeps |act(y)| <= g |y| + c: g = max(1, |alpha|) for the leaky ReLU, else 1; c = max(1, |alpha|) for
+    ELU, else 1 (linear, relu, tanh, sigmoid need less). Each bound is affine in max|code|."""
     limit, slope, offset = math.inf, 1.0, 0.0   # max|layer input| <= slope * max|code| + offset
 
     def below_margin(a: float, b: float) -> float:   # the largest m with a * m + b <= margin
@@ -193,7 +195,9 @@ def decoder_code_limit(layers: list[dict], margin: float = 1e37) -> float:
         limit = min(limit, below_margin(acc * slope, acc * offset))
         slope, offset = real * slope, real * offset + float(np.abs(layer["bias"]).max(initial=0.0))
         limit = min(limit, below_margin(slope, offset))
-        offset += 1.0
+        kind, alpha = parse_activation(layer["activation"])
+        gain = max(1.0, abs(alpha)) if kind == "leaky_relu" else 1.0
+        slope, offset = gain * slope, gain * offset + (max(1.0, abs(alpha)) if kind == "elu" else 1.0)
     return max(limit, 0.0)
 
 

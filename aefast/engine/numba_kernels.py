@@ -29,7 +29,9 @@ NB = 128   # output channels per decoded weight panel (multiple of NR)
 # a weight, freed on return) instead of once per row block: decoding per block cost 40% of the fp16 time at N=4096.
 DECODE_ONCE_ROWS = 4 * MB
 KR = 8     # inputs padded (zero weights) to a multiple of one AVX2 vector: no scalar tail in the dot products
-ACTIVATION_CODES = {"linear": 0, "elu": 1, "sigmoid": 2}
+# Activation kinds (aefast/model/activations.py) -> the code the kernels branch on; a layer's `act` argument is the
+# tuple (code, alpha): alpha the ELU's alpha or the leaky ReLU's slope as a float32, 1 for the other kinds.
+ACTIVATION_CODES = {"linear": 0, "elu": 1, "sigmoid": 2, "relu": 3, "leaky_relu": 4, "tanh": 5}
 WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8), np.dtype(np.uint16))  # uint16: bf16
 COMPUTES = {np.dtype(np.float32): ("f32",), np.dtype(np.float16): ("f32",), np.dtype(np.int8): ("f32", "q8"),
             np.dtype(np.uint16): ("bf16",)}
@@ -109,15 +111,35 @@ def _elu(x):
 @njit(fastmath=True, cache=True, error_model="numpy")
 def _activate_rows(out, r0, r1, c0, c1, act, clip):
     """out[r0:r1, c0:c1] = activation (then clip to [0, 1]) in place; each value's result depends on it alone.
+    act: (code, alpha), see ACTIVATION_CODES. tanh|x| = -e / (2 + e) with e = expm1(-2|x|) from _elu, as the C++
+    kernels compute it (csrc/kernels/simd_math.h).
 
     Loops run over a 1-D row slice from 0: LLVM vectorizes those, not `for c in range(c0, c1): out[i, c]`.
     """
+    code, alpha = act
     for i in range(r0, r1):
         row = out[i, c0:c1]
-        if act == 1:
+        if code == 1 and alpha == np.float32(1.0):
             for c in range(row.shape[0]):
                 row[c] = _elu(row[c])
-        elif act == 2:
+        elif code == 1:
+            for c in range(row.shape[0]):
+                v = _elu(row[c])
+                row[c] = v if v > 0 else alpha * v
+        elif code == 3:
+            for c in range(row.shape[0]):
+                row[c] = max(row[c], np.float32(0.0))
+        elif code == 4:
+            for c in range(row.shape[0]):
+                v = row[c]
+                row[c] = v if v > 0 else alpha * v
+        elif code == 5:
+            for c in range(row.shape[0]):
+                v = row[c]
+                e = _elu(np.float32(-2.0) * abs(v))
+                t = -e / (np.float32(2.0) + e)
+                row[c] = -t if v < 0 else t
+        elif code == 2:
             for c in range(row.shape[0]):   # exp's argument clamped: fastmath assumes no inf (1/(1+inf) gave NaN)
                 z = min(max(-row[c], np.float32(-88.0)), np.float32(88.0))
                 row[c] = np.float32(1.0) / (np.float32(1.0) + np.float32(np.exp(z)))

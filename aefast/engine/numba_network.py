@@ -12,6 +12,7 @@ import threading
 import numba
 import numpy as np
 
+from ..model.activations import parse_activation
 from .numba_kernels import (ACTIVATION_CODES, COMPUTES, DECODE_ONCE_ROWS, KR, MB, NR, WEIGHT_DTYPES, _decode_all,
                             _dense_parallel, _dense_serial, _q8_parallel, _q8_serial, _quantize_rows,
                             _round_rows_to_bf16)
@@ -86,9 +87,11 @@ def _check_layer(i: int, layer, n_in) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if compute not in COMPUTES[w.dtype]:
         raise ValueError(f"layers[{i}]['compute'] is {compute!r} for {w.dtype} weights; expected one of "
                          f"{COMPUTES[w.dtype]}")
-    if act not in ACTIVATION_CODES:
-        raise ValueError(f"layers[{i}]['activation'] is {act!r}, expected one of {sorted(ACTIVATION_CODES)}")
-    return w, b, layer.get("scale"), act, compute
+    try:
+        kind, alpha = parse_activation(act)
+    except ValueError as e:
+        raise ValueError(f"layers[{i}]['activation']: {e}") from None
+    return w, b, layer.get("scale"), (ACTIVATION_CODES[kind], np.float32(1.0 if alpha is None else alpha)), compute
 
 
 def _pack(w: np.ndarray) -> np.ndarray:
@@ -129,7 +132,7 @@ class Network:
             col_scale = np.ones(w.shape[1], np.float32) if scale is None else scale.copy()
             # bf16 weights are kept as the float32 values they hold (widened once here).
             packed = _pack((w.astype(np.uint32) << 16).view(np.float32) if compute == "bf16" else w)
-            self._layers.append((packed, col_scale, b.copy(), ACTIVATION_CODES[act]))
+            self._layers.append((packed, col_scale, b.copy(), act))
             if compute == "q8":
                 self._colsums.append(packed.astype(np.int32).sum(axis=1, dtype=np.int32))
         self.compute = computes.pop()
