@@ -397,6 +397,8 @@ class PyNetwork {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "aefast compiled core: fused dense kernels with run-time ISA dispatch";
+  if (const std::string problem = aefast::disabled_features_problem(); !problem.empty())
+    throw py::value_error(problem);
   m.def("cpu_features", [] {
     const auto& f = aefast::cpu_features();
     py::dict d;

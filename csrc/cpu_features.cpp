@@ -1,6 +1,8 @@
 #include "cpu_features.h"
 
 #include <cstddef>
+#include <cstdlib>
+#include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
@@ -8,6 +10,46 @@
 #endif
 
 namespace aefast {
+
+namespace {
+
+// Every CpuFeatures field by the name the project uses for it.
+const struct {
+  const char* name;
+  bool CpuFeatures::*flag;
+} kFlags[] = {{"avx2", &CpuFeatures::avx2},         {"fma", &CpuFeatures::fma},
+              {"f16c", &CpuFeatures::f16c},         {"avx512f", &CpuFeatures::avx512f},
+              {"avx512bw", &CpuFeatures::avx512bw}, {"avx512dq", &CpuFeatures::avx512dq},
+              {"avx512vl", &CpuFeatures::avx512vl}, {"avx512vnni", &CpuFeatures::avx512vnni},
+              {"avx512bf16", &CpuFeatures::avx512bf16}, {"avx_vnni", &CpuFeatures::avx_vnni}};
+
+// The names in `list`, split at commas and spaces.
+std::vector<std::string> split_names(const std::string& list) {
+  std::vector<std::string> names;
+  std::string name;
+  for (const char ch : list + ",") {
+    if (ch == ',' || ch == ' ') {
+      if (!name.empty()) names.push_back(name);
+      name.clear();
+    } else {
+      name += ch;
+    }
+  }
+  return names;
+}
+
+bool CpuFeatures::*find_flag(const std::string& name) {
+  for (const auto& f : kFlags)
+    if (name == f.name) return f.flag;
+  return nullptr;
+}
+
+const char* disabled_list() {
+  const char* env = std::getenv("AEFAST_CPU_DISABLE");
+  return env ? env : "";
+}
+
+}  // namespace
 
 static CpuFeatures detect() {
   CpuFeatures f;
@@ -38,6 +80,10 @@ static CpuFeatures detect() {
   f.avx512bf16 = f.avx512f && (a71 & bit_AVX512BF16);   // CPUID.(EAX=7,ECX=1):EAX[5]
   f.avx_vnni = avx && ymm_enabled && (a71 & bit_AVXVNNI);   // CPUID.(EAX=7,ECX=1):EAX[4]
 #endif
+  // AEFAST_CPU_DISABLE: features to treat as absent (tests run the lower dispatch paths on a CPU that has more).
+  // It can only remove features; names it does not know are reported by disabled_features_problem().
+  for (const std::string& name : split_names(disabled_list()))
+    if (bool CpuFeatures::*flag = find_flag(name)) f.*flag = false;
   return f;
 }
 
@@ -47,28 +93,23 @@ const CpuFeatures& cpu_features() {
 }
 
 std::string missing_features(const char* needs) {
-  static const struct {
-    const char* name;
-    bool CpuFeatures::*flag;
-  } kFlags[] = {{"avx2", &CpuFeatures::avx2},         {"fma", &CpuFeatures::fma},
-                {"f16c", &CpuFeatures::f16c},         {"avx512f", &CpuFeatures::avx512f},
-                {"avx512bw", &CpuFeatures::avx512bw}, {"avx512dq", &CpuFeatures::avx512dq},
-                {"avx512vl", &CpuFeatures::avx512vl}, {"avx512vnni", &CpuFeatures::avx512vnni},
-                {"avx512bf16", &CpuFeatures::avx512bf16}, {"avx_vnni", &CpuFeatures::avx_vnni}};
   std::string missing;
-  const std::string all = needs;
-  for (std::size_t start = 0; start < all.size();) {
-    std::size_t end = all.find(' ', start);
-    if (end == std::string::npos) end = all.size();
-    const std::string name = all.substr(start, end - start);
-    start = end + 1;
-    if (name.empty()) continue;
-    bool has = false;
-    for (const auto& f : kFlags)
-      if (name == f.name) has = cpu_features().*(f.flag);
-    if (!has) missing += (missing.empty() ? "" : ", ") + name;
+  for (const std::string& name : split_names(needs)) {
+    bool CpuFeatures::*flag = find_flag(name);
+    if (!flag || !(cpu_features().*flag)) missing += (missing.empty() ? "" : ", ") + name;
   }
   return missing;
+}
+
+std::string disabled_features_problem() {
+  for (const std::string& name : split_names(disabled_list()))
+    if (!find_flag(name)) {
+      std::string known;
+      for (const auto& f : kFlags) known += (known.empty() ? "" : ", ") + std::string(f.name);
+      return "AEFAST_CPU_DISABLE names an unknown CPU feature '" + name + "'; expected a comma-separated list of: " +
+             known;
+    }
+  return "";
 }
 
 }  // namespace aefast

@@ -19,8 +19,13 @@ struct CpuFeatures {
   bool avx_vnni = false;     // vpdpbusd VEX form (Intel Alder Lake+; an illegal instruction on AMD Zen 4)
 };
 
-// CPUID (and OS support for the YMM/ZMM state via XGETBV), read once.
+// CPUID (and OS support for the YMM/ZMM state via XGETBV), read once, less the features named in the environment
+// variable AEFAST_CPU_DISABLE (comma-separated field names, e.g. "avx512vnni,avx512bf16": lets tests run the
+// lower dispatch paths on a CPU that has more; it can only remove features).
 const CpuFeatures& cpu_features();
+
+// Why AEFAST_CPU_DISABLE cannot be honoured ("" when it can): it names a feature this file does not know.
+std::string disabled_features_problem();
 
 // The names of `needs` (space-separated CpuFeatures field names, e.g. "avx2 fma f16c") that this CPU lacks, joined
 // by ", "; "" when it has them all. An unknown name counts as lacking.
