@@ -3,6 +3,7 @@
 #include "kernels/avx2.h"
 #include "kernels/avx512.h"
 #include "kernels/avx512_lowp.h"
+#include "kernels/avxvnni.h"
 #include "kernels/scalar.h"
 
 namespace aefast {
@@ -33,7 +34,8 @@ const Q8Kernels kQ8Scalar = {"scalar", "", dense_q8__scalar, quantize_rows__scal
 const Q8Kernels kQ8Avx2 = {"avx2", AEFAST_AVX2_NEEDS, dense_q8__avx2, quantize_rows__avx2};
 const Q8Kernels kQ8Avx512Vnni = {"avx512vnni", AEFAST_AVX512_NEEDS " avx512vnni", dense_q8__avx512vnni,
                                  quantize_rows__avx512};
-const Q8Kernels* const kQ8[] = {&kQ8Avx512Vnni, &kQ8Avx2, &kQ8Scalar};
+const Q8Kernels kQ8AvxVnni = {"avxvnni", AEFAST_AVX2_NEEDS " avx_vnni", dense_q8__avxvnni, quantize_rows__avx2};
+const Q8Kernels* const kQ8[] = {&kQ8Avx512Vnni, &kQ8AvxVnni, &kQ8Avx2, &kQ8Scalar};
 
 const Bf16Kernels kBf16Scalar = {"scalar", "", dense_bf16__scalar, to_bf16_rows__scalar};
 const Bf16Kernels kBf16Avx2 = {"avx2", AEFAST_AVX2_NEEDS, dense_bf16__avx2, to_bf16_rows__scalar};
@@ -45,13 +47,13 @@ const Bf16Kernels* const kBf16[] = {&kBf16Avx512Bf16, &kBf16Avx2, &kBf16Scalar};
 // is used). The level is usable when its fp32 kernels are.
 struct Level {
   const F32Kernels* f32;
-  const Q8Kernels* q8[2];
-  const Bf16Kernels* bf16[2];
+  const Q8Kernels* q8[3];
+  const Bf16Kernels* bf16[3];
 };
 const Level kLevels[] = {
-    {&kF32Avx512, {&kQ8Avx512Vnni, &kQ8Avx2}, {&kBf16Avx512Bf16, &kBf16Avx2}},
-    {&kF32Avx2, {&kQ8Avx2, nullptr}, {&kBf16Avx2, nullptr}},
-    {&kF32Scalar, {&kQ8Scalar, nullptr}, {&kBf16Scalar, nullptr}},
+    {&kF32Avx512, {&kQ8Avx512Vnni, &kQ8AvxVnni, &kQ8Avx2}, {&kBf16Avx512Bf16, &kBf16Avx2}},
+    {&kF32Avx2, {&kQ8AvxVnni, &kQ8Avx2}, {&kBf16Avx2}},
+    {&kF32Scalar, {&kQ8Scalar}, {&kBf16Scalar}},
 };
 
 template <class K>
@@ -74,8 +76,8 @@ std::string problem_of(const K* const (&table)[N], const std::string& name, cons
   return missing.empty() ? "" : name + ": CPU lacks " + missing;
 }
 
-template <class K>
-const K* first_usable(const K* const (&choices)[2]) {
+template <class K, std::size_t N>
+const K* first_usable(const K* const (&choices)[N]) {
   for (const K* k : choices)
     if (usable(k)) return k;
   return nullptr;

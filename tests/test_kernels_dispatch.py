@@ -43,11 +43,15 @@ def expected_dispatch(features: set[str]) -> dict:
         problems[level] = f"{level}: CPU lacks {', '.join(missing)}" if missing else ""
         if missing:
             continue
+        # q8: the best VNNI form the CPU has (EVEX zmm on the avx512 level, VEX ymm AVX-VNNI), else vpmaddwd (avx2).
+        avxvnni = "avxvnni" if "avx_vnni" in features else "avx2"
         if level == "avx512":
-            q8 = "avx512vnni" if "avx512vnni" in features else "avx2"
+            q8 = "avx512vnni" if "avx512vnni" in features else avxvnni
             bf16 = "avx512bf16" if "avx512bf16" in features else "avx2"
+        elif level == "avx2":
+            q8, bf16 = avxvnni, "avx2"
         else:
-            q8 = bf16 = level
+            q8 = bf16 = "scalar"
         kernels[level] = {"f32": level, "q8": q8, "bf16": bf16}
     return {"isas": list(kernels), "problems": problems, "kernels": kernels}
 
@@ -92,7 +96,8 @@ def test_cpu_features_match_proc_cpuinfo():
 
 
 # "" is this CPU as it is; the others remove what selects each borrowed or lower path.
-@pytest.mark.parametrize("disable", ["", "avx512vnni", "avx512bf16", "avx512vnni,avx512bf16", "avx512bw", "fma"])
+@pytest.mark.parametrize("disable", ["", "avx512vnni", "avx512bf16", "avx512vnni,avx512bf16", "avx512vnni,avx_vnni",
+                                     "avx512bw", "avx512bw,avx_vnni", "fma"])
 def test_each_isa_level_runs_the_kernels_the_cpu_flags_select(disable):
     features = cpuinfo_features() - set(disable.split(","))
     want = expected_dispatch(features)
@@ -132,3 +137,25 @@ def test_q8_and_bf16_networks_name_the_kernel_that_runs():
     assert core.Network([layer]).kernel == want["kernels"][best]["q8"]
     layer = {"weight": np.zeros((4, 3), np.uint16), "bias": np.zeros(3, np.float32), "activation": "linear"}
     assert core.Network([layer]).kernel == want["kernels"][best]["bf16"]
+
+
+def test_int8_engine_on_the_avx2_level_runs_avxvnni_bit_identical_to_the_other_simd_levels():
+    """Engine(isa="avx2", precision="int8") runs the AVX-VNNI kernel where the CPU has it, and its outputs equal the
+    avx512 level's (VNNI zmm or its own fallback) bit for bit: exact int32 sums, one epilogue algorithm."""
+    import aefast
+    from aefast.engine.reference import random_weights
+
+    if core.kernel_problem("q8", "avxvnni"):
+        pytest.skip(core.kernel_problem("q8", "avxvnni"))
+    weights = random_weights((784, 100, 20, 100, 784), seed=3)
+    engine = aefast.load(weights, precision="int8", backend="cpp", isa="avx2", threads=1)
+    assert (engine.isa, engine.kernel) == ("avx2", "avxvnni")
+    x = np.random.default_rng(4).random((37, 784), np.float32)
+    out = engine.reconstruct(x)
+    codes = engine.compress(x)
+    for isa in core.isas():
+        if isa in ("avx2", "scalar"):
+            continue
+        other = aefast.load(weights, precision="int8", backend="cpp", isa=isa, threads=1)
+        np.testing.assert_array_equal(other.reconstruct(x), out, err_msg=f"{isa} ({other.kernel}) vs avx2 (avxvnni)")
+        np.testing.assert_array_equal(other.compress(x), codes)

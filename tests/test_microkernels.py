@@ -10,7 +10,7 @@ lda = a.shape[1]), into an output of row stride ldc prefilled with NaN. Each cas
     shared activation algorithm, simd_math.h).
 
 Sizes come from the kernels' real tiles (csrc/kernels/*.cpp): rows M in {1, tile-1, tile, tile+1, 2 tile + 1} for
-the kernel's main row tile (avx2 fp32 and q8: 6; avx512 fp32, avx512vnni, avx512bf16: 8; avx2 bf16: 4; scalar: 1);
+the kernel's main row tile (avx2 fp32, avx2 and avxvnni q8: 6; avx512 fp32, avx512vnni, avx512bf16: 8; avx2 bf16: 4; scalar: 1);
 columns N around one 8-column half, one 16-column panel, and the panel groups (4 panels for fp32, up to 8 for
 q8/bf16); K in {1, g-1, g, g+1, larger} for the k-group g each instruction consumes (1 fp32, 4 q8, 2 bf16).
 
@@ -40,7 +40,7 @@ ACTIVATIONS = ("linear", "elu", "sigmoid")
 
 # (main row tile, k-group, panel group) of each kernel, from its source file.
 ROW_TILE = {("f32", "avx512"): 8, ("f32", "avx2"): 6, ("f32", "scalar"): 1,
-            ("q8", "avx512vnni"): 8, ("q8", "avx2"): 6, ("q8", "scalar"): 1,
+            ("q8", "avx512vnni"): 8, ("q8", "avxvnni"): 6, ("q8", "avx2"): 6, ("q8", "scalar"): 1,
             ("bf16", "avx512bf16"): 8, ("bf16", "avx2"): 4, ("bf16", "scalar"): 1}
 K_GROUP = {"f32": 1, "q8": 4, "bf16": 2}
 # Panels per group: fp32 4 (avx2.cpp, avx512.cpp); q8/bf16 8 at small K (avx512_lowp_tiles.h panels_per_group).
