@@ -29,6 +29,8 @@ Tolerances (u = 2^-24, float32 unit roundoff):
 """
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -170,7 +172,7 @@ def check_against_twin(case, got, twin, mask, activation, c_bf16, label):
 
 @pytest.mark.parametrize("compute, kernel, weight, x", kernel_params())
 def test_kernel_edges_match_scalar_twin(compute, kernel, weight, x):
-    rng = np.random.default_rng(abs(hash((compute, weight, x))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{compute}/{weight}/{x}".encode()))  # the same data in every run
     row_sizes, col_sizes, k_sizes = edge_sizes(compute, kernel)
     g = K_GROUP[compute]
     count = 0
