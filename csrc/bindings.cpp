@@ -497,7 +497,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("isa", [](const PyNetwork& n) { return std::string(n.net().isa_name()); })
       .def_property_readonly("kernel", [](const PyNetwork& n) { return std::string(n.net().kernel_name()); },
                              "The kernel that runs the layers: the ISA, or for q8/bf16 the extension used "
-                             "(avx512vnni, avx512bf16, avx2, scalar).")
+                             "(avx512vnni, avxvnni, avx512bf16, avx2, scalar; see kernel_names).")
       .def_property_readonly("compute", [](const PyNetwork& n) { return std::string(compute_name(n.net().compute())); })
       .def_property_readonly("threads", [](const PyNetwork& n) { return n.net().threads(); })
       .def_property_readonly("nbytes", [](const PyNetwork& n) { return n.net().nbytes(); })
