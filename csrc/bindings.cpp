@@ -4,14 +4,17 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "dispatch.h"
+#include "kernel_tester.h"
 #include "kernels/peak.h"
 #include "network.h"
 
@@ -130,6 +133,159 @@ bool overlaps(const py::array& a, const py::array& b) {
   return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
 }
 
+// ---- the kernel tester's hook (test-only): every argument checked against the kernel contract of dense.h ----
+
+Compute checked_compute_name(const std::string& name) {
+  if (name == "f32") return Compute::f32;
+  if (name == "q8") return Compute::q8;
+  if (name == "bf16") return Compute::bf16;
+  throw py::value_error("compute is '" + name + "', expected 'f32', 'q8' or 'bf16'");
+}
+
+// (begin, end) from None (the whole [0, limit)) or a pair of ints with 0 <= begin <= end <= limit.
+std::pair<std::size_t, std::size_t> checked_range(const py::object& obj, const std::string& what, std::size_t limit) {
+  if (obj.is_none()) return {0, limit};
+  const std::string expected = what + " must be None or (begin, end) with 0 <= begin <= end <= " + std::to_string(limit);
+  if (!py::isinstance<py::tuple>(obj) && !py::isinstance<py::list>(obj)) throw py::type_error(expected);
+  const auto seq = obj.cast<py::sequence>();
+  if (seq.size() != 2) throw py::value_error(expected + ", got " + std::to_string(seq.size()) + " items");
+  long long v[2];
+  for (int i = 0; i < 2; ++i) {
+    if (PyBool_Check(seq[i].ptr()) || !py::isinstance<py::int_>(seq[i])) throw py::type_error(expected);
+    v[i] = seq[i].cast<long long>();
+  }
+  if (v[0] < 0 || v[0] > v[1] || std::size_t(v[1]) > limit)
+    throw py::value_error(expected + ", got (" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")");
+  return {std::size_t(v[0]), std::size_t(v[1])};
+}
+
+py::array test_kernel(const std::string& kernel, const std::string& compute_name_arg, const py::handle& w_obj,
+                      const py::handle& bias_obj, const py::handle& a_obj, const py::object& scale_obj,
+                      double input_scale, const py::object& a_scale_obj, const py::object& a_zero_obj,
+                      bool a_tail_safe, const py::object& rows_obj, const py::object& panels_obj,
+                      const py::object& ldc_obj, const py::handle& activation_obj, bool clip, bool c_bf16) {
+  const Compute compute = checked_compute_name(compute_name_arg);
+  const std::string problem = aefast::kernel_problem(compute, kernel);
+  if (!problem.empty()) throw py::value_error(problem);
+  py::array w = checked_array(w_obj, "weight", 2);
+  WeightType wtype;
+  if (has_dtype<float>(w)) wtype = WeightType::f32;
+  else if (w.dtype().kind() == 'f' && w.itemsize() == 2 && w.dtype().byteorder() != '>') wtype = WeightType::f16;
+  else if (has_dtype<std::int8_t>(w)) wtype = WeightType::i8;
+  else if (has_dtype<std::uint16_t>(w)) wtype = WeightType::bf16;
+  else bad_dtype("weight", w, "float32, float16, int8 or uint16 (bf16 bits)");
+  if ((compute == Compute::f32 && wtype == WeightType::bf16) || (compute == Compute::q8 && wtype != WeightType::i8) ||
+      (compute == Compute::bf16 && wtype != WeightType::bf16))
+    throw py::type_error("weight has dtype " + dtype_of(w) + " for compute '" + compute_name_arg +
+                         "'; expected float32/float16/int8 (f32), int8 (q8) or uint16 (bf16)");
+  const std::size_t k = w.shape(0), n = w.shape(1);
+  if (k == 0 || n == 0) throw py::value_error("weight has shape " + shape_of(w) + "; k and n must be >= 1");
+  if (compute == Compute::q8 && k > kMaxQ8Inputs)
+    throw py::value_error("weight has " + std::to_string(k) + " inputs; q8 takes at most " + std::to_string(kMaxQ8Inputs));
+  if (wtype == WeightType::bf16) check_bf16_finite(w, "kernel test");
+  py::array bias = checked_array(bias_obj, "bias", 1);
+  if (!has_dtype<float>(bias)) bad_dtype("bias", bias, "float32");
+  if (std::size_t(bias.shape(0)) != n)
+    throw py::value_error("bias has shape " + shape_of(bias) + ", expected (" + std::to_string(n) + ",)");
+  py::array scale;  // (a default py::array is an empty array, not null: use scale_data)
+  const float* scale_data = nullptr;
+  if (!scale_obj.is_none()) {
+    if (compute == Compute::bf16) throw py::value_error("scale is not used by bf16 kernels; pass None");
+    scale = checked_array(scale_obj, "scale", 1);
+    if (!has_dtype<float>(scale)) bad_dtype("scale", scale, "float32");
+    if (std::size_t(scale.shape(0)) != n)
+      throw py::value_error("scale has shape " + shape_of(scale) + ", expected (" + std::to_string(n) + ",)");
+    scale_data = static_cast<const float*>(scale.data());
+  }
+  py::array a = checked_array(a_obj, "a", 2);
+  InputType itype = InputType::f32;
+  if (compute == Compute::f32) {
+    if (has_dtype<float>(a)) itype = InputType::f32;
+    else if (has_dtype<std::uint8_t>(a)) itype = InputType::u8;
+    else bad_dtype("a", a, "float32 or uint8 (f32 compute)");
+  } else if (compute == Compute::q8) {
+    if (!has_dtype<std::uint8_t>(a)) bad_dtype("a", a, "uint8 (q8 codes)");
+  } else if (!has_dtype<std::uint16_t>(a)) {
+    bad_dtype("a", a, "uint16 (bf16 bits)");
+  }
+  const std::size_t total_rows = a.shape(0), lda = a.shape(1);
+  const std::size_t quads = aefast::quad_count(k) * aefast::kQuadK, pairs = aefast::pair_count(k) * aefast::kPairK;
+  if (lda < k) throw py::value_error("a has shape " + shape_of(a) + "; its rows (lda) must hold k = " + std::to_string(k) + " inputs");
+  const auto [row_begin, row_end] = checked_range(rows_obj, "rows", total_rows);
+  const auto [panel_begin, panel_end] = checked_range(panels_obj, "panels", aefast::panel_count(n));
+  if (compute == Compute::q8 && a_tail_safe && lda < quads)
+    throw py::value_error("a_tail_safe needs rows readable up to 4 ceil(k / 4) = " + std::to_string(quads) +
+                          " bytes; a has lda " + std::to_string(lda));
+  if (compute != Compute::q8 && a_tail_safe) throw py::value_error("a_tail_safe is for q8 kernels only");
+  if (compute == Compute::bf16) {
+    if (lda < pairs)
+      throw py::value_error("bf16 rows must be readable up to 2 ceil(k / 2) = " + std::to_string(pairs) +
+                            "; a has lda " + std::to_string(lda));
+    const auto* bits = static_cast<const std::uint16_t*>(a.data());
+    for (std::size_t r = row_begin; r < row_end; ++r)
+      for (std::size_t i = k; i < pairs; ++i)
+        if (bits[r * lda + i] != 0)
+          throw py::value_error("bf16 row " + std::to_string(r) + " must be zero padded at column " + std::to_string(i));
+  }
+  const float* a_scale = nullptr;
+  const std::int32_t* a_zero = nullptr;
+  py::array a_scale_arr, a_zero_arr;
+  if (compute == Compute::q8) {
+    if (a_scale_obj.is_none() || a_zero_obj.is_none())
+      throw py::value_error("q8 kernels need a_scale (float32, (rows,)) and a_zero (int32, (rows,))");
+    a_scale_arr = checked_array(a_scale_obj, "a_scale", 1);
+    a_zero_arr = checked_array(a_zero_obj, "a_zero", 1);
+    if (!has_dtype<float>(a_scale_arr)) bad_dtype("a_scale", a_scale_arr, "float32");
+    if (!has_dtype<std::int32_t>(a_zero_arr)) bad_dtype("a_zero", a_zero_arr, "int32");
+    if (std::size_t(a_scale_arr.shape(0)) != total_rows || std::size_t(a_zero_arr.shape(0)) != total_rows)
+      throw py::value_error("a_scale and a_zero must have shape (" + std::to_string(total_rows) + ",), got " +
+                            shape_of(a_scale_arr) + " and " + shape_of(a_zero_arr));
+    a_scale = static_cast<const float*>(a_scale_arr.data());
+    a_zero = static_cast<const std::int32_t*>(a_zero_arr.data());
+    for (std::size_t r = 0; r < total_rows; ++r)
+      if (a_zero[r] < 0 || a_zero[r] > 255)
+        throw py::value_error("a_zero[" + std::to_string(r) + "] is " + std::to_string(a_zero[r]) + ", expected 0..255");
+    if (input_scale != 1.0) throw py::value_error("q8 kernels take their input scale from a_scale; input_scale must be 1");
+  } else if (!a_scale_obj.is_none() || !a_zero_obj.is_none()) {
+    throw py::value_error("a_scale and a_zero are for q8 kernels only");
+  }
+  if (!std::isfinite(input_scale)) throw py::value_error("input_scale must be finite");
+  if (c_bf16 && compute != Compute::bf16) throw py::value_error("c_bf16 is for bf16 kernels only");
+  // A bf16 output of odd width also gets the zero in column n (the next layer's padding).
+  const std::size_t min_ldc = n + (c_bf16 && n % 2 ? 1 : 0);
+  std::size_t ldc = min_ldc;
+  if (!ldc_obj.is_none()) {
+    if (PyBool_Check(ldc_obj.ptr()) || !py::isinstance<py::int_>(ldc_obj)) throw py::type_error("ldc must be None or an int");
+    const long long v = ldc_obj.cast<long long>();
+    if (v < 0 || std::size_t(v) < min_ldc)
+      throw py::value_error("ldc is " + std::to_string(v) + ", expected >= " + std::to_string(min_ldc) +
+                            (min_ldc > n ? " (n + 1: an odd-width bf16 output also gets the zero in column n)" : ""));
+    ldc = std::size_t(v);
+  }
+  const Activation activation = checked_activation(activation_obj, "activation");
+  // The output starts as NaN (float) or 0xffff (a bf16 NaN) everywhere: cells the kernel must not write stay so.
+  py::array out;
+  if (c_bf16) {
+    py::array_t<std::uint16_t> o({total_rows, ldc});
+    std::fill(o.mutable_data(), o.mutable_data() + o.size(), std::uint16_t(0xffff));
+    out = o;
+  } else {
+    py::array_t<float> o({total_rows, ldc});
+    std::fill(o.mutable_data(), o.mutable_data() + o.size(), std::numeric_limits<float>::quiet_NaN());
+    out = o;
+  }
+  const aefast::KernelTestCase t{compute, wtype, itype, w.data(), k, n,
+                                 scale_data,
+                                 static_cast<const float*>(bias.data()), a.data(), lda, a_tail_safe, a_scale, a_zero,
+                                 float(input_scale), out.mutable_data(), ldc, c_bf16, row_begin, row_end,
+                                 panel_begin, panel_end, activation, clip};
+  {
+    py::gil_scoped_release release;
+    aefast::run_kernel_test(kernel, t);
+  }
+  return out;
+}
+
 // Owns the packed network; the Python-visible object.
 class PyNetwork {
  public:
@@ -241,6 +397,8 @@ class PyNetwork {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "aefast compiled core: fused dense kernels with run-time ISA dispatch";
+  if (const std::string problem = aefast::disabled_features_problem(); !problem.empty())
+    throw py::value_error(problem);
   m.def("cpu_features", [] {
     const auto& f = aefast::cpu_features();
     py::dict d;
@@ -291,7 +449,7 @@ PYBIND11_MODULE(_core, m) {
     const std::size_t n = x.shape(0);
     {
       py::gil_scoped_release release;
-      kernels.elu(src, dst, n);
+      kernels.f32->elu(src, dst, n);
     }
     return y;
   }, py::arg("x"), py::arg("isa") = "auto", "ELU (alpha = 1) of a float32 1-D array, with the chosen ISA's kernel.");
@@ -312,6 +470,24 @@ PYBIND11_MODULE(_core, m) {
   "G multiply-adds per second of a register-only loop of `kind` ('fp32_fma': ymm FMA, 'fp32_fma_zmm', "
   "'int8_vpdpbusd', 'bf16_vdpbf16ps') on the calling thread: the fastest ~2 ms window of about `seconds`.");
 
+  // --- which kernels exist, which run here, and the kernel tester's hook (tests/test_microkernels.py) ---
+  m.def("known_isas", &aefast::known_isas, "Every ISA level this build has, best first, usable here or not.");
+  m.def("isa_problem", &aefast::isa_problem, py::arg("isa"),
+        "Why ISA level `isa` cannot run on this CPU ('' when it can): unknown, or the CPU features it lacks.");
+  m.def("kernel_names", [](const std::string& compute) { return aefast::kernel_names(checked_compute_name(compute)); },
+        py::arg("compute"), "Every kernel of compute 'f32', 'q8' or 'bf16' this build has, best first.");
+  m.def("kernel_problem", [](const std::string& compute, const std::string& kernel) {
+    return aefast::kernel_problem(checked_compute_name(compute), kernel);
+  }, py::arg("compute"), py::arg("kernel"), "Why that kernel cannot run on this CPU ('' when it can).");
+  m.def("_test_kernel", &test_kernel, py::arg("kernel"), py::arg("compute"), py::arg("weight"), py::arg("bias"),
+        py::arg("a"), py::kw_only(), py::arg("scale") = py::none(), py::arg("input_scale") = 1.0,
+        py::arg("a_scale") = py::none(), py::arg("a_zero") = py::none(), py::arg("a_tail_safe") = false,
+        py::arg("rows") = py::none(), py::arg("panels") = py::none(), py::arg("ldc") = py::none(),
+        py::arg("activation") = "linear", py::arg("clip") = false, py::arg("c_bf16") = false,
+        "Test hook: runs ONE named dense kernel (kernel_names(compute)) on weight (k, n) packed as a Network packs "
+        "it, A rows a[r, :k] (lda = a.shape[1]), rows [begin, end) and panels [begin, end) of 16 columns, into an "
+        "output of shape (a.shape[0], ldc) prefilled with NaN (float32; uint16 0xffff when c_bf16), and returns it.");
+
   py::class_<PyNetwork>(m, "Network", "A chain of fused dense layers, weights packed once at construction.")
       .def(py::init<const py::list&, const std::string&, const py::object&>(), py::arg("layers"),
            py::arg("isa") = "auto", py::arg("threads") = 0)
@@ -321,7 +497,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("isa", [](const PyNetwork& n) { return std::string(n.net().isa_name()); })
       .def_property_readonly("kernel", [](const PyNetwork& n) { return std::string(n.net().kernel_name()); },
                              "The kernel that runs the layers: the ISA, or for q8/bf16 the extension used "
-                             "(avx512vnni, avx512bf16, avx2, scalar).")
+                             "(avx512vnni, avxvnni, avx512bf16, avx2, scalar; see kernel_names).")
       .def_property_readonly("compute", [](const PyNetwork& n) { return std::string(compute_name(n.net().compute())); })
       .def_property_readonly("threads", [](const PyNetwork& n) { return n.net().threads(); })
       .def_property_readonly("nbytes", [](const PyNetwork& n) { return n.net().nbytes(); })

@@ -3,120 +3,158 @@
 #include "kernels/avx2.h"
 #include "kernels/avx512.h"
 #include "kernels/avx512_lowp.h"
+#include "kernels/avxvnni.h"
 #include "kernels/scalar.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <cpuid.h>
-#define AEFAST_X86 1
-#endif
-
 namespace aefast {
+namespace {
 
-static CpuFeatures detect() {
-  CpuFeatures f;
-#ifdef AEFAST_X86
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
-  const bool osxsave = c & bit_OSXSAVE;
-  const bool avx = c & bit_AVX;
-  bool ymm_enabled = false, zmm_enabled = false;
-  if (osxsave) {
-    unsigned xlo, xhi;
-    __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
-    ymm_enabled = (xlo & 0x6) == 0x6;
-    zmm_enabled = (xlo & 0xe6) == 0xe6;
-  }
-  const bool fma = c & bit_FMA;
-  const bool f16c = c & bit_F16C;
-  unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0, a71 = 0, b71 = 0, c71 = 0, d71 = 0;
-  if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7) && a7 >= 1) __get_cpuid_count(7, 1, &a71, &b71, &c71, &d71);
-  f.avx2 = avx && (b7 & bit_AVX2) && ymm_enabled;
-  f.fma = fma && ymm_enabled;
-  f.f16c = f16c && ymm_enabled;
-  f.avx512f = (b7 & bit_AVX512F) && zmm_enabled;
-  f.avx512bw = f.avx512f && (b7 & bit_AVX512BW);
-  f.avx512dq = f.avx512f && (b7 & bit_AVX512DQ);
-  f.avx512vl = f.avx512f && (b7 & bit_AVX512VL);
-  f.avx512vnni = f.avx512f && (c7 & bit_AVX512VNNI);
-  f.avx512bf16 = f.avx512f && (a71 & bit_AVX512BF16);   // CPUID.(EAX=7,ECX=1):EAX[5]
-  f.avx_vnni = avx && ymm_enabled && (a71 & bit_AVXVNNI);   // CPUID.(EAX=7,ECX=1):EAX[4]
-#endif
-  return f;
-}
+// The AVX2 files are compiled with -mavx2 -mfma -mf16c; the AVX-512 files with AVX-512 F/BW/DQ/VL and those too.
+#define AEFAST_AVX2_NEEDS "avx2 fma f16c"
+#define AEFAST_AVX512_NEEDS AEFAST_AVX2_NEEDS " avx512f avx512bw avx512dq avx512vl"
 
-const CpuFeatures& cpu_features() {
-  static const CpuFeatures features = detect();
-  return features;
-}
+const F32Kernels kF32Scalar = {"scalar", "",
+                               {{dense_f32w_f32x__scalar, dense_f32w_u8x__scalar},
+                                {dense_f16w_f32x__scalar, dense_f16w_u8x__scalar},
+                                {dense_i8w_f32x__scalar, dense_i8w_u8x__scalar}},
+                               elu__scalar};
+const F32Kernels kF32Avx2 = {"avx2", AEFAST_AVX2_NEEDS,
+                             {{dense_f32w_f32x__avx2, dense_f32w_u8x__avx2},
+                              {dense_f16w_f32x__avx2, dense_f16w_u8x__avx2},
+                              {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
+                             elu__avx2};
+const F32Kernels kF32Avx512 = {"avx512", AEFAST_AVX512_NEEDS,
+                               {{dense_f32w_f32x__avx512, dense_f32w_u8x__avx512},
+                                {dense_f16w_f32x__avx512, dense_f16w_u8x__avx512},
+                                {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
+                               elu__avx512};
+const F32Kernels* const kF32[] = {&kF32Avx512, &kF32Avx2, &kF32Scalar};
 
-static const IsaKernels kScalar = {
-    "scalar",
-    {{dense_f32w_f32x__scalar, dense_f32w_u8x__scalar},
-     {dense_f16w_f32x__scalar, dense_f16w_u8x__scalar},
-     {dense_i8w_f32x__scalar, dense_i8w_u8x__scalar}},
-    elu__scalar,
-    dense_q8__scalar, quantize_rows__scalar, "scalar",
-    dense_bf16__scalar, to_bf16_rows__scalar, "scalar",
+const Q8Kernels kQ8Scalar = {"scalar", "", dense_q8__scalar, quantize_rows__scalar};
+const Q8Kernels kQ8Avx2 = {"avx2", AEFAST_AVX2_NEEDS, dense_q8__avx2, quantize_rows__avx2};
+const Q8Kernels kQ8Avx512Vnni = {"avx512vnni", AEFAST_AVX512_NEEDS " avx512vnni", dense_q8__avx512vnni,
+                                 quantize_rows__avx512};
+const Q8Kernels kQ8AvxVnni = {"avxvnni", AEFAST_AVX2_NEEDS " avx_vnni", dense_q8__avxvnni, quantize_rows__avx2};
+const Q8Kernels* const kQ8[] = {&kQ8Avx512Vnni, &kQ8AvxVnni, &kQ8Avx2, &kQ8Scalar};
+
+const Bf16Kernels kBf16Scalar = {"scalar", "", dense_bf16__scalar, to_bf16_rows__scalar};
+const Bf16Kernels kBf16Avx2 = {"avx2", AEFAST_AVX2_NEEDS, dense_bf16__avx2, to_bf16_rows__scalar};
+const Bf16Kernels kBf16Avx512Bf16 = {"avx512bf16", AEFAST_AVX512_NEEDS " avx512bf16", dense_bf16__avx512bf16,
+                                     to_bf16_rows__avx512bf16};
+const Bf16Kernels* const kBf16[] = {&kBf16Avx512Bf16, &kBf16Avx2, &kBf16Scalar};
+
+// An ISA level: its fp32 kernels, and the low-precision kernels it may run, best first (the first the CPU can run
+// is used). The level is usable when its fp32 kernels are.
+struct Level {
+  const F32Kernels* f32;
+  const Q8Kernels* q8[3];
+  const Bf16Kernels* bf16[3];
+};
+const Level kLevels[] = {
+    {&kF32Avx512, {&kQ8Avx512Vnni, &kQ8AvxVnni, &kQ8Avx2}, {&kBf16Avx512Bf16, &kBf16Avx2}},
+    {&kF32Avx2, {&kQ8AvxVnni, &kQ8Avx2}, {&kBf16Avx2}},
+    {&kF32Scalar, {&kQ8Scalar}, {&kBf16Scalar}},
 };
 
-static const IsaKernels kAvx2 = {
-    "avx2",
-    {{dense_f32w_f32x__avx2, dense_f32w_u8x__avx2},
-     {dense_f16w_f32x__avx2, dense_f16w_u8x__avx2},
-     {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
-    elu__avx2,
-    dense_q8__avx2, quantize_rows__avx2, "avx2",
-    dense_bf16__avx2, to_bf16_rows__scalar, "avx2",
-};
+template <class K>
+bool usable(const K* k) { return k && missing_features(k->needs).empty(); }
 
-// The AVX-512 level: F/BW/DQ/VL (+ the AVX2/FMA/F16C its files are also built with): zmm fp32/fp16 kernels;
-// weight-only int8 (fp32 compute) borrows AVX2's; VNNI and BF16 kernels where the CPU has those extensions, else
-// the AVX2 ones.
-static IsaKernels avx512_kernels(const CpuFeatures& f) {
-  IsaKernels isa = kAvx2;
-  isa.name = "avx512";
-  isa.dense[int(WeightType::f32)][0] = dense_f32w_f32x__avx512;
-  isa.dense[int(WeightType::f32)][1] = dense_f32w_u8x__avx512;
-  isa.dense[int(WeightType::f16)][0] = dense_f16w_f32x__avx512;
-  isa.dense[int(WeightType::f16)][1] = dense_f16w_u8x__avx512;
-  isa.elu = elu__avx512;
-  if (f.avx512vnni) {
-    isa.q8 = dense_q8__avx512vnni;
-    isa.quantize_rows = quantize_rows__avx512;
-    isa.q8_name = "avx512vnni";
-  }
-  if (f.avx512bf16) {
-    isa.bf16 = dense_bf16__avx512bf16;
-    isa.to_bf16 = to_bf16_rows__avx512bf16;
-    isa.bf16_name = "avx512bf16";
-  }
-  return isa;
+template <class K, std::size_t N>
+const K* find_named(const K* const (&table)[N], const std::string& name) {
+  for (const K* k : table)
+    if (name == k->name) return k;
+  return nullptr;
 }
 
-// Best first. The AVX2 files are compiled with -mavx2 -mfma -mf16c, so they need all three.
-static std::vector<const IsaKernels*> usable() {
-  std::vector<const IsaKernels*> isas;
-  const CpuFeatures& f = cpu_features();
-  const bool avx2 = f.avx2 && f.fma && f.f16c;
-  static const IsaKernels kAvx512 = avx512_kernels(f);
-  if (avx2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl) isas.push_back(&kAvx512);
-  if (avx2) isas.push_back(&kAvx2);
-  isas.push_back(&kScalar);
+template <class K, std::size_t N>
+std::string problem_of(const K* const (&table)[N], const std::string& name, const char* what) {
+  const K* k = find_named(table, name);
+  std::string known;
+  for (const K* t : table) known += (known.empty() ? "" : ", ") + std::string(t->name);
+  if (!k) return std::string("unknown ") + what + " '" + name + "' (expected one of: " + known + ")";
+  const std::string missing = missing_features(k->needs);
+  return missing.empty() ? "" : name + ": CPU lacks " + missing;
+}
+
+template <class K, std::size_t N>
+const K* first_usable(const K* const (&choices)[N]) {
+  for (const K* k : choices)
+    if (usable(k)) return k;
+  return nullptr;
+}
+
+// The usable levels, best first, each resolved to the kernels that run on this CPU.
+std::vector<IsaKernels> resolve() {
+  std::vector<IsaKernels> isas;
+  for (const Level& level : kLevels)
+    if (usable(level.f32)) isas.push_back({level.f32->name, level.f32, first_usable(level.q8), first_usable(level.bf16)});
   return isas;
+}
+
+const std::vector<IsaKernels>& usable_levels() {
+  static const std::vector<IsaKernels> isas = resolve();
+  return isas;
+}
+
+}  // namespace
+
+std::vector<std::string> known_isas() {
+  std::vector<std::string> names;
+  for (const Level& level : kLevels) names.emplace_back(level.f32->name);
+  return names;
+}
+
+std::string isa_problem(const std::string& name) {
+  if (name == "auto") return "";
+  for (const Level& level : kLevels)
+    if (name == level.f32->name) {
+      const std::string missing = missing_features(level.f32->needs);
+      return missing.empty() ? "" : name + ": CPU lacks " + missing;
+    }
+  std::string known;
+  for (const std::string& n : known_isas()) known += (known.empty() ? "" : ", ") + n;
+  return "unknown isa '" + name + "' (expected 'auto' or one of: " + known + ")";
 }
 
 std::vector<std::string> usable_isas() {
   std::vector<std::string> names;
-  for (const IsaKernels* isa : usable()) names.emplace_back(isa->name);
+  for (const IsaKernels& isa : usable_levels()) names.emplace_back(isa.name);
   return names;
 }
 
 const IsaKernels* find_isa(const std::string& name) {
-  const auto isas = usable();
-  if (name == "auto") return isas.front();
-  for (const IsaKernels* isa : isas)
-    if (name == isa->name) return isa;
+  const auto& isas = usable_levels();
+  if (name == "auto") return &isas.front();
+  for (const IsaKernels& isa : isas)
+    if (name == isa.name) return &isa;
   return nullptr;
+}
+
+std::vector<std::string> kernel_names(Compute compute) {
+  std::vector<std::string> names;
+  if (compute == Compute::q8) for (const auto* k : kQ8) names.emplace_back(k->name);
+  else if (compute == Compute::bf16) for (const auto* k : kBf16) names.emplace_back(k->name);
+  else for (const auto* k : kF32) names.emplace_back(k->name);
+  return names;
+}
+
+std::string kernel_problem(Compute compute, const std::string& name) {
+  if (compute == Compute::q8) return problem_of(kQ8, name, "q8 kernel");
+  if (compute == Compute::bf16) return problem_of(kBf16, name, "bf16 kernel");
+  return problem_of(kF32, name, "f32 kernel");
+}
+
+const F32Kernels* find_f32_kernels(const std::string& name) {
+  const F32Kernels* k = find_named(kF32, name);
+  return usable(k) ? k : nullptr;
+}
+const Q8Kernels* find_q8_kernels(const std::string& name) {
+  const Q8Kernels* k = find_named(kQ8, name);
+  return usable(k) ? k : nullptr;
+}
+const Bf16Kernels* find_bf16_kernels(const std::string& name) {
+  const Bf16Kernels* k = find_named(kBf16, name);
+  return usable(k) ? k : nullptr;
 }
 
 }  // namespace aefast

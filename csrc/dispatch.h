@@ -3,41 +3,48 @@
 #include <string>
 #include <vector>
 
+#include "cpu_features.h"
 #include "kernels/dense.h"
 
 namespace aefast {
 
-// Each flag is set only when the CPU has the instructions AND the OS saves the registers they use (XGETBV).
-struct CpuFeatures {
-  bool avx2 = false;
-  bool fma = false;
-  bool f16c = false;
-  bool avx512f = false;
-  bool avx512bw = false;
-  bool avx512dq = false;
-  bool avx512vl = false;
-  bool avx512vnni = false;   // vpdpbusd on zmm/ymm (EVEX)
-  bool avx512bf16 = false;   // vdpbf16ps, vcvtne2ps2bf16
-  bool avx_vnni = false;     // vpdpbusd VEX form (Intel Alder Lake+; an illegal instruction on AMD Zen 4)
-};
-
-// CPUID (and OS support for the YMM/ZMM state via XGETBV), read once.
-const CpuFeatures& cpu_features();
-
-// One ISA's kernels: dense[weight type][input type] (fp32 compute), the standalone ELU, and the low-precision
-// kernels. An ISA level may borrow a lower level's kernel where the CPU lacks an extension (an AVX-512 CPU
-// without VNNI runs q8 with the AVX2 kernel); q8_name / bf16_name say which kernel really runs.
-struct IsaKernels {
+// The kernels of one compute, named by the instruction set they need (the names the kernel tester and the tests
+// use). `needs` lists the CpuFeatures fields the kernel files are compiled for (cpu_features.h missing_features).
+// fp32 compute: dense[weight type][input type] and the standalone ELU; the "avx512" family's int8-weight entries
+// are the AVX2 kernels (weight-only int8 has no zmm kernel).
+struct F32Kernels {
   const char* name;
+  const char* needs;
   DenseBlockFn dense[3][2];
   EluFn elu;
-  Q8DenseFn q8;
-  QuantizeRowsFn quantize_rows;
-  const char* q8_name;
-  Bf16DenseFn bf16;
-  ToBf16RowsFn to_bf16;
-  const char* bf16_name;
 };
+struct Q8Kernels {
+  const char* name;
+  const char* needs;
+  Q8DenseFn dense;
+  QuantizeRowsFn quantize_rows;
+};
+struct Bf16Kernels {
+  const char* name;
+  const char* needs;
+  Bf16DenseFn dense;
+  ToBf16RowsFn to_bf16;
+};
+
+// One ISA level's kernels: what a Network built with isa=name runs. A level may borrow a lower level's kernel where
+// the CPU lacks an extension (an AVX-512 CPU without VNNI runs q8 with the AVX2 kernel); q8->name / bf16->name say
+// which kernel really runs.
+struct IsaKernels {
+  const char* name;
+  const F32Kernels* f32;
+  const Q8Kernels* q8;
+  const Bf16Kernels* bf16;
+};
+
+// Every ISA level this build has, best first, usable here or not; "scalar" is last.
+std::vector<std::string> known_isas();
+// Why ISA level `name` cannot run here ("" when it can): unknown, or the CPU features it lacks.
+std::string isa_problem(const std::string& name);
 
 // Names of the ISAs usable on this CPU, best first; "scalar" is always last.
 std::vector<std::string> usable_isas();
@@ -45,5 +52,14 @@ std::vector<std::string> usable_isas();
 // The kernels of a usable ISA by name ("auto" = the best), or nullptr if the
 // name is unknown or the CPU cannot run it.
 const IsaKernels* find_isa(const std::string& name);
+
+// Every kernel of `compute` this build has, best first, usable here or not.
+std::vector<std::string> kernel_names(Compute compute);
+// Why kernel `name` of `compute` cannot run here ("" when it can): unknown, or the CPU features it lacks.
+std::string kernel_problem(Compute compute, const std::string& name);
+// The named kernel family, or nullptr unless kernel_problem(compute, name) == "".
+const F32Kernels* find_f32_kernels(const std::string& name);
+const Q8Kernels* find_q8_kernels(const std::string& name);
+const Bf16Kernels* find_bf16_kernels(const std::string& name);
 
 }  // namespace aefast

@@ -3,41 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "packing.h"
+
 namespace aefast {
-namespace {
-
-std::size_t element_size(WeightType t) {
-  switch (t) {
-    case WeightType::f32: return 4;
-    case WeightType::f16: return 2;
-    case WeightType::i8: return 1;
-    case WeightType::bf16: return 2;
-  }
-  return 4;
-}
-
-// Packs W[in][out] (elements of es bytes) into panels of 16 columns with k in groups of `group` (1: the fp32
-// layout; 4: q8; 2: bf16; see dense.h), zero padded in both k and columns.
-std::vector<std::uint8_t> pack_panels(const void* weight, std::size_t in, std::size_t out, std::size_t es,
-                                      std::size_t group) {
-  const std::size_t panels = panel_count(out), kg = (in + group - 1) / group;
-  std::vector<std::uint8_t> packed(panels * kg * group * kPanelWidth * es, 0);
-  const auto* src = static_cast<const std::uint8_t*>(weight);
-  for (std::size_t p = 0; p < panels; ++p) {
-    const std::size_t j0 = p * kPanelWidth, cols = std::min(kPanelWidth, out - j0);
-    for (std::size_t k = 0; k < in; ++k)
-      for (std::size_t c = 0; c < cols; ++c)
-        std::memcpy(&packed[(((p * kg + k / group) * kPanelWidth + c) * group + k % group) * es],
-                    src + (k * out + j0 + c) * es, es);
-  }
-  return packed;
-}
-
-std::size_t group_of(Compute compute) {
-  return compute == Compute::q8 ? kQuadK : compute == Compute::bf16 ? kPairK : 1;
-}
-
-}  // namespace
 
 Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, std::size_t threads)
     : isa_(isa), pool_(threads) {
@@ -46,16 +14,11 @@ Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, st
     PackedLayer layer{spec.weight_type, spec.in, spec.out, {}, {}, {}, {}, spec.activation};
     const std::size_t panels = panel_count(spec.out);
     layer.weights = pack_panels(spec.weight, spec.in, spec.out, element_size(spec.weight_type), group_of(compute_));
-    if (compute_ == Compute::q8) {
-      layer.colsum.assign(panels * kPanelWidth, 0);
-      const auto* w = static_cast<const std::int8_t*>(spec.weight);
-      for (std::size_t k = 0; k < spec.in; ++k)
-        for (std::size_t j = 0; j < spec.out; ++j) layer.colsum[j] += w[k * spec.out + j];
-    }
+    if (compute_ == Compute::q8)
+      layer.colsum = column_sums(static_cast<const std::int8_t*>(spec.weight), spec.in, spec.out);
     layer.scale.assign(panels * kPanelWidth, 1.0f);
-    layer.bias.assign(panels * kPanelWidth, 0.0f);
-    if (spec.scale) std::copy(spec.scale, spec.scale + spec.out, layer.scale.begin());
-    std::copy(spec.bias, spec.bias + spec.out, layer.bias.begin());
+    if (spec.scale) layer.scale = padded(spec.scale, spec.out, 1.0f);
+    layer.bias = padded(spec.bias, spec.out, 0.0f);
     max_width_ = std::max({max_width_, spec.in, spec.out});
     layers_.push_back(std::move(layer));
   }
@@ -69,7 +32,7 @@ std::size_t Network::nbytes() const {
 }
 
 const char* Network::kernel_name() const {
-  return compute_ == Compute::q8 ? isa_.q8_name : compute_ == Compute::bf16 ? isa_.bf16_name : isa_.name;
+  return compute_ == Compute::q8 ? isa_.q8->name : compute_ == Compute::bf16 ? isa_.bf16->name : isa_.name;
 }
 
 std::size_t Network::threads_for(std::size_t rows, std::size_t begin, std::size_t end) const {
@@ -100,7 +63,7 @@ void Network::run_layer(std::size_t layer, const void* a, InputType a_type, std:
   const DenseBlock block{a,         lda,    l.weights.data(), l.scale.data(), l.bias.data(), input_scale,
                          l.in,      l.out,  c,                ldc,            0,             rows,
                          panel_begin, panel_end, l.activation, clip};
-  isa_.dense[int(l.weight_type)][int(a_type)](block);
+  isa_.f32->dense[int(l.weight_type)][int(a_type)](block);
 }
 
 void Network::run_rows(const void* x, InputType x_type, float* out, std::size_t rows, std::size_t begin,

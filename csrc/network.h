@@ -65,8 +65,8 @@ class Network {
   static constexpr std::size_t kMaxRowBlock = 96;
   // Below this many multiply-adds per call, waking workers costs more than it saves.
   static constexpr std::size_t kMinParallelWork = std::size_t(1) << 18;
-  // After a call, at most one scratch of at most this many bytes is kept for the next call (issue 15: scratch
-  // used to be kept per concurrent caller, at its largest size, for the Network's lifetime).
+  // After a call, at most one scratch of at most this many bytes is kept for the next call: memory held between
+  // calls stays bounded whatever the number of concurrent callers and the largest batch seen.
   static constexpr std::size_t kKeptScratchBytes = std::size_t(64) << 20;
   std::size_t threads_for(std::size_t rows, std::size_t begin, std::size_t end) const;
   // task(i, slot) for every i in [0, count): on the calling thread (slot 0) when threads == 1, else on the pool.

@@ -89,8 +89,8 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
       std::fill(s.scale[0], s.scale[0] + m, input_scale);
       std::fill(s.zero[0], s.zero[0] + m, 0);
     } else if (q8) {
-      isa_.quantize_rows(static_cast<const float*>(xs), k, m, k, input_scale, s.q[0], round_up(k, kQuadK),
-                         s.scale[0], s.zero[0]);
+      isa_.q8->quantize_rows(static_cast<const float*>(xs), k, m, k, input_scale, s.q[0], round_up(k, kQuadK),
+                             s.scale[0], s.zero[0]);
       s.a = s.q[0], s.lda = round_up(k, kQuadK), s.tail_safe = true;
     } else if (x_type == InputType::u8) {  // bf16: uint8 values are exact in bf16 (8 significant bits)
       const std::size_t ld = round_up(k, kPairK);
@@ -102,7 +102,7 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
       }
       s.a = s.h[0], s.lda = ld;
     } else {
-      isa_.to_bf16(static_cast<const float*>(xs), k, m, k, s.h[0], round_up(k, kPairK));
+      isa_.bf16->to_bf16(static_cast<const float*>(xs), k, m, k, s.h[0], round_up(k, kPairK));
       s.a = s.h[0], s.lda = round_up(k, kPairK);
     }
   };
@@ -117,7 +117,7 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
                                s.zero[s.cur], reinterpret_cast<const std::int8_t*>(L.weights.data()),
                                L.colsum.data(), L.scale.data(), L.bias.data(), L.in, L.out,
                                last ? out_rows : s.staging, L.out, 0, m, pb, pe, L.activation, clip && last};
-      isa_.q8(block);
+      isa_.q8->dense(block);
     } else {
       const Bf16DenseBlock block{static_cast<const std::uint16_t*>(s.a), s.lda,
                                  reinterpret_cast<const std::uint16_t*>(L.weights.data()), L.bias.data(),
@@ -125,7 +125,7 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
                                  last ? static_cast<void*>(out_rows) : static_cast<void*>(s.h[1 - s.cur]),
                                  last ? L.out : round_up(L.out, kPairK), !last, 0, m, pb, pe, L.activation,
                                  clip && last};
-      isa_.bf16(block);
+      isa_.bf16->dense(block);
     }
   };
 
@@ -133,7 +133,7 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
   auto advance = [&](LowpRows& s, std::size_t l, std::size_t m) {
     const std::size_t n = layers_[l].out, next = 1 - s.cur;
     if (q8) {
-      isa_.quantize_rows(s.staging, n, m, n, 1.0f, s.q[next], round_up(n, kQuadK), s.scale[next], s.zero[next]);
+      isa_.q8->quantize_rows(s.staging, n, m, n, 1.0f, s.q[next], round_up(n, kQuadK), s.scale[next], s.zero[next]);
       s.a = s.q[next], s.lda = round_up(n, kQuadK), s.tail_safe = true;
     } else {
       s.a = s.h[next], s.lda = round_up(n, kPairK);

@@ -205,8 +205,8 @@ def test_image_batcher_returns_the_callers_array_without_copying():
 
 
 def test_image_batcher_reads_a_1_by_784_array_as_a_batch_even_for_input_shape_1_by_784():
-    """input_shape (1, 784): (N, 784) is a batch of N for every N (issue 15 item 20: N=1 used to be ONE image, which
-    dropped the batch axis for N=1 only); image_batch and the fast path agree; (784,) is one image."""
+    """input_shape (1, 784): (N, 784) is a batch of N for every N, N = 1 included (reading N = 1 as ONE
+    image would drop the batch axis for that N only); image_batch and the fast path agree; (784,) is one image."""
     from aefast.engine.inputs import ImageBatcher, image_batch
     for dtype in (np.float32, np.uint8, np.float64):
         for n in (1, 2):
@@ -220,9 +220,8 @@ def test_float64_codes_beyond_float32_and_float32_extremes_are_refused(engine_an
     with pytest.raises(ValueError, match="overflow float32"):
         eng.decompress(np.full((2, LATENT), 1e39))
     biggest = np.full((1, LATENT), np.finfo(np.float32).max, np.float32)
-    # the numba backend used to raise ZeroDivisionError here (inf * 0 -> NaN in its sigmoid under numba's python error
-    # model), the C++ one returned NaN. Since issue 15 (item 17) codes beyond Engine.max_code, where the decoder could
-    # overflow, are a ValueError on every backend (tests/test_reliability_engine.py).
+    # Codes beyond Engine.max_code, where the decoder could overflow (inf * 0 -> NaN in a sigmoid), are a ValueError on
+    # every backend (tests/test_reliability_engine.py).
     for c in (biggest, biggest.astype(np.float64)):
         with pytest.raises(ValueError, match="provably stays within float32"):
             eng.decompress(c)

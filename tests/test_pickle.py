@@ -1,5 +1,4 @@
-"""Engines pickle as weights + settings on every backend: pickle, copy.deepcopy, spawn/forkserver pools (issue 15
-item 16). The receiving side rebuilds its own backend Network; outputs must equal the original's bit for bit."""
+"""Engines pickle as weights + settings on every backend: pickle, copy.deepcopy, spawn/forkserver pools. The receiving side rebuilds its own backend Network; outputs must equal the original's bit for bit."""
 import copy
 import multiprocessing as mp
 import pickle

@@ -73,7 +73,7 @@ def test_checkpoint_holding_a_pickled_object_is_refused_and_never_run(tmp_path):
     assert not marker.exists()
 
 
-# --- issue 15: bounded decompression, IDX sizes in Python integers, `fetch` verifies, `show` arguments ----------
+# --- bounded decompression, IDX sizes in Python integers, `fetch` verifies, `show` arguments ----------
 
 def _bomb(header: bytes, inflated_bytes: int) -> bytes:
     """A gzip stream of `header` then zeros, `inflated_bytes` in all, built without holding them in memory."""

@@ -1,5 +1,5 @@
-"""Issue 7 gaps on the engine side: zero-cost views of absurd size, broadcast (zero-stride) inputs, and Ctrl-C
-arriving while calls run. Issue 15: bounded threads, thread start failure, overflowing codes, the single-item rule.
+"""The engine under hostile input: zero-cost views of absurd size, broadcast (zero-stride) inputs, Ctrl-C arriving
+while calls run, bounded threads, thread start failure, overflowing codes, the single-item rule.
 (Fork safety: tests/test_reliability_fork.py.)"""
 import _thread
 import json
@@ -168,7 +168,7 @@ def test_no_python_level_allocation_survives_a_call(backend):
     assert grown < 8 * 3000, f"{grown} bytes still allocated after 3000 calls"
 
 
-# --- issue 15 -------------------------------------------------------------------------------------------------------
+# --- threads, overflowing codes, the single-item rule ---------------------------------------------------------------
 
 _THREAD_START_FAILS = textwrap.dedent("""
     import json, resource

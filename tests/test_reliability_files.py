@@ -274,7 +274,7 @@ def test_weights_whose_shapes_do_not_chain_are_refused_before_writing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- issue 15: linear header scan, sane pixel_scale, tensor digest, NumPy values, messages ----------------------
+# --- linear header scan, sane pixel_scale, tensor digest, NumPy values, messages ----------------------
 
 def _header_only_file(tmp_path, header: bytes):
     path = tmp_path / "h.safetensors"

@@ -1,4 +1,4 @@
-"""Issue 15 items 1-3: an Engine survives os.fork(). A forked child can use the engine (cpp and numba), always
+"""An Engine survives os.fork(). A forked child can use the engine (cpp and numba), always
 exits, and a fork that lands while another thread is inside a call never deadlocks the child.
 
 Every scenario runs in its own Python process (subprocess with a timeout), whose parent forks children and waits for

@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "math_avx2.h"
+#include "simd_avx2.h"
 
 namespace aefast {
 namespace {
@@ -31,15 +31,8 @@ inline __m256 load8(const std::int8_t* w) {
 inline __m256 broadcast(const float* a) { return _mm256_broadcast_ss(a); }
 inline __m256 broadcast(const std::uint8_t* a) { return _mm256_set1_ps(float(*a)); }
 
-// Lanes [0, valid) set; valid may be <= 0 (none) or >= 8 (all).
-inline __m256i lane_mask(long valid) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::clamp(valid, 0L, 8L))),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline __m256 epilogue(__m256 acc, __m256 scale, __m256 bias, Activation activation, bool clip) {
-  return avx2::activate(_mm256_fmadd_ps(acc, scale, bias), activation, clip);
-}
+using avx2::epilogue;
+using avx2::store8;
 
 // C[r0 .. r0+MR, panels p0 .. p0+NP] for all K.
 template <typename W, typename A, int MR, int NP>
@@ -103,15 +96,9 @@ inline void tile(const DenseBlock& b, std::size_t r0, std::size_t p0) {
       const std::size_t j = j0 + 8 * h;
       const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(b.scale + j), input_scale);
       const __m256 bias = _mm256_loadu_ps(b.bias + j);
-      const bool full = valid >= 8 * (h + 1);
-      const __m256i mask = lane_mask(valid - 8 * h);
 #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
-        const __m256 v = epilogue(acc[r][p][h], scale, bias, b.activation, b.clip);
-        float* c = b.c + (r0 + r) * b.ldc + j;
-        if (full) _mm256_storeu_ps(c, v);
-        else _mm256_maskstore_ps(c, mask, v);
-      }
+      for (int r = 0; r < MR; ++r)
+        store8(b.c + (r0 + r) * b.ldc + j, valid - 8 * h, epilogue(acc[r][p][h], scale, bias, b.activation, b.clip));
     }
   }
 }
@@ -162,10 +149,7 @@ void dense_i8w_u8x__avx2(const DenseBlock& b) { dense<std::int8_t, std::uint8_t>
 void elu__avx2(const float* x, float* y, std::size_t n) {
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, avx2::elu(_mm256_loadu_ps(x + i)));
-  if (i < n) {
-    const __m256i mask = lane_mask(long(n - i));
-    _mm256_maskstore_ps(y + i, mask, avx2::elu(_mm256_maskload_ps(x + i, mask)));
-  }
+  if (i < n) store8(y + i, long(n - i), avx2::elu(avx2::load8(x + i, long(n - i))));
 }
 
 }  // namespace aefast

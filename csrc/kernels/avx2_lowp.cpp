@@ -8,19 +8,13 @@
 #include <vector>
 
 #include "avx2.h"
-#include "math_avx2.h"
+#include "simd_avx2.h"
 
 namespace aefast {
 namespace {
 
-inline __m256i lane_mask(long valid) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::clamp(valid, 0L, 8L))), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline void store8(float* c, long valid, __m256 v) {
-  if (valid >= 8) _mm256_storeu_ps(c, v);
-  else if (valid > 0) _mm256_maskstore_ps(c, lane_mask(valid), v);
-}
+using avx2::epilogue;
+using avx2::store8;
 
 // ---- q8 -------------------------------------------------------------------------------------------------------
 // One k-quad of 4 columns is 16 int8 = one ymm of int16 after vpmovsxbw: [c0k0 c0k1 c0k2 c0k3 c1k0 ...]. The row's
@@ -54,7 +48,7 @@ inline void q8_tile(const Q8DenseBlock& b, const std::int64_t* wide, std::size_t
     const __m256i exact = _mm256_sub_epi32(sums, _mm256_mullo_epi32(_mm256_set1_epi32(b.a_zero[row]), colsum));
     const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(b.a_scale[row]), w_scale);
     store8(b.c + row * b.ldc + j, long(b.n) - long(j),
-           avx2::activate(_mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), scale, bias), b.activation, b.clip));
+           epilogue(_mm256_cvtepi32_ps(exact), scale, bias, b.activation, b.clip));
   }
 }
 
@@ -118,7 +112,7 @@ inline void bf16_tile(const Bf16DenseBlock& b, std::size_t r0, std::size_t p) {
     const long valid = long(b.n) - long(j);
     const __m256 bias = _mm256_loadu_ps(b.bias + j);
     for (int r = 0; r < MR; ++r) {
-      const __m256 v = avx2::activate(_mm256_fmadd_ps(acc[r][h], input_scale, bias), b.activation, b.clip);
+      const __m256 v = epilogue(acc[r][h], input_scale, bias, b.activation, b.clip);
       if (!b.c_bf16) {
         store8(static_cast<float*>(b.c) + (r0 + r) * b.ldc + j, valid, v);
         continue;

@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "math_avx512.h"
+#include "simd_avx512.h"
 
 namespace aefast {
 namespace {
@@ -52,14 +52,8 @@ struct Ymm {
   static __m512 panel(const T* v) { return _mm512_insertf32x8(_mm512_castps256_ps512(v[0]), v[1], 1); }
 };
 
-inline __m512 epilogue(__m512 acc, __m512 scale, __m512 bias, Activation activation, bool clip) {
-  return avx512::activate(_mm512_fmadd_ps(acc, scale, bias), activation, clip);
-}
-
-// Lanes [0, valid) of a panel; valid >= 1 for every panel of a layer.
-inline __mmask16 lane_mask(std::size_t valid) {
-  return valid >= kPanelWidth ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
-}
+using avx512::lane_mask;
+using avx512::PanelSum;
 
 // C[r0 .. r0+MR, panels p0 .. p0+NP] for all K, in vectors of V.
 template <typename V, typename W, typename A, int MR, int NP>
@@ -96,18 +90,15 @@ inline void tile(const DenseBlock& b, std::size_t r0, std::size_t p0) {
   }
 
   const __m512 input_scale = _mm512_set1_ps(b.input_scale);
-#pragma GCC unroll 16
-  for (int p = 0; p < NP; ++p) {
-    const std::size_t j = (p0 + p) * kPanelWidth;
-    const __m512 scale = _mm512_mul_ps(_mm512_loadu_ps(b.scale + j), input_scale);
-    const __m512 bias = _mm512_loadu_ps(b.bias + j);
-    const __mmask16 mask = lane_mask(b.n - j);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const __m512 v = epilogue(V::panel(&acc[r][p * V::kPerPanel]), scale, bias, b.activation, b.clip);
-      _mm512_mask_storeu_ps(b.c + (r0 + r) * b.ldc + j, mask, v);
-    }
-  }
+  avx512::store_tile<MR, NP>(
+      b, r0, p0,
+      [&](int p, std::size_t j) {
+        const __m512 scale = _mm512_mul_ps(_mm512_loadu_ps(b.scale + j), input_scale);
+        return [&acc, p, scale](int r) { return PanelSum{V::panel(&acc[r][p * V::kPerPanel]), scale}; };
+      },
+      [&](std::size_t row, std::size_t j, __mmask16 mask, __m512 v) {
+        _mm512_mask_storeu_ps(b.c + row * b.ldc + j, mask, v);
+      });
 }
 
 // Rows [r0, r0+MR) over panels [p_begin, p_end): NP panels at a time, then the rest in one tile.
@@ -181,7 +172,7 @@ void elu__avx512(const float* x, float* y, std::size_t n) {
   std::size_t i = 0;
   for (; i + kPanelWidth <= n; i += kPanelWidth) _mm512_storeu_ps(y + i, avx512::elu(_mm512_loadu_ps(x + i)));
   if (i < n) {
-    const __mmask16 mask = lane_mask(n - i);
+    const __mmask16 mask = lane_mask(long(n - i));
     _mm512_mask_storeu_ps(y + i, mask, avx512::elu(_mm512_maskz_loadu_ps(mask, x + i)));
   }
 }

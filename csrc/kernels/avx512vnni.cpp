@@ -1,7 +1,7 @@
 // AVX-512 VNNI kernels for quantized-activation int8 (q8): uint8 activations x int8 weights -> int32 with vpdpbusd.
 //
 // Tile design (measured rates on Zen 4, one core: vpdpbusd 233 G multiply-adds/s = 64 per cycle, i.e. one zmm
-// vpdpbusd per cycle at ~5 cycles latency; see shared notes / docs/engine.md): the main tile is 8 rows x 32 columns
+// vpdpbusd per cycle at ~5 cycles latency; docs/engine.md): the main tile is 8 rows x 32 columns
 // = 16 zmm int32 accumulators (enough independent chains to cover the latency twice over), 2 weight zmm loaded per
 // k-quad and one 4-byte broadcast per row; 19 of 32 registers, so the epilogue never spills. A 12 x 32 tile
 // (24 accumulators) measured slower (register pressure), 4 x 64 too (a 64-column panel pair of K = 784 is 50 KB,
@@ -16,13 +16,13 @@
 
 #include "avx512_lowp.h"
 #include "avx512_lowp_tiles.h"
-#include "math_avx512.h"
+#include "simd_avx512.h"
 
 namespace aefast {
 namespace {
 
-using avx512::column_mask;
-using avx512::panels_per_group;
+using avx512::lane_mask;
+using avx512::PanelSum;
 
 constexpr std::size_t kQuadBytes = kPanelWidth * kQuadK;  // one k-quad of one panel: 64 bytes = 1 zmm
 constexpr std::size_t kPrefetchQuads = 8;
@@ -41,93 +41,66 @@ inline std::uint32_t load_partial_quad(const std::uint8_t* a, std::size_t n) {
 }
 
 // C[r0 .. r0 + MR, panels p0 .. p0 + NP] over all of K.
-template <int MR, int NP>
-inline void tile(const Q8DenseBlock& b, std::size_t r0, std::size_t p0) {
-  const std::size_t k4 = quad_count(b.k);
-  const std::size_t full_quads = b.a_tail_safe ? k4 : b.k / kQuadK;
-  const std::size_t panel_stride = k4 * kQuadBytes;
-  const std::int8_t* w = b.packed_w + p0 * panel_stride;
-  const std::uint8_t* a = b.a + r0 * b.lda;
+struct Q8Tile {
+  template <int MR, int NP>
+  static void run(const Q8DenseBlock& b, std::size_t r0, std::size_t p0) {
+    const std::size_t k4 = quad_count(b.k);
+    const std::size_t full_quads = b.a_tail_safe ? k4 : b.k / kQuadK;
+    const std::size_t panel_stride = k4 * kQuadBytes;
+    const std::int8_t* w = b.packed_w + p0 * panel_stride;
+    const std::uint8_t* a = b.a + r0 * b.lda;
 
-  __m512i acc[MR][NP];
+    __m512i acc[MR][NP];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
+      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
 
-  auto step = [&](std::size_t q, auto quad_of_row) {
-    __m512i wv[NP];
+    auto step = [&](std::size_t q, auto quad_of_row) {
+      __m512i wv[NP];
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) {
-      // Few rows (batch 1..4): each weight feeds only MR multiply-adds, so the weight streams (one per panel) are
-      // the bottleneck; fetch them kPrefetchQuads ahead into L1 (reading past a panel's end only touches the next
-      // panel or, for the last one, lines within the packed buffer's page).
-      if constexpr (MR <= 4) _mm_prefetch(reinterpret_cast<const char*>(w + p * panel_stride + (q + kPrefetchQuads) * kQuadBytes), _MM_HINT_T0);
-      wv[p] = _mm512_loadu_si512(w + p * panel_stride + q * kQuadBytes);
+      for (int p = 0; p < NP; ++p) {
+        // Few rows (batch 1..4): each weight feeds only MR multiply-adds, so the weight streams (one per panel) are
+        // the bottleneck; fetch them kPrefetchQuads ahead into L1 (reading past a panel's end only touches the next
+        // panel or, for the last one, lines within the packed buffer's page).
+        if constexpr (MR <= 4) _mm_prefetch(reinterpret_cast<const char*>(w + p * panel_stride + (q + kPrefetchQuads) * kQuadBytes), _MM_HINT_T0);
+        wv[p] = _mm512_loadu_si512(w + p * panel_stride + q * kQuadBytes);
+      }
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const __m512i av = _mm512_set1_epi32(int(quad_of_row(r)));
+#pragma GCC unroll 16
+        for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
+      }
+    };
+    for (std::size_t q = 0; q < full_quads; ++q)
+      step(q, [&](int r) { return load_quad(a + r * b.lda + q * kQuadK); });
+    if (full_quads < k4) {
+      const std::size_t q = full_quads, rest = b.k - q * kQuadK;
+      step(q, [&](int r) { return load_partial_quad(a + r * b.lda + q * kQuadK, rest); });
     }
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(int(quad_of_row(r)));
-#pragma GCC unroll 16
-      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
-    }
-  };
-  for (std::size_t q = 0; q < full_quads; ++q)
-    step(q, [&](int r) { return load_quad(a + r * b.lda + q * kQuadK); });
-  if (full_quads < k4) {
-    const std::size_t q = full_quads, rest = b.k - q * kQuadK;
-    step(q, [&](int r) { return load_partial_quad(a + r * b.lda + q * kQuadK, rest); });
+
+    avx512::store_tile<MR, NP>(
+        b, r0, p0,
+        [&](int p, std::size_t j) {
+          const __m512i colsum = _mm512_loadu_si512(b.colsum + j);
+          const __m512 w_scale = _mm512_loadu_ps(b.w_scale + j);
+          return [&b, &acc, r0, p, colsum, w_scale](int r) {
+            const std::size_t row = r0 + r;
+            const __m512i exact = _mm512_sub_epi32(acc[r][p], _mm512_mullo_epi32(_mm512_set1_epi32(b.a_zero[row]), colsum));
+            return PanelSum{_mm512_cvtepi32_ps(exact), _mm512_mul_ps(_mm512_set1_ps(b.a_scale[row]), w_scale)};
+          };
+        },
+        [&](std::size_t row, std::size_t j, __mmask16 mask, __m512 v) {
+          _mm512_mask_storeu_ps(b.c + row * b.ldc + j, mask, v);
+        });
   }
-
-#pragma GCC unroll 16
-  for (int p = 0; p < NP; ++p) {
-    const std::size_t j = (p0 + p) * kPanelWidth;
-    const __mmask16 mask = column_mask(long(b.n) - long(j));
-    const __m512i colsum = _mm512_loadu_si512(b.colsum + j);
-    const __m512 w_scale = _mm512_loadu_ps(b.w_scale + j), bias = _mm512_loadu_ps(b.bias + j);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const std::size_t row = r0 + r;
-      const __m512i exact = _mm512_sub_epi32(acc[r][p], _mm512_mullo_epi32(_mm512_set1_epi32(b.a_zero[row]), colsum));
-      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(b.a_scale[row]), w_scale);
-      const __m512 v = avx512::activate(_mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, bias), b.activation, b.clip);
-      _mm512_mask_storeu_ps(b.c + row * b.ldc + j, mask, v);
-    }
-  }
-}
-
-// Rows [r0, r0 + MR) over panels [p, p_end): NP panels per tile, the remainder in halving tile widths.
-template <int MR, int NP>
-inline void row_strip(const Q8DenseBlock& b, std::size_t r0, std::size_t p, std::size_t p_end) {
-  for (; p + NP <= p_end; p += NP) tile<MR, NP>(b, r0, p);
-  if constexpr (NP > 1)
-    if (p < p_end) row_strip<MR, NP / 2>(b, r0, p, p_end);
-}
-
-// Panel groups outermost (8 panels = 128 columns: K x 128 bytes, 100 KB at K = 784, stays in L2 while every row
-// tile of the block passes over it); inside a group, a 2-panel column of 8-row tiles reuses its 25 KB from L1.
-void dense_q8(const Q8DenseBlock& b) {
-  const std::size_t kPanelsPerGroup = panels_per_group(b.k * kQuadBytes / kQuadK);
-  for (std::size_t pg = b.panel_begin; pg < b.panel_end; pg += kPanelsPerGroup) {
-    const std::size_t pe = std::min(pg + kPanelsPerGroup, b.panel_end);
-    std::size_t r = b.row_begin;
-    for (; r + 8 <= b.row_end; r += 8) row_strip<8, 2>(b, r, pg, pe);
-    switch (b.row_end - r) {
-      case 1: row_strip<1, 8>(b, r, pg, pe); break;
-      case 2: row_strip<2, 4>(b, r, pg, pe); break;
-      case 3: row_strip<3, 4>(b, r, pg, pe); break;
-      case 4: row_strip<4, 4>(b, r, pg, pe); break;
-      case 5: row_strip<5, 2>(b, r, pg, pe); break;
-      case 6: row_strip<6, 2>(b, r, pg, pe); break;
-      case 7: row_strip<7, 2>(b, r, pg, pe); break;
-      default: break;
-    }
-  }
-}
+};
 
 }  // namespace
 
-void dense_q8__avx512vnni(const Q8DenseBlock& b) { dense_q8(b); }
+// Loop order and tile shapes: avx512::run_tiles (8 x 32 main tiles in L2-sized panel groups of K x 16 bytes each).
+void dense_q8__avx512vnni(const Q8DenseBlock& b) { avx512::run_tiles<Q8Tile>(b, b.k * kQuadBytes / kQuadK); }
 
 // The float operations of quantize_rows__scalar, 16 lanes at a time (min/max are exact, so the order of the
 // reduction does not matter; the per-value operations are the same roundings), hence bit-identical results.
@@ -138,7 +111,7 @@ void quantize_rows__avx512(const float* x, std::size_t ldx, std::size_t rows, st
     __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
     __mmask16 bad = 0;
     for (std::size_t i = 0; i < k; i += 16) {
-      const __mmask16 m = column_mask(long(k - i));
+      const __mmask16 m = lane_mask(long(k - i));
       const __m512 v = _mm512_maskz_loadu_ps(m, xr + i);
       bad |= _mm512_fpclass_ps_mask(v, 0x99);  // QNaN | +inf | -inf | SNaN
       vlo = _mm512_min_ps(vlo, v);
@@ -152,7 +125,7 @@ void quantize_rows__avx512(const float* x, std::size_t ldx, std::size_t rows, st
     std::uint8_t* qr = q + r * ldq;
     const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(float(z));
     for (std::size_t i = 0; i < k; i += 16) {
-      const __mmask16 m = column_mask(long(k - i));
+      const __mmask16 m = lane_mask(long(k - i));
       const __m512 v = _mm512_maskz_loadu_ps(m, xr + i);
       __m512 t = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
       if (!finite) t = vz;

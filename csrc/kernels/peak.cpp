@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "dispatch.h"
+#include "cpu_features.h"
 
 namespace aefast {
 
@@ -19,15 +19,13 @@ struct PeakKind {
   bool (*usable)(const CpuFeatures&);
 };
 
-bool avx512_base(const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl; }
-
 const PeakKind kPeakKinds[] = {
     {"fp32_fma", peak_fp32_fma_ymm__avx2, "AVX2 and FMA", [](const CpuFeatures& f) { return f.avx2 && f.fma; }},
-    {"fp32_fma_zmm", peak_fp32_fma_zmm__avx512, "AVX-512 F/BW/DQ/VL", avx512_base},
+    {"fp32_fma_zmm", peak_fp32_fma_zmm__avx512, "AVX-512 F/BW/DQ/VL", has_avx512_base},
     {"int8_vpdpbusd", peak_int8_vpdpbusd__avx512vnni, "AVX-512 F/BW/DQ/VL and AVX512_VNNI",
-     [](const CpuFeatures& f) { return avx512_base(f) && f.avx512vnni; }},
+     [](const CpuFeatures& f) { return has_avx512_base(f) && f.avx512vnni; }},
     {"bf16_vdpbf16ps", peak_bf16_vdpbf16ps__avx512bf16, "AVX-512 F/BW/DQ/VL and AVX512_BF16",
-     [](const CpuFeatures& f) { return avx512_base(f) && f.avx512bf16; }},
+     [](const CpuFeatures& f) { return has_avx512_base(f) && f.avx512bf16; }},
 };
 
 const PeakKind* find_kind(const std::string& name) {

@@ -1,13 +1,11 @@
 // Standalone single-thread timing of the f32/f16 dense kernels, AVX2 against AVX-512 in the same
-// process, and of bare FMA loops for the core's peak; not part of the extension build.
-// Build and run from the repository root (each kernel file with the flags CMakeLists.txt gives it):
-//   g++ -O3 -std=c++17 -Icsrc -c csrc/tools/kernel_bench.cpp -o /tmp/kb_main.o
-//   g++ -O3 -std=c++17 -Icsrc -mavx2 -mfma -mf16c -c csrc/kernels/avx2.cpp -o /tmp/kb_avx2.o
-//   g++ -O3 -std=c++17 -Icsrc -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
-//       -c csrc/kernels/avx512.cpp -o /tmp/kb_avx512.o   (one line)
-//   g++ /tmp/kb_main.o /tmp/kb_avx2.o /tmp/kb_avx512.o -o /tmp/kernel_bench
-//   /tmp/kernel_bench peak                 (ymm and zmm FMA peaks; zmm needs AVX-512F)
-//   /tmp/kernel_bench ROWS K N REPS [f32|f16] [avx2,avx512]
+// process, beside the core's fp32 FMA peak (the register-only loops of csrc/kernels/peak*.cpp, as
+// aefast._core.peak measures them); not part of the extension. Built by CMake with each kernel file's
+// own flags, from the repository root:
+//   cmake -S . -B build/tools -DAEFAST_TOOLS=ON -Dpybind11_DIR=$(python3 -m pybind11 --cmakedir)
+//   cmake --build build/tools --target kernel_bench
+//   build/tools/kernel_bench peak                 (ymm and zmm FMA peaks; zmm needs AVX-512 F/BW/DQ/VL)
+//   build/tools/kernel_bench ROWS K N REPS [f32|f16] [avx2,avx512]
 //       e.g. 96 1000 1000 200 (row block), 1 1000 784 3000 (batch 1)
 // Runs the ISAs in alternating rounds (so a noisy neighbour hits both alike), each round REPS/10
 // calls (random weights, ELU), and prints each ISA's best time, its GFLOP/s and the ratio to the first.
@@ -22,6 +20,7 @@
 
 #include "kernels/avx2.h"
 #include "kernels/avx512.h"
+#include "kernels/peak.h"
 
 using namespace aefast;
 
@@ -31,34 +30,17 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-#define AEFAST_FMA12(reg)                                                                        \
-  "vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "0\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg  \
-  "1\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "2\n vfmadd231ps %%" reg "15,%%" reg "14,%%"  \
-  reg "3\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "4\n vfmadd231ps %%" reg "15,%%" reg      \
-  "14,%%" reg "5\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "6\n vfmadd231ps %%" reg "15,%%" \
-  reg "14,%%" reg "7\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "8\n vfmadd231ps %%" reg     \
-  "15,%%" reg "14,%%" reg "9\n vfmadd231ps %%" reg "15,%%" reg "14,%%" reg "10\n vfmadd231ps %%" \
-  reg "15,%%" reg "14,%%" reg "11\n"
-
-// 12 independent register-only FMA chains: the core's FMA throughput, no memory traffic.
-template <int kLanes>
+// The core's FMA throughput from the shared register-only loop (peak.h), printed as GFLOP/s (2 flops per
+// multiply-add) for each kind this CPU can run.
 void peak() {
-  const long iterations = 4000000;
-  double best = 1e9;
-  for (int rep = 0; rep < 20; ++rep) {
-    const auto start = std::chrono::steady_clock::now();
-    for (long i = 0; i < iterations; ++i) {
-      if constexpr (kLanes == 8)
-        __asm__ volatile(AEFAST_FMA12("ymm")::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-                         "xmm8", "xmm9", "xmm10", "xmm11");
-      else
-        __asm__ volatile(AEFAST_FMA12("zmm")::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
-                         "xmm8", "xmm9", "xmm10", "xmm11");
+  for (const char* kind : {"fp32_fma", "fp32_fma_zmm"}) {
+    const std::string problem = peak_kind_problem(kind);
+    if (!problem.empty()) {
+      std::printf("%s: skipped (%s)\n", kind, problem.c_str());
+      continue;
     }
-    best = std::min(best, seconds_since(start));
+    std::printf("%s peak: %.1f GFLOP/s\n", kind, 2 * peak_gmacs(kind, 1.0));
   }
-  std::printf("FMA peak: %.1f GFLOP/s (12 chains x %d lanes x 2 flops)\n", iterations * 12 * kLanes * 2 / best / 1e9,
-              kLanes);
 }
 
 struct Kernel {
@@ -80,8 +62,7 @@ std::vector<Kernel> kernels(const std::string& weights, const std::string& isas)
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "peak") == 0) {
-    peak<8>();
-    if (__builtin_cpu_supports("avx512f")) peak<16>();
+    peak();
     return 0;
   }
   const std::string weights = argc > 5 ? argv[5] : "f32";

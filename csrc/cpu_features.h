@@ -1,0 +1,38 @@
+// What the CPU can run, read once from CPUID (and XGETBV for the OS's register saving). A leaf: the dispatch unit
+// (which kernels to run) and the peak loops (which loops may run) both read it; it knows nothing of either.
+#pragma once
+#include <string>
+
+namespace aefast {
+
+// Each flag is set only when the CPU has the instructions AND the OS saves the registers they use (XGETBV).
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512dq = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;   // vpdpbusd on zmm/ymm (EVEX)
+  bool avx512bf16 = false;   // vdpbf16ps, vcvtne2ps2bf16
+  bool avx_vnni = false;     // vpdpbusd VEX form (Intel Alder Lake+; an illegal instruction on AMD Zen 4)
+};
+
+// CPUID (and OS support for the YMM/ZMM state via XGETBV), read once, less the features named in the environment
+// variable AEFAST_CPU_DISABLE (comma-separated field names, e.g. "avx512vnni,avx512bf16": lets tests run the
+// lower dispatch paths on a CPU that has more; it can only remove features).
+const CpuFeatures& cpu_features();
+
+// Why AEFAST_CPU_DISABLE cannot be honoured ("" when it can): it names a feature this file does not know.
+std::string disabled_features_problem();
+
+// The names of `needs` (space-separated CpuFeatures field names, e.g. "avx2 fma f16c") that this CPU lacks, joined
+// by ", "; "" when it has them all. An unknown name counts as lacking.
+std::string missing_features(const char* needs);
+
+// The feature sets the kernel files are compiled for (CMakeLists.txt gives each file its flags).
+inline bool has_avx2_fma_f16c(const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }
+inline bool has_avx512_base(const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl; }
+
+}  // namespace aefast

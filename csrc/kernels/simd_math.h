@@ -1,0 +1,97 @@
+// Vector expm1 / ELU / sigmoid, written once for any float vector type V. Included only by simd_avx2.h (V = 8
+// floats) and simd_avx512.h (V = 16 floats), which supply V's operations; the same algorithm, constants and
+// operation order at every width, so every lane of every ISA is bit-identical for the same input (tested:
+// tests/test_kernels.py::test_simd_isas_agree_bit_for_bit, tests/test_microkernels.py).
+//
+// V provides: T (the float vector), I (the int32 vector), M (a lane mask); set1, izero, fmadd, fnmadd, mul, add,
+// sub, div, min, max (both return their second operand when either is NaN, as minps/maxps do), round (to nearest
+// even), abs, or_sign (x | -0.0), lt/gt/ge (ordered compares -> M), select(m, if_true, if_false), pow2(n, extra)
+// (2^(int(n) + extra) from an integral n), int_where(m, v) (v where m, else 0), mul_where(m, x, c) (x * c where m,
+// else x).
+//
+// Everything here has internal linkage: each ISA file is compiled with its own flags, and the linker must never
+// pick a copy compiled for another ISA.
+#pragma once
+
+#include "dense.h"
+
+namespace aefast::simd {
+namespace {
+
+// expm1(r) for |r| <= ln2/2: degree-8 Taylor polynomial r + r^2 (1/2! + r/3! + ... + r^6/8!).
+// Truncation error <= |r|^9/9! < 2.1e-10 absolute, below 0.01 ulp of expm1(r); writing
+// it as r + r^2 q keeps full relative accuracy near 0 (no 1 + ... - 1 cancellation).
+template <class V>
+inline typename V::T expm1_reduced(typename V::T r) {
+  typename V::T q = V::set1(1.0f / 40320);
+  q = V::fmadd(q, r, V::set1(1.0f / 5040));
+  q = V::fmadd(q, r, V::set1(1.0f / 720));
+  q = V::fmadd(q, r, V::set1(1.0f / 120));
+  q = V::fmadd(q, r, V::set1(1.0f / 24));
+  q = V::fmadd(q, r, V::set1(1.0f / 6));
+  q = V::fmadd(q, r, V::set1(0.5f));
+  return V::fmadd(V::mul(r, r), q, r);
+}
+
+// Cody-Waite split x = n ln2 + r, |r| <= ln2/2; returns r and 2^(n + extra), where
+// n + extra must lie in [-126, 127] (extra lets callers scale very negative x into range).
+template <class V>
+inline typename V::T reduce_ln2(typename V::T x, typename V::T* two_to_n, typename V::I extra) {
+  const typename V::T n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  typename V::T r = V::fnmadd(n, V::set1(0.693359375f), x);  // n * hi is exact (hi has 9 bits)
+  r = V::fnmadd(n, V::set1(-2.12194440e-4f), r);
+  *two_to_n = V::pow2(n, extra);
+  return r;
+}
+
+// expm1(x) for x <= 0 (x > 0 lanes give expm1(0) = 0: callers select x there).
+// x is clamped to [-20, 0]: expm1(-20) rounds to -1 in float, so saturation is exact.
+// |x| < 2^-24 returns x itself (exact there; keeps -0.0 and subnormals). NaN stays NaN.
+template <class V>
+inline typename V::T expm1_nonpositive(typename V::T x) {
+  // min/max return their second operand when either is NaN: keep x second so NaN propagates.
+  const typename V::T xc = V::min(V::set1(0.0f), V::max(V::set1(-20.0f), x));
+  typename V::T t;
+  const typename V::T r = reduce_ln2<V>(xc, &t, V::izero());
+  const typename V::T e = V::fmadd(t, expm1_reduced<V>(r), V::sub(t, V::set1(1.0f)));
+  return V::select(V::lt(V::abs(x), V::set1(0x1p-24f)), x, e);
+}
+
+template <class V>
+inline typename V::T elu(typename V::T x) {
+  return V::select(V::gt(x, V::set1(0.0f)), x, expm1_nonpositive<V>(x));
+}
+
+// sigmoid(x) = 1 / (1 + e^-|x|) for x >= 0, e^-|x| / (1 + e^-|x|) otherwise: no overflow, and
+// full relative accuracy for negative x. Below x = -80, e^-|x| is formed as (2^64 e^-|x|) 2^-64
+// so that results in the float subnormal range round once; below -104 they round to 0.
+template <class V>
+inline typename V::T sigmoid(typename V::T x) {
+  const typename V::T neg_abs = V::max(V::set1(-104.0f), V::or_sign(x));
+  const typename V::M deep = V::lt(neg_abs, V::set1(-80.0f));
+  typename V::T t;
+  const typename V::T r = reduce_ln2<V>(neg_abs, &t, V::int_where(deep, 64));
+  typename V::T e = V::fmadd(t, expm1_reduced<V>(r), t);  // e^-|x| in (0, 1], times 2^64 where deep
+  e = V::mul_where(deep, e, 0x1p-64f);
+  const typename V::T s = V::div(V::set1(1.0f), V::add(V::set1(1.0f), e));
+  return V::select(V::ge(x, V::set1(0.0f)), s, V::mul(e, s));
+}
+
+// The activation of every kernel epilogue, then the optional clamp to [0, 1] (clip: the last layer only).
+template <class V>
+inline typename V::T activate(typename V::T v, Activation activation, bool clip) {
+  if (activation == Activation::elu) v = elu<V>(v);
+  else if (activation == Activation::sigmoid) v = sigmoid<V>(v);
+  if (clip) v = V::min(V::max(v, V::set1(0.0f)), V::set1(1.0f));
+  return v;
+}
+
+// Every kernel's epilogue: activate(sum * scale + bias) (one fused multiply-add), then the clamp.
+template <class V>
+inline typename V::T epilogue(typename V::T sum, typename V::T scale, typename V::T bias, Activation activation,
+                              bool clip) {
+  return activate<V>(V::fmadd(sum, scale, bias), activation, clip);
+}
+
+}  // namespace
+}  // namespace aefast::simd
