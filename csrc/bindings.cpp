@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -63,13 +64,31 @@ const aefast::IsaKernels& checked_isa(const std::string& name) {
   return *isa;
 }
 
+// A model activation string (aefast/model/activations.py): "linear", "elu", "sigmoid", "relu", "tanh", or "elu(A)" /
+// "leaky_relu(A)" with A a finite float32 number (read with from_chars: no locale, no leading blanks or '+').
 Activation checked_activation(const py::handle& obj, const std::string& what) {
+  using aefast::ActivationKind;
   if (!py::isinstance<py::str>(obj)) throw py::type_error(what + " must be a str");
   const std::string s = obj.cast<std::string>();
-  if (s == "linear") return Activation::linear;
-  if (s == "elu") return Activation::elu;
-  if (s == "sigmoid") return Activation::sigmoid;
-  throw py::value_error(what + " is '" + s + "', expected 'linear', 'elu' or 'sigmoid'");
+  if (s == "linear") return {ActivationKind::linear, 1.0f};
+  if (s == "elu") return {ActivationKind::elu, 1.0f};
+  if (s == "sigmoid") return {ActivationKind::sigmoid, 1.0f};
+  if (s == "relu") return {ActivationKind::relu, 1.0f};
+  if (s == "tanh") return {ActivationKind::tanh, 1.0f};
+  for (const auto& [prefix, kind] : {std::pair<std::string, ActivationKind>{"elu(", ActivationKind::elu},
+                                     std::pair<std::string, ActivationKind>{"leaky_relu(", ActivationKind::leaky_relu}}) {
+    if (s.size() > prefix.size() + 1 && s.compare(0, prefix.size(), prefix) == 0 && s.back() == ')') {
+      const char* first = s.data() + prefix.size();
+      const char* last = s.data() + s.size() - 1;
+      float alpha = 0.0f;
+      const auto [end, error] = std::from_chars(first, last, alpha);
+      if (error != std::errc() || end != last || !std::isfinite(alpha))
+        throw py::value_error(what + " is '" + s + "': its parameter is not a finite float32 number");
+      return {kind, alpha};
+    }
+  }
+  throw py::value_error(what + " is '" + s + "', expected 'linear', 'elu', 'sigmoid', 'relu', 'tanh', "
+                        "'elu(ALPHA)' or 'leaky_relu(SLOPE)'");
 }
 
 // A float32 (n,) vector from the layer dict.
@@ -416,6 +435,8 @@ PYBIND11_MODULE(_core, m) {
   }, "CPU features detected at run time (CPUID + XGETBV).");
 
   m.attr("MAX_THREADS") = aefast::ThreadPool::kMaxThreads;
+  // The activation kinds every kernel's epilogue runs (the layer dict's "activation" strings name them).
+  m.attr("ACTIVATIONS") = py::make_tuple("linear", "elu", "sigmoid", "relu", "leaky_relu", "tanh");
   m.def("isas", &aefast::usable_isas, "ISAs usable on this CPU, best first; 'scalar' is always there.");
 
   // The engine's input fast path: the range of a float32 image batch in one pass, without NumPy's per-reduction

@@ -19,11 +19,12 @@ from aefast.model import AutoencoderWeights, apply_activation
 
 PAIRS = available_backends()
 NEW = ("relu", "leaky_relu(0.01)", "leaky_relu(0.2)", "tanh", "elu(0.5)", "elu(2.0)")
-# Largest error of one activation against float64, in float32 ulps of the result: relu and leaky_relu round once
-# (alpha * z); ELU with alpha rounds expm1 (1 ulp, tests/test_kernels_math.py) and the product; tanh is
-# -e / (2 + e) from expm1 (C++ and numba) or libm's tanhf (scalar).
-MAX_ULP = {"relu": 0.0, "leaky_relu(0.01)": 0.5, "leaky_relu(0.2)": 0.5, "tanh": 4.0, "elu(0.5)": 2.0,
-           "elu(2.0)": 2.0}
+# Largest error of one activation against float64, in float32 ulps of the result. Measured on the Intel Xeon
+# (Sapphire-Rapids-class KVM guest) over the grid below: relu 0; leaky_relu 0.50 (alpha * z rounded once);
+# elu(alpha) 0.80 (avx512, avx2, numba), 0.74 (scalar, libm expm1); tanh 2.46 (avx512, avx2: -e / (2 + e) from the
+# expm1 polynomial), 1.99 (scalar, libm tanhf), 3.30 (numba, fastmath). The bounds leave a little room, no more.
+MAX_ULP = {"relu": 0.0, "leaky_relu(0.01)": 0.5, "leaky_relu(0.2)": 0.5, "tanh": 4.0, "elu(0.5)": 1.0,
+           "elu(2.0)": 1.0}
 # Relative RMS error of a whole random model against the float64 reference, per precision (the bench's bounds,
 # aefast/bench/contenders.py REL_RMS_TOLERANCE, with fp32 tighter).
 REL_RMS = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 2e-2, "int8": 1e-1}

@@ -6,6 +6,8 @@ aefast -> ONNX -> ONNX Runtime equals aefast; ONNX -> aefast -> ONNX keeps the w
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -320,13 +322,26 @@ def test_onnx_to_aefast_to_onnx_keeps_weights_bit_for_bit(tmp_path, style, trans
     assert np.array_equal(run_ort(again, x), run_ort(onnx_model(w), x))
 
 
-def test_load_accepts_onnx_and_engine_refuses_activations_it_has_no_kernel_for(tmp_path):
+def test_load_accepts_onnx_with_every_activation(tmp_path):
     w = small_model(["elu", "elu", "elu", "sigmoid"])
     path = aefast.export_onnx(w, tmp_path / "m.onnx")
-    engine = aefast.load(path)
     x = RNG.random((4, 12), dtype=np.float32)
-    assert np.array_equal(engine.reconstruct(x), aefast.load(w).reconstruct(x))
-    relu = aefast.export_onnx(small_model(["relu", "elu", "elu", "sigmoid"]), tmp_path / "relu.onnx")
-    with pytest.raises(UnsupportedModelError, match=r"relu.onnx: layer 0 \(dense_0\): activation 'relu' is not "
-                                                    r"supported by this engine build"):
-        aefast.load(relu)
+    assert np.array_equal(aefast.load(path).reconstruct(x), aefast.load(w).reconstruct(x))
+    relu = small_model(["relu", "leaky_relu(0.1)", "tanh", "elu(0.5)"])
+    got = aefast.load(aefast.export_onnx(relu, tmp_path / "relu.onnx")).reconstruct(x)
+    assert rel_rms(got, reference_forward(relu, x)) < 1e-5
+
+
+def test_an_engine_build_without_the_kernels_refuses_by_name(monkeypatch):
+    """A compiled core without ACTIVATIONS (built before the parametric activations) runs only the plain three."""
+    from types import SimpleNamespace
+
+    from aefast.engine import api
+
+    monkeypatch.setattr(api._backend, "core", SimpleNamespace())
+    api.check_engine_activations(["elu", "linear", "sigmoid"], "cpp", "old.onnx")
+    for act in ("relu", "elu(0.5)"):
+        with pytest.raises(UnsupportedModelError, match=rf"old.onnx: layer 1 \(dense_1\): activation '{re.escape(act)}' "
+                                                        r"is not supported by this engine build \(the cpp backend "
+                                                        r"runs linear, elu, sigmoid, without parameters\)"):
+            api.check_engine_activations(["elu", act], "cpp", "old.onnx")

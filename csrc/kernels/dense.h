@@ -11,7 +11,14 @@ namespace aefast {
 // Output channels per packed weight panel (two 8-float AVX2 registers).
 constexpr std::size_t kPanelWidth = 16;
 
-enum class Activation : int { linear = 0, elu = 1, sigmoid = 2 };
+enum class ActivationKind : int { linear = 0, elu = 1, sigmoid = 2, relu = 3, leaky_relu = 4, tanh = 5 };
+// A layer's activation (aefast/model/activations.py): its kind and alpha, the ELU's alpha (z <= 0: alpha expm1(z))
+// or the leaky ReLU's slope (z <= 0: alpha z); alpha is unused by the other kinds. Built by the binding from the
+// model's activation string ("elu", "elu(0.5)", "leaky_relu(0.01)", ...).
+struct Activation {
+  ActivationKind kind = ActivationKind::linear;
+  float alpha = 1.0f;
+};
 enum class WeightType : int { f32 = 0, f16 = 1, i8 = 2, bf16 = 3 };  // f16 / bf16 are stored as their bits
 // What the layer computes in: fp32 activations (f32/f16/int8 weights widened), quantized uint8 activations x int8
 // weights (q8), or bf16 activations x bf16 weights (bf16). One network computes in one of them.

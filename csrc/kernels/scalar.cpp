@@ -34,10 +34,13 @@ float widen(std::int8_t w) { return float(w); }
 float widen(std::uint8_t a) { return float(a); }
 
 float activate(float v, Activation activation, bool clip) {
-  switch (activation) {
-    case Activation::linear: break;
-    case Activation::elu: v = v > 0.0f ? v : std::expm1(v); break;
-    case Activation::sigmoid: v = float(1.0 / (1.0 + std::exp(-double(v)))); break;
+  switch (activation.kind) {
+    case ActivationKind::linear: break;
+    case ActivationKind::elu: v = v > 0.0f ? v : activation.alpha * std::expm1(v); break;
+    case ActivationKind::sigmoid: v = float(1.0 / (1.0 + std::exp(-double(v)))); break;
+    case ActivationKind::relu: v = v < 0.0f ? 0.0f : v; break;   // NaN stays NaN, as in the SIMD kernels
+    case ActivationKind::leaky_relu: v = v > 0.0f ? v : activation.alpha * v; break;
+    case ActivationKind::tanh: v = std::tanh(v); break;
   }
   if (clip) v = std::fmin(std::fmax(v, 0.0f), 1.0f);
   return v;
@@ -74,7 +77,7 @@ void dense_i8w_f32x__scalar(const DenseBlock& b) { dense<std::int8_t, float>(b);
 void dense_i8w_u8x__scalar(const DenseBlock& b) { dense<std::int8_t, std::uint8_t>(b); }
 
 void elu__scalar(const float* x, float* y, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) y[i] = activate(x[i], Activation::elu, false);
+  for (std::size_t i = 0; i < n; ++i) y[i] = activate(x[i], Activation{ActivationKind::elu, 1.0f}, false);
 }
 
 void dense_q8__scalar(const Q8DenseBlock& b) {

@@ -77,11 +77,33 @@ inline typename V::T sigmoid(typename V::T x) {
   return V::select(V::ge(x, V::set1(0.0f)), s, V::mul(e, s));
 }
 
+// tanh(x) = sign(x) tanh|x|, tanh|x| = -e / (2 + e) with e = expm1(-2|x|) in [-1, 0]: no overflow, full relative
+// accuracy near 0 (e ~ -2|x|), and exactly 1 once expm1 saturates (|x| >= 10, where tanh rounds to 1 in float).
+// NaN stays NaN.
+template <class V>
+inline typename V::T tanh(typename V::T x) {
+  const typename V::T e = expm1_nonpositive<V>(V::mul(V::set1(-2.0f), V::abs(x)));
+  const typename V::T t = V::div(V::sub(V::set1(0.0f), e), V::add(V::set1(2.0f), e));
+  return V::select(V::lt(x, V::set1(0.0f)), V::or_sign(t), t);
+}
+
 // The activation of every kernel epilogue, then the optional clamp to [0, 1] (clip: the last layer only).
+// relu keeps NaN (max returns its second operand, v, when either is NaN); ELU multiplies its negative side by
+// alpha (exact for alpha 1), the leaky ReLU its negative side by the slope alpha.
 template <class V>
 inline typename V::T activate(typename V::T v, Activation activation, bool clip) {
-  if (activation == Activation::elu) v = elu<V>(v);
-  else if (activation == Activation::sigmoid) v = sigmoid<V>(v);
+  switch (activation.kind) {
+    case ActivationKind::linear: break;
+    case ActivationKind::elu:
+      v = V::select(V::gt(v, V::set1(0.0f)), v, V::mul(V::set1(activation.alpha), expm1_nonpositive<V>(v)));
+      break;
+    case ActivationKind::sigmoid: v = sigmoid<V>(v); break;
+    case ActivationKind::relu: v = V::max(V::set1(0.0f), v); break;
+    case ActivationKind::leaky_relu:
+      v = V::select(V::gt(v, V::set1(0.0f)), v, V::mul(v, V::set1(activation.alpha)));
+      break;
+    case ActivationKind::tanh: v = tanh<V>(v); break;
+  }
   if (clip) v = V::min(V::max(v, V::set1(0.0f)), V::set1(1.0f));
   return v;
 }

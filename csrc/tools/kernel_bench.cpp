@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   }
   const void* packed = weights == "f16" ? static_cast<const void*>(w16.data()) : w.data();
   const DenseBlock block{a.data(), k, packed, scale.data(), bias.data(), 1.0f, k, n, c.data(), n,
-                         0,        rows, 0,  panels,       Activation::elu, false};
+                         0,        rows, 0,  panels,       Activation{ActivationKind::elu, 1.0f}, false};
   std::vector<double> best(chosen.size(), 1e9);
   for (int round = 0; round < 10; ++round)
     for (std::size_t i = 0; i < chosen.size(); ++i)
