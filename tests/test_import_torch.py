@@ -140,11 +140,14 @@ def _real_sequential(torch, acts):
 
 
 @pytest.mark.parametrize("precision", list(REL_RMS))
-def test_real_torch_model_runs_on_the_engine_within_the_named_tolerance(precision):
+@pytest.mark.parametrize("acts", ["elu", "relu", "mixed"])
+def test_real_torch_model_runs_on_the_engine_within_the_named_tolerance(precision, acts):
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(1)
-    seq = _real_sequential(torch, [nn.ELU(), None, nn.ELU(), nn.Sigmoid()])
+    seq = _real_sequential(torch, {"elu": [nn.ELU(), None, nn.ELU(), nn.Sigmoid()],
+                                   "relu": [nn.ReLU(), None, nn.ReLU(), nn.Sigmoid()],
+                                   "mixed": [nn.LeakyReLU(0.1), nn.Tanh(), nn.ELU(alpha=0.5), None]}[acts])
     x = torch.rand(64, 1, 28, 28)
     with torch.no_grad():
         expect = seq(x).numpy()
