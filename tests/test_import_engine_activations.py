@@ -99,3 +99,18 @@ def test_simd_isas_agree_bit_for_bit_on_new_activations(isa):
     x = np.random.default_rng(4).random((19, 100), dtype=np.float32)
     first = _load(w, ("cpp", SIMD[0])).reconstruct(x)
     assert np.array_equal(_load(w, ("cpp", isa)).reconstruct(x), first)
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=_ids)
+def test_max_code_keeps_a_steep_leaky_relu_decoder_finite(pair):
+    """decompress accepts codes up to max_code, below which no decoder value can overflow float32: a leaky ReLU
+    with slope 30 multiplies the negative side by 30 per layer, and max_code must account for it."""
+    # Positive codes turn negative in the first decoder layer and stay negative: 30 * 30 growth.
+    kernels = [np.ones((4, 2), np.float32), -np.ones((2, 4), np.float32), np.ones((4, 4), np.float32)]
+    biases = [np.zeros(2, np.float32), np.zeros(4, np.float32), np.zeros(4, np.float32)]
+    w = AutoencoderWeights(kernels, biases, ["linear", "leaky_relu(30.0)", "leaky_relu(30.0)"], 1, (4,),
+                           pixel_scale=1.0)
+    engine = _load(w.validate("test"), pair)
+    codes = np.full((1, 2), engine.max_code, np.float32)
+    out = engine.decompress(codes)
+    assert np.isfinite(out).all() and np.abs(out).max() > 1e36   # finite, and really near the limit
