@@ -345,3 +345,18 @@ def test_an_engine_build_without_the_kernels_refuses_by_name(monkeypatch):
                                                         r"is not supported by this engine build \(the cpp backend "
                                                         r"runs linear, elu, sigmoid, without parameters\)"):
             api.check_engine_activations(["elu", act], "cpp", "old.onnx")
+
+
+def test_a_cycle_is_refused_instead_of_walked_forever():
+    """x -> Identity -> a -> Identity -> x: every tensor has one consumer, so only the cycle check ends the walk."""
+    model, _ = chain_graph([4, 2, 4], ["Relu", None])
+    g = model.graph
+    g.node[0].input[0] = "a"
+    g.node.insert(0, helper.make_node("Identity", ["x"], ["a"], name="there"))
+    g.node.insert(1, helper.make_node("Identity", ["a"], ["x"], name="back"))
+    _refused(model, r"'there' \(Identity\): is reached twice: the graph has a cycle|tensor 'a' feeds 2 nodes")
+    g.node[2].input[0] = "b"   # mm0 off the loop: a feeds 'back' alone
+    _refused(model, r"'there' \(Identity\): is reached twice: the graph has a cycle")
+    model, _ = chain_graph([4, 2, 4], ["Relu", None])
+    model.graph.node.append(helper.make_node("Identity", ["y"], ["x"], name="after"))
+    _refused(model, r"'after' \(Identity\): takes the graph output 'y'")

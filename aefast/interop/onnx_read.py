@@ -268,7 +268,7 @@ def parse_onnx(data: bytes, source: str = "<onnx>", base_dir: Path | None = None
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
-    except Exception as e:   # protobuf's DecodeError, or a RuntimeWarning-free ValueError from upb
+    except Exception as e:   # protobuf's DecodeError (its class depends on the protobuf backend)
         raise ModelFileError(f"{source}: not a readable ONNX model ({type(e).__name__}: {str(e)[:120]})") from None
     if not model.HasField("graph") or not model.graph.node:
         raise ModelFileError(f"{source}: holds no ONNX graph (empty or not an .onnx file)")
@@ -329,6 +329,8 @@ def _walk(g: _Graph, tensor: str, outputs: set[str], dims):
         if index is None:
             break
         node = g.nodes[index]
+        if index in used:   # a node whose output leads back to its input: the walk would never end
+            g.fail(index, "is reached twice: the graph has a cycle; expected a chain from the input to the output")
         used.add(index)
         op = node.op_type
         if op == "Identity":
