@@ -2,7 +2,8 @@
 
 The family: a chain of Dense layers (784 -> ... -> latent -> ... -> 784), each with one of the activations the
 model format knows that Keras names (KERAS_ACTIVATIONS: linear, elu, sigmoid, relu, tanh, leaky_relu). Nested
-models (e.g. an encoder and a decoder sub-model) are flattened in order. Keras is imported lazily inside each function so `import aefast` stays light.
+models (e.g. an encoder and a decoder sub-model) are flattened in order. Keras is imported lazily inside each
+function so `import aefast` stays light.
 
 Layer names are fixed by `layer_names` so that a model built by the trainer and one rebuilt by `load_keras`
 agree: encoder_0.., latent, decoder_0.., output.
