@@ -77,3 +77,20 @@ def test_compress_takes_an_onnx_model(tmp_path, onnx_file):
     np.save(tmp_path / "x.npy", x.reshape(9, 4, 4))
     assert main(["compress", str(path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "c.npy"), "--quiet"]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), aefast.load(w).compress(x))
+
+
+@pytest.mark.parametrize("command", ["import", "export"])
+def test_help_exits_0(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0 and "usage: aefast " + command in capsys.readouterr().out
+
+
+def test_import_calibrate_with_no_images_exits_2_and_writes_nothing(tmp_path, onnx_file, capsys):
+    path, _ = onnx_file
+    np.save(tmp_path / "none.npy", np.zeros((0, 4, 4), np.uint8))
+    with pytest.raises(SystemExit) as e:
+        main(["import", str(path), "-o", str(tmp_path / "m.safetensors"), "--input-shape", "4x4",
+              "--calibrate", str(tmp_path / "none.npy")])
+    assert e.value.code == 2 and "none.npy" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()
