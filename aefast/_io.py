@@ -24,17 +24,25 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
-    """SIGINT stays pending (not lost) inside the block; it is delivered, as KeyboardInterrupt, once the block ends.
-    Only the main thread runs Python signal handlers, so other threads need no mask."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+def _sigint_deferred() -> Iterator[None]:
+    """A SIGINT that arrives inside the block is handled when the block ends, by the handler that was in place (for
+    Python's default one: KeyboardInterrupt raised there). Masking the signal would not do: the kernel may deliver a
+    process-directed SIGINT to any thread that does not mask it, and Python then runs the handler in the main thread
+    at once. Only the main thread may set handlers, and only there do they run, so other threads need nothing."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    received: list = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, received[0])
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
 
 
 @contextlib.contextmanager
@@ -46,7 +54,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = None
     try:
         # The temp file's name is known (tmp set) before a Ctrl-C can land, so the cleanup below always sees it.
-        with _sigint_held():
+        with _sigint_deferred():
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
         yield Path(tmp)

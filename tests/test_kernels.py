@@ -244,7 +244,7 @@ def test_tile_edges_match_reference_and_write_exactly_their_outputs(isa, weight_
 @pytest.mark.parametrize("activation", ["linear", "elu", "sigmoid"])
 def test_simd_isas_agree_bit_for_bit(weight_dtype, activation):
     """Both SIMD ISAs accumulate every output as one FMA chain in k order and share the epilogue's
-    algorithm (math_avx2.h / math_avx512.h), so their tiles differ but their results must not."""
+    algorithm (simd_math.h, instantiated per width), so their tiles differ but their results must not."""
     rng = np.random.default_rng(12)
     sizes = [300, 1000, 33, 784]
     layers = [make_layer(rng, a, b, weight_dtype, activation) for a, b in zip(sizes[:-1], sizes[1:])]

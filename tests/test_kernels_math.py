@@ -13,7 +13,7 @@ ALL_ISAS = [pytest.param(isa, marks=[pytest.mark.skip(reason=p)] if (p := core.i
             for isa in core.known_isas()]
 # Measured maxima over the grids below (see docs/engine.md): ELU 0.84 ulp (avx2, avx512), 0.75
 # (scalar); sigmoid 2.40 ulp (avx2, avx512), 0.50 (scalar). The bounds leave a little room, no more.
-# avx512 runs the same algorithm as avx2 (math_avx512.h / math_avx2.h) and must equal it bit for bit.
+# avx512 runs the same algorithm as avx2 (simd_math.h, instantiated per width) and must equal it bit for bit.
 ELU_MAX_ULP = 1.0
 SIGMOID_MAX_ULP = 3.0
 TINY = np.finfo(np.float32).smallest_subnormal

@@ -88,7 +88,7 @@ _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)   # Cody-
 def _elu(x):
     """ELU(x) = x > 0 ? x : expm1(x), branch-free so loops over it vectorize (np.expm1 is a libm call per value).
 
-    The C++ kernels' algorithm (csrc/kernels/math_avx2.h): x clamped to [-20, 0] (expm1(-20) is -1 in float32),
+    The C++ kernels' algorithm (csrc/kernels/simd_math.h): x clamped to [-20, 0] (expm1(-20) is -1 in float32),
     x = n ln2 + r with |r| <= ln2/2, expm1(x) = 2^n expm1(r) + (2^n - 1), expm1(r) by its degree-8 Taylor polynomial
     r + r^2 q(r) (error < 2.1e-10); |x| < 2^-24 gives x itself (exact there).
     """

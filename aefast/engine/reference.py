@@ -37,7 +37,7 @@ def random_weights(layer_sizes=(784, 64, 16, 64, 784), encoder_layers: int | Non
 _U32 = 2.0 ** -24   # unit roundoff of float32 (round to nearest)
 # Activation error of the kernels' float32 ELU / sigmoid against the float64 function of the same float32 argument,
 # relative to the result: 4 float32 ulps measured (tests/test_lowp.py ULP_TOL), doubled; plus the ELU polynomial's
-# 2.1e-10 absolute truncation error (numba_kernels._elu, csrc/kernels/math_avx2.h).
+# 2.1e-10 absolute truncation error (numba_kernels._elu, csrc/kernels/simd_math.h).
 _ACT_REL, _ACT_ABS = 8 * 2 * _U32, 3e-10
 
 

@@ -6,7 +6,8 @@ Build the baseline from a commit into its own folder (nothing in the repository 
         -DPython_EXECUTABLE=$(which python3) && cmake --build /tmp/old/b -j2
 then compare it with the installed build (784-1000-100-1000-784 ELU, random weights):
     python3 csrc/tools/ab_core.py /tmp/old/b BATCHES DTYPES THREADS [ROUNDS]
-    e.g. python3 csrc/tools/ab_core.py /tmp/old/b 1,16 float32,float16,int8 1,2 15
+    e.g. python3 csrc/tools/ab_core.py /tmp/old/b 1,16 float32,float16,int8,q8,bf16 1,2 15
+    (DTYPES: float32 | float16 | int8 weights with fp32 compute; q8: int8 x uint8 compute; bf16: bf16 compute)
 GFLOP per CPU-second of the installed build alone (process CPU time of all threads: the figure a busy shared
 machine distorts least; cpu/wall shows how much of the threads actually ran at once):
     python3 csrc/tools/ab_core.py --cpu BATCH DTYPES THREADS     e.g. --cpu 4096 float32,float16,int8 1,2
@@ -23,6 +24,7 @@ import time
 import numpy as np
 
 from aefast import _core as new_core
+from aefast.model.bits import float_to_bf16_bits
 
 SIZES = [784, 1000, 100, 1000, 784]
 
@@ -41,9 +43,13 @@ def layers(dtype: str) -> list[dict]:
     for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
         w = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
         layer = dict(bias=np.zeros(n_out, np.float32), activation="elu")
-        if dtype == "int8":
+        if dtype in ("int8", "q8"):   # int8 weights: widened to fp32 (int8) or on int8 x uint8 dot products (q8)
             scale = np.abs(w).max(0) / 127
             layer["weight"], layer["scale"] = np.round(w / scale).astype(np.int8), scale.astype(np.float32)
+            if dtype == "q8":
+                layer["compute"] = "q8"
+        elif dtype == "bf16":         # bf16 weights and activations, fp32 sums
+            layer["weight"], layer["compute"] = float_to_bf16_bits(w.astype(np.float32)), "bf16"
         else:
             layer["weight"] = w.astype(dtype)
         out.append(layer)
