@@ -360,3 +360,40 @@ def test_a_cycle_is_refused_instead_of_walked_forever():
     model, _ = chain_graph([4, 2, 4], ["Relu", None])
     model.graph.node.append(helper.make_node("Identity", ["y"], ["x"], name="after"))
     _refused(model, r"'after' \(Identity\): takes the graph output 'y'")
+
+
+def test_constant_node_weights_leading_reshape_and_trailing_reshape_import():
+    model, truth = chain_graph([6, 3, 6], ["Tanh", None], in_dims=[2, 3])
+    g = model.graph
+    w0 = [t for t in g.initializer if t.name == "W0"][0]
+    g.initializer.remove(w0)   # the weight as a Constant node instead of an initializer
+    g.node.insert(0, helper.make_node("Constant", [], ["W0"], name="w0", value=w0))
+    g.initializer.append(numpy_helper.from_array(np.array([0, 6], np.int64), "flat_shape"))
+    g.node.insert(1, helper.make_node("Reshape", ["x", "flat_shape"], ["flat"], name="flatten"))
+    g.node[2].input[0] = "flat"
+    g.initializer.append(numpy_helper.from_array(np.array([-1, 2, 3], np.int64), "img_shape"))
+    g.node[-1].output[0] = "y_flat"
+    g.node.append(helper.make_node("Reshape", ["y_flat", "img_shape"], ["y"], name="unflatten"))
+    w = parse_onnx(model.SerializeToString(), "m.onnx")
+    assert w.input_shape == (2, 3) and w.activations == ["tanh", "linear"]
+    assert np.array_equal(w.kernels[0], truth[0][0])
+
+
+def test_refuses_transA_a_second_activation_a_bad_reshape_and_a_dangling_node():
+    model, _ = chain_graph([4, 2, 4], ["Relu", None], style="gemm")
+    model.graph.node[0].attribute.append(helper.make_attribute("transA", 1))
+    _refused(model, r"'gemm0' \(Gemm\): Gemm with transA=1")
+    model, _ = chain_graph([4, 2, 4], ["Relu", None])
+    g = model.graph
+    g.node.insert(3, helper.make_node("Tanh", ["h0"], ["t0"], name="twice"))
+    g.node[4].input[0] = "t0"
+    _refused(model, r"'twice' \(Tanh\): Tanh is not right after a dense layer")
+    model, _ = chain_graph([4, 2, 4], ["Relu", None])
+    g = model.graph
+    g.initializer.append(numpy_helper.from_array(np.array([2, 2], np.int64), "s"))
+    g.node.insert(0, helper.make_node("Reshape", ["x", "s"], ["r"], name="rs"))
+    g.node[1].input[0] = "r"
+    _refused(model, r"'rs' \(Reshape\): Reshape to \[2, 2\]; expected \(batch, 4\)")
+    model, _ = chain_graph([4, 2, 4], ["Relu", None])
+    model.graph.node.append(helper.make_node("Relu", ["nowhere"], ["unused"], name="stray"))
+    _refused(model, r"'stray' \(Relu\): is not on the chain")
