@@ -1,5 +1,6 @@
 """The numba backend's compiled kernels: dense layers (float32 / fp16 / int8 weights, bf16 values), per-row uint8
-quantization, bf16 rounding, ELU and sigmoid epilogues. `numba_network.py` holds the `Network` that runs them.
+quantization, bf16 rounding, the activation epilogues (ELU with alpha, sigmoid, relu, leaky ReLU, tanh).
+`numba_network.py` holds the `Network` that runs them.
 
 Kernel layout (why): each layer's weights are packed ONCE, transposed to (out_pad, in_pad) with out_pad a
 multiple of NR (zero rows) and in_pad a multiple of KR (zero columns, so the vectorized k loop has no scalar tail:
