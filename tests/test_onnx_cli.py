@@ -94,3 +94,15 @@ def test_import_calibrate_with_no_images_exits_2_and_writes_nothing(tmp_path, on
               "--calibrate", str(tmp_path / "none.npy")])
     assert e.value.code == 2 and "none.npy" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_export_float16_halves_the_kernels(tmp_path, onnx_file):
+    path, w = onnx_file
+    full, half = tmp_path / "full.onnx", tmp_path / "half.onnx"
+    assert main(["export", str(path), "-o", str(full)]) == 0
+    assert main(["export", str(path), "-o", str(half), "--dtype", "float16"]) == 0
+
+    def kernel_bytes(p):
+        return sum(len(t.raw_data) for t in onnx.load(p).graph.initializer if t.name.endswith(".kernel"))
+
+    assert kernel_bytes(full) == 4 * sum(k.size for k in w.kernels) == 2 * kernel_bytes(half)

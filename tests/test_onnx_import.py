@@ -397,3 +397,25 @@ def test_refuses_transA_a_second_activation_a_bad_reshape_and_a_dangling_node():
     model, _ = chain_graph([4, 2, 4], ["Relu", None])
     model.graph.node.append(helper.make_node("Relu", ["nowhere"], ["unused"], name="stray"))
     _refused(model, r"'stray' \(Relu\): is not on the chain")
+
+
+@pytest.mark.parametrize("part", ["full", "encoder", "decoder"])
+def test_float16_export_runs_like_the_fp16_engine_and_reads_back(tmp_path, part):
+    w = small_model(["relu", "tanh", "leaky_relu(0.2)", "sigmoid"])
+    model = onnx.load(aefast.export_onnx(w, tmp_path / "h.onnx", part=part, dtype="float16"))
+    halves = [t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT16]
+    assert halves and all(name.endswith(".kernel") for name in halves)
+    assert len(halves) == len(model.graph.initializer) // 2   # biases stay float32, as in the fp16 engine
+    engine = aefast.load(w, precision="fp16")
+    x = RNG.random((11, 12), dtype=np.float32)
+    feed = engine.compress(x) if part == "decoder" else x
+    expect = {"full": engine.reconstruct, "encoder": engine.compress, "decoder": engine.decompress}[part](feed)
+    assert rel_rms(run_ort(model, feed), expect) < 1e-5
+    if part == "full":
+        back = aefast.read_onnx(tmp_path / "h.onnx")
+        for k, k16 in zip(back.kernels, w.kernels):
+            assert np.array_equal(k, k16.astype(np.float16).astype(np.float32))
+    big = small_model(["elu", "elu", "elu", "sigmoid"])
+    big.kernels[0] = big.kernels[0] * np.float32(1e5)
+    with pytest.raises(ValueError, match=r"dense_0.kernel: weights beyond the float16 range"):
+        aefast.interop.onnx_model(big, dtype="float16")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import ModelFileError, UsageError
 
 
 def shape_arg(text: str) -> tuple[int, ...]:
@@ -58,6 +58,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
     p.add_argument("--part", choices=("full", "encoder", "decoder"), default="full",
                    help="the whole autoencoder (default), the encoder (images -> codes) or the decoder")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="how the weights are stored (float16: half the size, widened by Cast nodes; default float32)")
     p.set_defaults(run=run_export, parser=p)
 
 
@@ -92,8 +94,12 @@ def run_export(args) -> int:
     from ..interop import export_onnx
 
     try:
-        out = export_onnx(args.model, args.output, part=args.part)
+        out = export_onnx(args.model, args.output, part=args.part, dtype=args.dtype)
     except ImportError as e:
+        raise UsageError(str(e)) from None
+    except ValueError as e:   # ModelFileError passes through; weights beyond float16 are a usage error
+        if isinstance(e, ModelFileError):
+            raise
         raise UsageError(str(e)) from None
     print(f"wrote {out} ({args.part})")
     return 0

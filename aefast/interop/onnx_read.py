@@ -4,8 +4,8 @@ What fits: one float32 graph input, an optional leading Flatten (axis 1) or Resh
 layers, each `MatMul` [+ `Add`] or `Gemm` (any transB, alpha, beta; transA 0), each followed by at most one
 elementwise activation: Relu, LeakyRelu, Elu, Sigmoid, Tanh, or Clip(min=0, no max) as ReLU; `Identity` anywhere;
 an optional trailing Flatten/Reshape; one float32 graph output. Weights are FLOAT or FLOAT16 initializers or
-Constant nodes. Anything else is an UnsupportedModelError naming the first node that does not fit and why;
-a file that is not a readable ONNX model is a ModelFileError.
+Constant nodes, or a Cast(to=FLOAT) of one. Anything else is an UnsupportedModelError naming the first node that
+does not fit and why; a file that is not a readable ONNX model is a ModelFileError.
 
 Untrusted files: the file is read whole only when it is a regular file of at most MAX_ONNX_BYTES (protobuf's own
 limit); every tensor's declared shape is checked against the bytes it really holds before any array is made, so a
@@ -110,6 +110,12 @@ class _Graph:
                 if len(node.attribute) != 1 or not values or len(node.output) != 1:
                     self.fail(index, "a Constant must hold one tensor in its 'value' attribute")
                 self.constants[node.output[0]] = values[0].t
+        # Cast(to=FLOAT) of a stored constant (FLOAT16 weights widened, as export_onnx(dtype="float16") writes them):
+        # output name -> the constant it widens, read as float32.
+        self.casts = {node.output[0]: node.input[0] for node in self.nodes
+                      if node.op_type == "Cast" and len(node.input) == 1 and len(node.output) == 1
+                      and node.input[0] in self.constants
+                      and any(a.name == "to" and a.i == _FLOAT for a in node.attribute)}
         self.consumers: dict[str, list[int]] = defaultdict(list)
         for index, node in enumerate(self.nodes):
             for name in node.input:
@@ -127,6 +133,8 @@ class _Graph:
                 if name in self.initializers else ""
             self.fail(index, f"its weight {name!r:.80} is a graph input{extra}; expected a constant stored in the "
                              "graph (an initializer)")
+        if name in self.casts and name not in self.constants:
+            return self.constant(index, self.casts[name], kinds)
         if name not in self.constants:
             self.fail(index, f"its input {name!r:.80} is computed at run time; expected a constant weight")
         return self.tensor(index, self.constants[name], kinds)
@@ -295,7 +303,8 @@ def parse_onnx(data: bytes, source: str = "<onnx>", base_dir: Path | None = None
     meta = _metadata(model, source)
     layers, used, graph_shape = _walk(g, data_inputs[0].name, set(outputs), dims)
     for index, node in enumerate(g.nodes):
-        if index not in used and not (node.op_type == "Constant" and node.output[0] in g.constants):
+        if index not in used and not (node.op_type == "Constant" and node.output[0] in g.constants) \
+                and not (node.op_type == "Cast" and node.output[0] in g.casts):
             g.fail(index, "is not on the chain from the graph input to its output")
     width = layers[0].kernel.shape[0]
     if input_shape is None and META_INPUT_SHAPE in meta:

@@ -24,6 +24,7 @@ from .onnx_read import META_ENCODER_LAYERS, META_INPUT_SHAPE, META_PIXEL_SCALE, 
 OPSET = 17
 IR_VERSION = 8
 PARTS = ("full", "encoder", "decoder")
+DTYPES = ("float32", "float16")
 
 
 def _activation_node(helper, spec: str, src: str, dst: str, i: int):
@@ -35,13 +36,17 @@ def _activation_node(helper, spec: str, src: str, dst: str, i: int):
     return helper.make_node(op, [src], [dst], name=f"act_{i}", **attrs)
 
 
-def onnx_model(weights: AutoencoderWeights, part: str = "full"):
-    """The onnx.ModelProto for `weights` (validated first): the whole autoencoder, or its encoder or decoder."""
+def onnx_model(weights: AutoencoderWeights, part: str = "full", dtype: str = "float32"):
+    """The onnx.ModelProto for `weights` (validated first): the whole autoencoder, or its encoder or decoder.
+    dtype "float16" stores the kernels as FLOAT16 initializers (half the size), each widened by a Cast(to=FLOAT)
+    node, and keeps the biases float32: the graph then computes what aefast's precision="fp16" computes."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r:.40}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r:.40}")
     weights.validate("export_onnx")
     n, enc = len(weights.kernels), weights.encoder_layers
     begin, end = {"full": (0, n), "encoder": (0, enc), "decoder": (enc, n)}[part]
@@ -51,8 +56,16 @@ def onnx_model(weights: AutoencoderWeights, part: str = "full"):
     tensor = in_name
     for i in range(begin, end):
         k_name, b_name = f"dense_{i}.kernel", f"dense_{i}.bias"
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(weights.kernels[i], np.float32), k_name))
+        with np.errstate(over="ignore"):
+            kernel = np.ascontiguousarray(weights.kernels[i], np.dtype(dtype))
+        if not np.isfinite(kernel).all():
+            raise ValueError(f"{k_name}: weights beyond the float16 range (|w| > 65504); export as float32")
+        inits.append(numpy_helper.from_array(kernel, k_name))
         inits.append(numpy_helper.from_array(np.ascontiguousarray(weights.biases[i], np.float32), b_name))
+        if dtype == "float16":   # widened once: ONNX Runtime folds a Cast of a constant at session start
+            nodes.append(helper.make_node("Cast", [k_name], [f"{k_name}.f32"], name=f"{k_name}.cast",
+                                          to=TensorProto.FLOAT))
+            k_name = f"{k_name}.f32"
         last = i == end - 1
         dense_out = f"z_{i}"
         nodes.append(helper.make_node("Gemm", [tensor, k_name, b_name], [dense_out], name=f"dense_{i}"))
@@ -79,11 +92,12 @@ def onnx_model(weights: AutoencoderWeights, part: str = "full"):
 
 
 def export_onnx(model: AutoencoderWeights | str | os.PathLike, path: str | os.PathLike,
-                part: str = "full") -> Path:
+                part: str = "full", dtype: str = "float32") -> Path:
     """Write `model` (AutoencoderWeights or a model file path, .safetensors or .onnx) to `path` as an ONNX graph,
-    atomically; part: "full", "encoder" or "decoder" (see the module docstring). Returns the path written."""
+    atomically; part: "full", "encoder" or "decoder" (see the module docstring); dtype: "float32" or "float16"
+    weights (see onnx_model). Returns the path written."""
     if not isinstance(model, AutoencoderWeights):
         from .load import read_any
 
         model = read_any(model)
-    return write_bytes_atomic(path, onnx_model(model, part).SerializeToString())
+    return write_bytes_atomic(path, onnx_model(model, part, dtype).SerializeToString())
