@@ -106,3 +106,13 @@ def test_export_float16_halves_the_kernels(tmp_path, onnx_file):
         return sum(len(t.raw_data) for t in onnx.load(p).graph.initializer if t.name.endswith(".kernel"))
 
     assert kernel_bytes(full) == 4 * sum(k.size for k in w.kernels) == 2 * kernel_bytes(half)
+
+
+def test_export_float16_of_weights_beyond_its_range_exits_2(tmp_path, capsys):
+    w = random_weights((16, 6, 3, 6, 16), seed=4)
+    w.kernels[0] = w.kernels[0] * np.float32(1e6)
+    aefast.save_model(tmp_path / "big.safetensors", w)
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(tmp_path / "big.safetensors"), "-o", str(tmp_path / "h.onnx"), "--dtype", "float16"])
+    assert e.value.code == 2 and "beyond the float16 range" in capsys.readouterr().err
+    assert not (tmp_path / "h.onnx").exists()
