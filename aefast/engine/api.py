@@ -294,7 +294,8 @@ def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32"
       see aefast/engine/precisions.py.
     backend: auto (cpp when the compiled core has a Network, else numba) | cpp | numba.
     threads: None = every CPU this process may use (affinity mask); n in 1..MAX_THREADS = min(n, those CPUs);
-    1 = the calling thread only. isa: cpp only: "auto" (the best level this CPU runs) or a level name of aefast._core.isas(), e.g. "avx512", "avx2", "scalar".
+    1 = the calling thread only. isa: cpp only: "auto" (the best level this CPU runs) or a level name of
+    aefast._core.isas(), e.g. "avx512", "avx2", "scalar".
     """
     if isinstance(source, AutoencoderWeights):
         return Engine(source, precision, backend, threads, isa)
