@@ -45,3 +45,52 @@ def mnist_dir() -> Path:
         return resolve_mnist_dir()
     except DataFileError as e:
         pytest.fail(f"MNIST not found and not downloadable ({e}); set AEFAST_DATA_DIR to the folder that holds it")
+
+
+# --- The report names the CPU and, for every ISA and kernel name found in test IDs, how many tests ran or were
+# skipped on it (skips carry their reason, e.g. "avx512: CPU lacks avx512bw"). Test IDs hold the ISA as one
+# '-'-separated parameter, e.g. test_x[avx512-q8-relu].
+_REPORTED_ISAS = ("avx512", "avx2", "scalar", "avx512vnni", "avx512bf16", "avxvnni", "numba")
+_isa_counts: dict[str, dict[str, int]] = {}
+
+
+def _cpu_line() -> str:
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+                if not line.strip():
+                    break
+    except OSError:
+        return "CPU: /proc/cpuinfo not readable"
+    flags = set(fields.get("flags", "").split())
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni") if f in flags]
+    name, vendor = fields.get("model name", "?"), fields.get("vendor_id", "?")
+    return (f"CPU: {name} ({vendor}, family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}); "
+            f"{' '.join(simd) or 'no AVX2'}")
+
+
+def pytest_report_header(config):
+    return _cpu_line()
+
+
+def pytest_runtest_logreport(report):
+    if not (report.when == "call" or (report.when == "setup" and report.skipped)) or "[" not in report.nodeid:
+        return
+    params = report.nodeid[report.nodeid.index("[") + 1:-1].split("-")
+    for isa in (p for p in params if p in _REPORTED_ISAS):
+        counts = _isa_counts.setdefault(isa, {"executed": 0, "skipped": 0})
+        counts["skipped" if report.skipped else "executed"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _isa_counts:
+        return
+    terminalreporter.write_sep("-", "ISAs and kernels exercised (from test IDs)")
+    terminalreporter.write_line(_cpu_line())
+    for isa in _REPORTED_ISAS:
+        counts = _isa_counts.get(isa)
+        if counts:
+            terminalreporter.write_line(f"{isa}: {counts['executed']} tests executed, {counts['skipped']} skipped")
