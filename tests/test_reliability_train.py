@@ -331,3 +331,22 @@ def test_real_ctrl_c_twice_during_a_cli_run(tmp_path, mnist_dir, second):
     assert f"holds epochs 1..{n} (best epoch" in err or "is complete" in err, err[-2000:]
     result = loop.resume(run_dir, verbose=False)
     assert result.stopped == "completed" and _assert_consistent(run_dir) == 3
+
+
+def test_ctrl_c_handled_leaves_sigint_ignored_when_asked_and_restores_it_otherwise():
+    """A program's entry point sets ignore_after so that no moment between the run's end and the process's exit
+    (threading._shutdown, atexit callbacks) has the default handler, which would raise KeyboardInterrupt there."""
+    import signal
+
+    from aefast.train.ctrl_c import ctrl_c_handled
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with ctrl_c_handled():
+            pass
+        assert signal.getsignal(signal.SIGINT) is before
+        with ctrl_c_handled() as ctrl_c:
+            ctrl_c.ignore_after = True
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -25,7 +25,7 @@ PROG = "aefast"
 def _forward_train(argv: list[str], own_process: bool) -> int:
     from ..train.cli import main
 
-    return main(argv, prog=f"{PROG} train")
+    return main(argv, prog=f"{PROG} train", own_process=own_process)
 
 
 def _forward_data(argv: list[str], own_process: bool) -> int:

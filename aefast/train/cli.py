@@ -127,7 +127,13 @@ def _ignore_ctrl_c_at_exit() -> None:
         atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m aefast.train", own_process: bool | None = None) -> int:
+    """own_process (default: argv is None): the process ends when main returns, so once TensorFlow is loaded
+    SIGINT stays ignored from the end of the run on. Interpreter shutdown then waits for TensorFlow's threads
+    (threading._shutdown) and runs its atexit callbacks, about a second on 2 cores; a Ctrl-C there raised
+    KeyboardInterrupt inside them ("Exception ignored in ... threading._shutdown"). The run directory is complete
+    by then; SIGTERM and SIGKILL still end the process."""
+    own_process = argv is None if own_process is None else own_process
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     verbose = not getattr(args, "quiet", False)
@@ -138,7 +144,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m aefast.train") ->
                 code = _run(parser, args, verbose, command)
         finally:
             if "tensorflow" in sys.modules:
-                _ignore_ctrl_c_at_exit()
+                if own_process:
+                    ctrl_c.ignore_after = True
+                else:
+                    _ignore_ctrl_c_at_exit()
     return 130 if ctrl_c.pressed and code == 0 else code
 
 

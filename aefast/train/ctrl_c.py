@@ -25,6 +25,7 @@ class CtrlC:
         self.pressed: list[int] = []
         self.raise_next = True
         self.said = False
+        self.ignore_after = False   # set by a program's entry point: SIGINT stays ignored after the block
 
     def handler(self, signum, frame) -> None:
         self.pressed.append(signum)
@@ -51,8 +52,8 @@ def _say(text: str) -> None:
 
 @contextlib.contextmanager
 def ctrl_c_handled() -> Iterator[CtrlC]:
-    """A CtrlC handling SIGINT for the block (the enclosing block's, if one is active); the previous handler is
-    restored after it."""
+    """A CtrlC handling SIGINT for the block (the enclosing block's, if one is active); after it, the previous
+    handler is restored, or SIGINT is ignored if the CtrlC's ignore_after was set."""
     if threading.current_thread() is not threading.main_thread():
         yield CtrlC()
         return
@@ -65,4 +66,5 @@ def ctrl_c_handled() -> Iterator[CtrlC]:
     try:
         yield ctrl_c
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # ignore_after: no moment between this block and the process's exit has the default handler back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ctrl_c.ignore_after else previous)
