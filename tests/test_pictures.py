@@ -1,9 +1,10 @@
 """The pictures the commands draw hold the right images, in the right places and order (decoded, not just "a PNG").
 
-- `score --png`: the K worst-scored images, worst first, above their reconstructions; `reconstruct --png`: the
-  first images above their reconstructions. Both are Pillow grids (aefast/cli/pictures.py) with a fixed layout, so
-  every tile is cut out and compared with the expected image pixel for pixel (nearest-neighbour enlargement undone
-  after checking it), and the gaps must be the grid's gray.
+- `score --png`: the K worst-scored images, worst first, above their reconstructions, each captioned with its rank,
+  score and name; `reconstruct --png`: the first images above their reconstructions, captioned with their names.
+  Both are labelled Pillow grids (aefast/cli/pictures.py): every tile is cut out at its place in grid_layout and
+  compared with the expected image pixel for pixel (nearest-neighbour enlargement undone after checking it), every
+  label is compared with its text drawn alone in the same font, and every other pixel must be white: no filler.
 - the data CLI's `show` and training's reconstructions.png are matplotlib figures (axes, titles, a colormap), so
   they are checked through images of uniform, distinct gray levels (or colours): each level's pixels must form one
   block, and the blocks must sit in the order drawn (row by row; images above reconstructions).
@@ -18,42 +19,92 @@ import pytest
 
 import aefast
 from aefast.cli import main
-from aefast.cli.pictures import COLUMNS, GAP, MIN_TILE, to_uint8
+from aefast.cli.pictures import COLUMNS, MIN_TILE, ROW_NAMES, grid_layout, label_font, text_width, to_uint8
 
 Image = pytest.importorskip("PIL.Image")
-GRID_GRAY = 128
+WHITE = 255
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _rgb(path) -> np.ndarray:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def pairs_grid_tiles(path, k: int, h: int, w: int, c: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(originals, reconstructions) as drawn in a save_pairs_grid PNG of k pairs of (h, w, c) images: uint8
-    (k, h, w) for gray, (k, h, w, 3) for colour. Fails unless the canvas has the grid's size, every tile is an exact
-    nearest-neighbour enlargement, a gray tile has R = G = B, and everything outside the tiles is the gap gray."""
+def _drawn_alone(text: str, width: int, height: int) -> np.ndarray:
+    """`text` drawn in the grids' font at (0, 0) on a white width x height canvas."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (width, height), (WHITE,) * 3)
+    ImageDraw.Draw(img).text((0, 0), text, fill=(0, 0, 0), font=label_font())
+    return np.asarray(img)
+
+
+def pairs_grid_tiles(path, k: int, h: int, w: int, c: int = 1,
+                     captions: list[tuple[str, list[str]]] = ()) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """(originals, reconstructions, captions) as drawn in a save_pairs_grid PNG of k pairs of (h, w, c) images with
+    caption rows `captions` ((row name, k texts) each): uint8 (k, h, w) for gray, (k, h, w, 3) for colour; the texts
+    drawn above image i, top to bottom. Fails unless the canvas has the layout's size and no room for a filler
+    column; the tiles sit row-major in bands of COLUMNS with each input above its reconstruction; every tile is an
+    exact nearest-neighbour enlargement to at least MIN_TILE pixels; a gray tile has R = G = B; the margin names the
+    rows of every band, level with them; every label is its text as drawn alone, not blank; captions are centred
+    above their image; and every pixel outside the tiles and labels is white."""
     img = _rgb(path)
-    scale = max(1, -(-MIN_TILE // max(h, w)))
-    th, tw = h * scale, w * scale
-    cols, bands = min(k, COLUMNS), -(-k // COLUMNS)
-    assert img.shape == (bands * (2 * th + 3 * GAP) + GAP, cols * (tw + GAP) + GAP, 3)
-    gaps = np.ones(img.shape[:2], bool)
+    font = label_font()
+    layout = grid_layout(k, h, w, captions)
+    tw, th = layout.tile
+    assert (tw, th) == (w * layout.scale, h * layout.scale) and max(tw, th) >= MIN_TILE
+    assert img.shape == (layout.size[1], layout.size[0], 3)
+    inputs = [corners[0] for corners in layout.tiles]
+    for i, ((x, y), (rx, ry)) in enumerate(layout.tiles):
+        assert rx == x and ry >= y + th, f"image {i}: input not above its reconstruction"
+        if i % COLUMNS:
+            assert inputs[i - 1][0] + tw <= x and inputs[i - 1][1] == y, f"image {i} not right of image {i - 1}"
+        elif i:
+            assert y > layout.tiles[i - 1][1][1] + th, f"image {i} does not open a band below the last"
+    assert layout.size[0] - max(x for x, _ in inputs) - tw < tw, "room for a filler column"
+
+    free = np.ones(img.shape[:2], bool)
     out = ([], [])
-    for i in range(k):
-        band, col = divmod(i, COLUMNS)
-        x = GAP + col * (tw + GAP)
-        for row in (0, 1):
-            y = GAP + band * (2 * th + 3 * GAP) + row * (th + GAP)
+    for corners in layout.tiles:
+        for row, (x, y) in enumerate(corners):
             tile = img[y:y + th, x:x + tw]
-            gaps[y:y + th, x:x + tw] = False
-            small = tile[::scale, ::scale]
-            np.testing.assert_array_equal(np.repeat(np.repeat(small, scale, 0), scale, 1), tile)
+            free[y:y + th, x:x + tw] = False
+            small = tile[::layout.scale, ::layout.scale]
+            np.testing.assert_array_equal(np.repeat(np.repeat(small, layout.scale, 0), layout.scale, 1), tile)
             if c == 1:
                 assert (small[..., 0] == small[..., 1]).all() and (small[..., 0] == small[..., 2]).all()
                 small = small[..., 0]
             out[row].append(small)
-    assert (img[gaps] == GRID_GRAY).all(), "something drawn outside the tiles"
-    return np.array(out[0]), np.array(out[1])
+
+    line_h = int(font.getbbox("Ag")[3]) + 3
+    for label in layout.labels:
+        bw = text_width(font, label.text)
+        drawn = img[label.y:label.y + line_h, label.x:label.x + bw]
+        np.testing.assert_array_equal(drawn, _drawn_alone(label.text, bw, line_h), err_msg=f"label {label.text!r}")
+        assert (drawn < 128).any(), f"label {label.text!r} is blank"
+        free[label.y:label.y + line_h, label.x:label.x + bw] = False
+    assert (img[free] == WHITE).all(), "something drawn outside the tiles and labels"
+
+    left = min(x for x, _ in inputs)
+    margin = [lab for lab in layout.labels if lab.x + text_width(font, lab.text) < left]
+    row_names = [name for name, _ in captions] + list(ROW_NAMES)
+    assert [lab.text for lab in margin] == row_names * -(-k // COLUMNS)
+    for band in range(-(-k // COLUMNS)):
+        (_, y_in), (_, y_out) = layout.tiles[band * COLUMNS]
+        named = margin[band * len(row_names):(band + 1) * len(row_names)]
+        assert y_in <= named[-2].y and named[-2].y + line_h <= y_in + th, "'input' not level with the inputs"
+        assert y_out <= named[-1].y and named[-1].y + line_h <= y_out + th, "'reconstruction' not level"
+        assert all(a.y + line_h <= b.y for a, b in zip(named, named[1:]))
+    texts = [lab for lab in layout.labels if lab not in margin]
+    assert len(texts) == k * len(captions)
+    above = []
+    for i, (x, y) in enumerate(inputs):
+        mine = texts[i * len(captions):(i + 1) * len(captions)]
+        for lab in mine:
+            assert lab.y + line_h <= y and abs(lab.x + text_width(font, lab.text) / 2 - (x + tw / 2)) <= 1
+        above.append([lab.text for lab in mine])
+    return np.array(out[0]), np.array(out[1]), above
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +122,42 @@ def test_score_png_shows_the_worst_images_worst_first_above_their_reconstruction
     np.save(tmp_path / "mixed.npy", x)
     k = 12   # more than one band of COLUMNS, so the second band's place is checked too
     assert main(["score", str(tmp_path / "mixed.npy"), "--top", str(k), "--png", str(tmp_path / "worst.png"),
-                 "--csv", str(tmp_path / "s.csv"), "--quiet"]) == 0
+                 "--csv", str(tmp_path / "s.csv"), "-o", str(tmp_path / "s.npy"), "--quiet"]) == 0
     order = np.argsort(-aefast.score(x), kind="stable")[:k]
     assert set(order[:3]) == set(odd)
     ranked = [int(r["index"]) for r in csv.DictReader((tmp_path / "s.csv").open())][:k]
     np.testing.assert_array_equal(ranked, order)
-    tops, bottoms = pairs_grid_tiles(tmp_path / "worst.png", k, 28, 28)
+    scores = np.load(tmp_path / "s.npy")
+    captions = [("rank", [str(r + 1) for r in range(k)]), ("score", [f"{scores[i]:.4g}" for i in order]),
+                ("name", [f"#{i}" for i in order])]
+    tops, bottoms, above = pairs_grid_tiles(tmp_path / "worst.png", k, 28, 28, captions=captions)
     np.testing.assert_array_equal(tops, x[order], err_msg="the top row must be the worst images, worst first")
     recon = aefast.reconstruct(x[order], clip=True).reshape(k, 28, 28)
     np.testing.assert_array_equal(bottoms, to_uint8(recon))
+    assert above == [[str(r + 1), f"{scores[i]:.4g}", f"#{i}"] for r, i in enumerate(order)]
+
+
+def test_score_png_of_a_folder_names_its_files_shortened_to_the_column(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    pixels = np.random.default_rng(4).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    names = ["a.png", "holiday_photo_from_the_beach_0001.png", "b.png"]
+    for p, name in zip(pixels, names):
+        Image.fromarray(p).save(folder / name)
+    assert main(["score", str(folder), "--top", "3", "--png", str(tmp_path / "w.png"), "--csv",
+                 str(tmp_path / "s.csv"), "--quiet"]) == 0
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    shown = [r["name"] for r in rows]
+    assert sorted(shown) == sorted(names)
+    from aefast.cli.pictures import fit_text
+    column = 84   # 28 pixels x3, wider than CAPTION_WIDTH
+    long_shown = fit_text(label_font(), names[1], column)
+    assert long_shown.startswith("holi") and long_shown.endswith("1.png") and "..." in long_shown
+    assert text_width(label_font(), long_shown) <= column < text_width(label_font(), names[1])
+    captions = [("rank", ["1", "2", "3"]), ("score", [f"{float(r['score']):.4g}" for r in rows]), ("name", shown)]
+    tops, _, above = pairs_grid_tiles(tmp_path / "w.png", 3, 28, 28, captions=captions)
+    assert [a[2] for a in above] == [fit_text(label_font(), n, column) for n in shown]
+    np.testing.assert_array_equal(tops, pixels[[names.index(n) for n in shown]])
 
 
 def test_reconstruct_png_shows_the_first_images_above_their_reconstructions(test_digits, tmp_path):
@@ -88,20 +166,59 @@ def test_reconstruct_png_shows_the_first_images_above_their_reconstructions(test
     assert main(["reconstruct", str(tmp_path / "x.npy"), "-o", str(tmp_path / "r.npy"), "--png",
                  str(tmp_path / "g.png"), "--quiet"]) == 0
     recon = np.load(tmp_path / "r.npy")
-    tops, bottoms = pairs_grid_tiles(tmp_path / "g.png", 20, 28, 28)
+    tops, bottoms, above = pairs_grid_tiles(tmp_path / "g.png", 20, 28, 28,
+                                            captions=[("name", [f"#{i}" for i in range(20)])])
     np.testing.assert_array_equal(tops, x[:20])
     np.testing.assert_array_equal(bottoms, to_uint8(recon[:20]))
+    assert above == [[f"#{i}"] for i in range(20)]
 
 
-def test_colour_grid_keeps_channels_and_small_images_are_enlarged(tmp_path):
+def test_colour_grid_keeps_channels_and_tiny_images_are_enlarged(tmp_path):
     from aefast.cli.pictures import save_pairs_grid
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (3, 8, 6, 3), dtype=np.uint8)
     b = rng.random((3, 8, 6, 3)).astype(np.float32)
     save_pairs_grid(tmp_path / "c.png", a, b)
-    tops, bottoms = pairs_grid_tiles(tmp_path / "c.png", 3, 8, 6, 3)
+    assert grid_layout(3, 8, 6).tile == (48, 64)   # 8 pixels high -> x8, nearest neighbour
+    tops, bottoms, above = pairs_grid_tiles(tmp_path / "c.png", 3, 8, 6, 3)
     np.testing.assert_array_equal(tops, a)
     np.testing.assert_array_equal(bottoms, to_uint8(b))
+    assert above == [[], [], []]
+
+
+def test_the_grid_check_fails_on_a_filler_column_a_grey_pixel_or_a_missing_label(tmp_path, monkeypatch):
+    """pairs_grid_tiles can fail: a grid with room for a filler column, a grey pixel between the tiles, or a row
+    name missing is refused."""
+    from aefast.cli import pictures
+    a = np.zeros((3, 8, 8, 1), np.uint8)
+    pictures.save_pairs_grid(tmp_path / "ok.png", a, a)
+    pairs_grid_tiles(tmp_path / "ok.png", 3, 8, 8)
+    layout = grid_layout(3, 8, 8)
+
+    def wider(*args, **kwargs):   # the real layout on a canvas one tile wider
+        got = real(*args, **kwargs)
+        return type(got)((got.size[0] + got.tile[0] + 4, got.size[1]), got.tile, got.scale, got.tiles, got.labels)
+
+    real = pictures.grid_layout
+    with monkeypatch.context() as m:
+        m.setattr(pictures, "grid_layout", wider)
+        m.setitem(globals(), "grid_layout", wider)
+        pictures.save_pairs_grid(tmp_path / "wide.png", a, a)
+        with pytest.raises(AssertionError, match="room for a filler column"):
+            pairs_grid_tiles(tmp_path / "wide.png", 3, 8, 8)
+    pixels = np.asarray(Image.open(tmp_path / "ok.png")).copy()
+    x, y = layout.tiles[2][0]
+    pixels[y + 2, x + layout.tile[0] + 1] = 128                       # one grey pixel beside the last tile
+    Image.fromarray(pixels).save(tmp_path / "grey.png")
+    with pytest.raises(AssertionError, match="outside the tiles"):
+        pairs_grid_tiles(tmp_path / "grey.png", 3, 8, 8)
+    label = layout.labels[0]
+    assert label.text == "input"
+    pixels = np.asarray(Image.open(tmp_path / "ok.png")).copy()
+    pixels[label.y:label.y + 18, label.x:label.x + 40] = 255          # the row name wiped out
+    Image.fromarray(pixels).save(tmp_path / "unlabelled.png")
+    with pytest.raises(AssertionError, match="label 'input'"):
+        pairs_grid_tiles(tmp_path / "unlabelled.png", 3, 8, 8)
 
 
 # ---- matplotlib figures -----------------------------------------------------------------------------------------
@@ -166,6 +283,7 @@ def test_data_show_cli_draws_the_first_test_digits(mnist_dir, test_digits, tmp_p
     from aefast.data import load_mnist
     assert data_main(["--data-dir", str(mnist_dir), "show", "--out", str(tmp_path / "cli.png"), "--count", "12",
                       "--split", "test"]) == 0
+    assert capsys.readouterr().out == f"saved 12 test digits to {tmp_path / 'cli.png'}\n"
     labels = load_mnist(mnist_dir, dtype="uint8", flat=False).test.y[:12]
     save_digit_grid(tmp_path / "direct.png", test_digits[:12], labels)
     np.testing.assert_array_equal(_rgb(tmp_path / "cli.png"), _rgb(tmp_path / "direct.png"))

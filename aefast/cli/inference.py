@@ -63,7 +63,8 @@ def add_subcommands(sub) -> None:
     _add_engine_options(p)
     p.add_argument("-o", "--output", required=True, type=Path, help="the .npy file to write")
     p.add_argument("--uint8", action="store_true", help="write uint8 pixels 0..255 instead of float32")
-    p.add_argument("--png", type=Path, help=f"also save the first {GRID_COUNT} images above their reconstructions")
+    p.add_argument("--png", type=Path, help=f"also save the first {GRID_COUNT} images above their reconstructions, "
+                   "with their names")
     p.set_defaults(run=run_reconstruct, parser=p)
 
     p = sub.add_parser("score", usage=usage, help="rank images by reconstruction error (anomaly score)",
@@ -72,7 +73,8 @@ def add_subcommands(sub) -> None:
     _add_engine_options(p)
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many of the worst to show "
                    "(default 10)")
-    p.add_argument("--png", type=Path, help="save the K worst images (worst first) above their reconstructions")
+    p.add_argument("--png", type=Path, help="save the K worst images (worst first) above their reconstructions, "
+                   "with rank, score and name")
     p.add_argument("--csv", type=Path, help="write rank, index, name, score for every image, worst first (the "
                    "table's columns)")
     p.add_argument("-o", "--output", type=Path, help="write the (N,) float32 scores, in input order, as .npy")
@@ -215,7 +217,8 @@ def run_reconstruct(args) -> int:
                         desc="reconstruct")
         if args.png:
             k = min(GRID_COUNT, len(images))
-            save_pairs_grid(args.png, images.x[:k], _image_view(np.asarray(out[:k]).reshape(k, -1), images))
+            save_pairs_grid(args.png, images.x[:k], _image_view(np.asarray(out[:k]).reshape(k, -1), images),
+                            captions=[("name", [images.name(i) for i in range(k)])])
     _say(args, f"wrote {len(images)} reconstructions {shape[1:]} {np.dtype(dtype).name} to {args.output}"
                + (f" and {args.png}" if args.png else ""))
     return 0
@@ -242,7 +245,10 @@ def run_score(args) -> int:
     if args.png:
         worst = np.stack([np.asarray(images.x[i]) for i in top])
         recon = engine.reconstruct(worst.reshape(len(worst), -1), clip=True)
-        save_pairs_grid(args.png, worst, _image_view(recon, images))
+        save_pairs_grid(args.png, worst, _image_view(recon, images),
+                        captions=[("rank", [str(r) for r in range(1, len(top) + 1)]),
+                                  ("score", [f"{scores[i]:.4g}" for i in top]),
+                                  ("name", [images.name(int(i)) for i in top])])
     _print_ranking(scores, top, images.name, args.quiet)
     written = [str(p) for p in (args.output, args.csv, args.png) if p]
     _say(args, f"wrote {', '.join(written)}" if written else "")
