@@ -261,6 +261,7 @@ def test_resize_brings_a_folder_to_the_model_size(command, tmp_path, capsys):
     for i in range(5):
         Image.fromarray(rng.integers(0, 256, (40, 36), dtype=np.uint8)).save(folder / f"{i}.png")
     (folder / "notes.txt").write_text("not an image")
+    (folder / "scan.tif").write_bytes(b"II*\x00")            # an image, but not of a kind aefast reads
     out = tmp_path / "out.npy"
     assert main([command, str(folder), "-o", str(out), "--resize", "28x28", "--quiet"]) == 0
     x = open_images(folder, resize=(28, 28)).x
@@ -269,7 +270,7 @@ def test_resize_brings_a_folder_to_the_model_size(command, tmp_path, capsys):
                 "score": lambda: aefast.score(x)}[command]()
     np.testing.assert_array_equal(np.load(out), expected)
     err = capsys.readouterr().err
-    assert err == f"note: 1 file(s) in {folder} are not .png/.jpg/.jpeg images and were not read\n"
+    assert err == f"note: 2 file(s) in {folder} are not .png/.jpg/.jpeg images and were not read\n"
 
 
 def test_version():
@@ -432,3 +433,19 @@ def test_data_doc_examples_run(tmp_path, monkeypatch):
     np.save("test.npy", rng.integers(0, 256, (5, 8, 8), dtype=np.uint8))
     for block in blocks:
         exec(compile(block, "docs/data.md", "exec"), {})
+
+
+def test_readme_lists_every_file_a_run_writes():
+    """README's "Models" line names each file the trainer writes into runs/<name>/ (that it writes exactly these:
+    test_train.py::RUN_FILES)."""
+    import re
+    from pathlib import Path
+
+    from aefast.train import artifacts, checkpoint, loop
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    line = re.search(r"- \*\*Models\*\*: (.*?)\n- ", readme, re.S).group(1)
+    written = {loop.MODEL_NAME, artifacts.CONFIG_NAME, artifacts.HISTORY_NAME, artifacts.METRICS_NAME,
+               artifacts.LOSS_PLOT_NAME, artifacts.RECONSTRUCTIONS_NAME, checkpoint.CHECKPOINT_NAME}
+    assert "checkpoint.npz" in written
+    assert {name for name in written if f"`{name}`" not in line} == set()
