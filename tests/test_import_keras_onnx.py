@@ -212,3 +212,18 @@ def test_keras_and_pytorch_relu_autoencoders_run_in_every_precision_on_every_bac
                 engine = aefast.load(source, precision=precision, backend=backend, isa=isa)
                 assert engine.activations[:3] == ["relu"] * 3
                 _check_engine(engine, x, codes, expect, precision, f"{what} {backend}/{isa}")
+
+
+def test_a_mixed_float16_keras_graph_is_refused_naming_the_cast_and_export_keras_takes_the_model(tmp_path):
+    """Under mixed_float16 tf2onnx writes the float16 computation itself (a Cast of the data, float16 weights): the
+    reader refuses the first Cast by name rather than run something else; export_keras reads the float32 master
+    weights instead."""
+    from aefast.errors import UnsupportedModelError
+    from aefast.keras_io import build_dense_chain
+
+    model = build_dense_chain([16, 8, 16], ["relu", "sigmoid"], 1, hidden_dtype="mixed_float16")
+    with pytest.raises(UnsupportedModelError, match=r"node #0 '[^']*Cast' \(Cast\): Cast is not part of a dense chain"):
+        aefast.read_onnx(to_onnx(model, tmp_path / "m.onnx"))
+    x = _images(model, 8, 11)
+    engine = aefast.load(aefast.export_keras(model, tmp_path / "m.safetensors"), precision="fp16")
+    assert rel_rms(engine.reconstruct(x), model(x).numpy()) < REL_RMS["fp16"]
