@@ -174,11 +174,12 @@ def _dense_layers(model) -> list:
 
 
 def _default_input_shape(model, n: int) -> tuple[int, ...]:
-    """The model's own input shape when it has more than one axis (an image before a Flatten), else (s, s) for a
-    square width s*s, else (n,)."""
+    """The model's own input shape when it has more than one axis (an image before a Flatten; (H, W, 1) as (H, W),
+    as aefast names one-channel images; Keras flattens (H, W, C) in H, W, C order, as aefast does), else (s, s) for
+    a square width s*s, else (n,)."""
     dims = tuple(getattr(model, "input_shape", None) or ())[1:]
     if len(dims) > 1 and all(isinstance(d, int) and d > 0 for d in dims) and math.prod(dims) == n:
-        return dims
+        return dims[:2] if len(dims) == 3 and dims[2] == 1 else dims
     side = math.isqrt(n)
     return (side, side) if side * side == n else (n,)
 

@@ -63,6 +63,8 @@ def test_leading_flatten_and_trailing_reshape_export_with_the_image_shape(tmp_pa
     x = np.random.default_rng(2).random((3, 4, 7), dtype=np.float32)
     np.testing.assert_allclose(reference_forward(w, x.reshape(3, -1)), model(x).numpy().reshape(3, -1),
                                rtol=1e-5, atol=1e-6)
+    one_channel = keras.Sequential([keras.Input((4, 7, 1)), L.Flatten(), L.Dense(5), L.Dense(28)])
+    assert read_model(export_keras(one_channel, tmp_path / "c.safetensors")).input_shape == (4, 7)
 
 
 @pytest.mark.parametrize("layers, message", [
