@@ -1,8 +1,10 @@
 """Keras <-> aefast model file: export a trained Keras autoencoder, rebuild a Keras model from a file.
 
 The family: a chain of Dense layers (784 -> ... -> latent -> ... -> 784), each with one of the activations the
-model format knows that Keras names (KERAS_ACTIVATIONS: linear, elu, sigmoid, relu, tanh, leaky_relu). Nested
-models (e.g. an encoder and a decoder sub-model) are flattened in order. Keras is imported lazily inside each
+model format knows that Keras names (KERAS_ACTIVATIONS: linear, elu, sigmoid, relu, tanh, leaky_relu), or without
+one and followed by an activation layer (ACTIVATION_LAYERS: Activation, ReLU, LeakyReLU with any slope, ELU with
+any alpha); a leading Flatten and a trailing Reshape are allowed. Nested models (e.g. an encoder and a decoder
+sub-model) are flattened in order. Keras is imported lazily inside each
 function so `import aefast` stays light.
 
 Layer names are fixed by `layer_names` so that a model built by the trainer and one rebuilt by `load_keras`
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .model.activations import activation_spec
 from .model.file import read_model, save_model
 from .model.weights import AutoencoderWeights
 
@@ -66,35 +69,117 @@ def build_dense_chain(layer_sizes: list[int], activations: list[str], encoder_la
     return keras.Model(inputs, x, name=name)
 
 
-def _dense_layers(model) -> list:
-    """The Dense layers of `model` in call order, nested models flattened; anything else is refused."""
+# Keras activation layers that may follow a Dense layer without an activation of its own (or be its activation:
+# Dense(activation=keras.layers.LeakyReLU(0.1))), by class name; ReLU only with its defaults (no max_value,
+# threshold or slope: ReLU6 and friends have no counterpart in the model file).
+ACTIVATION_LAYERS = ("Activation", "ReLU", "LeakyReLU", "ELU")
+
+
+def _flat_layers(model) -> list:
+    """The layers of `model` in call order, nested models flattened, InputLayers left out."""
     import keras
 
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if isinstance(layer, keras.layers.Dense):
-            found.append(layer)
-        elif hasattr(layer, "layers"):
-            found.extend(_dense_layers(layer))
+        if not isinstance(layer, keras.layers.Dense) and hasattr(layer, "layers"):
+            found.extend(_flat_layers(layer))
         else:
-            raise ValueError(f"layer {layer.name!r} is a {type(layer).__name__}; aefast exports chains of "
-                             "Dense layers only")
+            found.append(layer)
     return found
 
 
-def _activation_name(layer) -> str:
-    act = layer.get_config().get("activation")
-    if act is None:
-        act = "linear"
-    if act not in KERAS_ACTIVATIONS:
-        raise ValueError(f"layer {layer.name!r} uses activation {act!r}; aefast exports Dense layers with "
-                         f"{', '.join(KERAS_ACTIVATIONS)}")
-    return KERAS_ACTIVATIONS[act]
+def _layer_activation(layer, where: str) -> str | None:
+    """The aefast activation string of a Keras activation layer (ACTIVATION_LAYERS); None for any other layer."""
+    import keras
+
+    kind = type(layer).__name__
+    if kind not in ACTIVATION_LAYERS or type(layer).__module__.split(".")[0] != "keras":
+        return None
+    if isinstance(layer, keras.layers.Activation):
+        return _function_activation(layer.activation, where)
+    config = layer.get_config()
+    if kind == "ReLU":
+        if config.get("max_value") is not None or config.get("threshold", 0) != 0 \
+                or config.get("negative_slope", 0) != 0:
+            raise ValueError(f"{where}: ReLU(max_value={config.get('max_value')}, threshold="
+                             f"{config.get('threshold')}, negative_slope={config.get('negative_slope')}) has no "
+                             "counterpart in the model file; expected ReLU() with its defaults, LeakyReLU or ELU")
+        return "relu"
+    if kind == "LeakyReLU":
+        return activation_spec("leaky_relu", float(config["negative_slope"]))
+    return activation_spec("elu", float(config["alpha"]))
 
 
-def _default_input_shape(n: int) -> tuple[int, ...]:
+def _function_activation(act, where: str) -> str:
+    """The aefast activation string of a Keras activation function (keras.activations.NAME, NAME in
+    KERAS_ACTIVATIONS); anything else (gelu, a function of one's own) is a ValueError naming `where`."""
+    name = getattr(act, "__name__", None)
+    module = str(getattr(act, "__module__", ""))
+    if module.split(".")[0] != "keras" or name not in KERAS_ACTIVATIONS:
+        shown = name if module.split(".")[0] == "keras" else f"{name or type(act).__name__} from {module or '?'}"
+        raise ValueError(f"{where} uses activation {shown!r:.120}; aefast exports Dense layers with "
+                         f"{', '.join(KERAS_ACTIVATIONS)} or the layers {', '.join(ACTIVATION_LAYERS)}")
+    return KERAS_ACTIVATIONS[name]
+
+
+def _dense_activation(layer) -> str:
+    """The activation of a Dense layer: a Keras activation function or an activation layer object."""
+    where = f"layer {layer.name!r}"
+    spec = _layer_activation(layer.activation, where)
+    return spec if spec is not None else _function_activation(layer.activation, where)
+
+
+def _chain(model) -> list[tuple]:
+    """(Dense layer, aefast activation string) for each Dense layer of `model` in call order, nested models
+    flattened. Besides Dense layers the model may hold an activation layer (ACTIVATION_LAYERS) right after a Dense
+    layer without an activation, a Flatten before the first Dense layer and a Reshape after the last; anything
+    else is a ValueError naming the layer."""
+    import keras
+
+    chain: list[list] = []
+    activated = True   # the last Dense layer has its activation (or there is none yet)
+    reshaped = None    # the trailing Reshape, once seen: nothing but the end of the model may follow it
+    for layer in _flat_layers(model):
+        where = f"layer {layer.name!r}"
+        if reshaped is not None:
+            raise ValueError(f"layer {reshaped.name!r} is a Reshape followed by {where}; expected a Reshape only "
+                             "at the end")
+        if isinstance(layer, keras.layers.Dense):
+            spec = _dense_activation(layer)
+            chain.append([layer, spec])
+            activated = spec != "linear"
+            continue
+        spec = _layer_activation(layer, where)
+        if spec is not None:
+            if activated:
+                raise ValueError(f"{where} ({type(layer).__name__}) does not follow a Dense layer without an "
+                                 "activation; expected one activation per Dense layer")
+            chain[-1][1], activated = spec, True
+        elif isinstance(layer, keras.layers.Flatten) and not chain:
+            continue
+        elif isinstance(layer, keras.layers.Reshape) and chain:
+            reshaped = layer
+        else:
+            raise ValueError(f"{where} is a {type(layer).__name__}; aefast exports chains of Dense layers only "
+                             f"(with {', '.join(ACTIVATION_LAYERS)} layers after them, a leading Flatten and a "
+                             "trailing Reshape)")
+    return [tuple(item) for item in chain]
+
+
+def _dense_layers(model) -> list:
+    """The Dense layers of `model` in call order (see _chain for what else it may hold)."""
+    return [layer for layer, _ in _chain(model)]
+
+
+def _default_input_shape(model, n: int) -> tuple[int, ...]:
+    """The model's own input shape when it has more than one axis (an image before a Flatten; (H, W, 1) as (H, W),
+    as aefast names one-channel images; Keras flattens (H, W, C) in H, W, C order, as aefast does), else (s, s) for
+    a square width s*s, else (n,)."""
+    dims = tuple(getattr(model, "input_shape", None) or ())[1:]
+    if len(dims) > 1 and all(isinstance(d, int) and d > 0 for d in dims) and math.prod(dims) == n:
+        return dims[:2] if len(dims) == 3 and dims[2] == 1 else dims
     side = math.isqrt(n)
     return (side, side) if side * side == n else (n,)
 
@@ -106,9 +191,12 @@ def to_weights(model, *, encoder_layers: int | None = None, training: dict | Non
 
     encoder_layers: how many layers form the encoder. None: up to the layer named "latent", else up to the
     narrowest layer (the first one, on ties) among all but the output layer.
-    input_shape: image shape of the input; None: (s, s) when the input width is a square s*s, else (width,).
+    input_shape: image shape of the input; None: the Keras input's shape when it has more than one axis (e.g.
+    Input((28, 28)) before a Flatten), else (s, s) when the input width is a square s*s, else (width,).
     """
-    dense = _dense_layers(model)
+    chain = _chain(model)
+    dense = [layer for layer, _ in chain]
+    activations = [spec for _, spec in chain]
     if len(dense) < 2:
         raise ValueError(f"model {model.name!r} has {len(dense)} Dense layers; an autoencoder needs at least 2")
     kernels, biases = [], []
@@ -120,7 +208,6 @@ def to_weights(model, *, encoder_layers: int | None = None, training: dict | Non
             bias = np.zeros(kernel.shape[1], np.float32)
         kernels.append(kernel)
         biases.append(bias)
-    activations = [_activation_name(layer) for layer in dense]
     if encoder_layers is None:
         named = [i for i, layer in enumerate(dense[:-1]) if layer.name == LATENT_NAME]
         widths = [k.shape[1] for k in kernels[:-1]]
@@ -128,7 +215,7 @@ def to_weights(model, *, encoder_layers: int | None = None, training: dict | Non
     width = int(kernels[0].shape[0])
     weights = AutoencoderWeights(
         kernels, biases, activations, int(encoder_layers),
-        input_shape=tuple(input_shape) if input_shape is not None else _default_input_shape(width),
+        input_shape=tuple(input_shape) if input_shape is not None else _default_input_shape(model, width),
         training=dict(training or {}), metrics=dict(metrics or {}), data_sha256=dict(data_sha256 or {}))
     return weights.validate(f"Keras model {model.name!r}")
 

@@ -2,8 +2,9 @@
 
 What fits: one float32 graph input, an optional leading Flatten (axis 1) or Reshape to (batch, D), then dense
 layers, each `MatMul` [+ `Add`] or `Gemm` (any transB, alpha, beta; transA 0), each followed by at most one
-elementwise activation: Relu, LeakyRelu, Elu, Sigmoid, Tanh, or Clip(min=0, no max) as ReLU; `Identity` anywhere;
-an optional trailing Flatten/Reshape; one float32 graph output. Weights are FLOAT or FLOAT16 initializers or
+elementwise activation: Relu, LeakyRelu, Elu, Sigmoid, Tanh, or Clip(min=0, no max) as ReLU, or ELU with alpha A
+written as where(x > 0, Elu(x), A * Elu(x)) (Keras's ELU layer through tf2onnx, see _select_elu); `Identity`
+anywhere; an optional trailing Flatten/Reshape; one float32 graph output. Weights are FLOAT or FLOAT16 initializers or
 Constant nodes, or a Cast(to=FLOAT) of one. Anything else is an UnsupportedModelError naming the first node that
 does not fit and why; a file that is not a readable ONNX model is a ModelFileError.
 
@@ -334,6 +335,16 @@ def _walk(g: _Graph, tensor: str, outputs: set[str], dims):
     shape_dims = dims
     activated = True   # the last layer has its activation (or there is no layer yet)
     while True:
+        if layers and len(g.consumers.get(tensor, ())) > 1:
+            found = _select_elu(g, tensor, outputs)
+            if found is not None:   # Keras's ELU(alpha) layer: one activation, spread over several nodes
+                if activated:
+                    g.fail(found[2][0], "ELU as where(x > 0, elu(x), A * elu(x)) is not right after a dense layer; "
+                                        "expected one activation per dense layer")
+                layers[-1].activation, tensor, nodes = found
+                used.update(nodes)
+                activated = True
+                continue
         index = g.next_node(tensor, outputs)
         if index is None:
             break
@@ -444,3 +455,86 @@ def _activation(g: _Graph, index: int, node) -> str:
         return "relu"
     g.fail(index, f"Clip({lo}, {hi}) (ReLU6 when 0, 6) has no counterpart among aefast's activations; expected "
                   "Relu, LeakyRelu, Elu, Sigmoid, Tanh, or Clip with min 0 and no max")
+
+
+def _select_elu(g: _Graph, x: str, outputs: set[str]) -> tuple[str, str, list[int]] | None:
+    """ELU with alpha A written as where(x > 0, elu(x), A * elu(x)): Keras's ELU layer with alpha != 1 (its
+    TensorFlow backend computes exactly that), as tf2onnx converts it (opsets 9..18), in one of two forms:
+
+      e = Elu(x); m = Greater(x, 0); a = Mul(A, e)
+      Where(m, e, a)                                                   (a Where node)
+      Add(Mul(Cast<float>(m), e), Mul(a, Cast<float>(Not(m))))         (tf2onnx: SelectV2 as mask arithmetic)
+
+    A is a stored scalar constant, Mul and Add operands in either order, every intermediate tensor used by these
+    nodes only. -> (the activation string, the output tensor, the node indexes), or None where the nodes after `x`
+    are not exactly this (the caller then refuses the branch)."""
+    def users(name: str) -> list[int]:
+        return [] if name in outputs else g.consumers.get(name, [])
+
+    def only(name: str, op: str) -> int | None:
+        found = users(name)
+        return found[0] if len(found) == 1 and g.nodes[found[0]].op_type == op else None
+
+    def scalar(index: int, name: str) -> float | None:
+        if name in g.graph_inputs or (name not in g.constants and name not in g.casts):
+            return None
+        value = g.constant(index, name)
+        return float(value.ravel()[0]) if value.size == 1 else None
+
+    def other(node, name: str) -> str | None:
+        """The input of a two-input node that is not `name` (None unless exactly one is)."""
+        rest = [i for i in node.input if i != name]
+        return rest[0] if len(node.input) == 2 and len(rest) == 1 else None
+
+    ops = {g.nodes[i].op_type: i for i in users(x)}
+    if len(users(x)) != 2 or set(ops) != {"Elu", "Greater"}:
+        return None
+    i_elu, i_gt = ops["Elu"], ops["Greater"]
+    elu, gt = g.nodes[i_elu], g.nodes[i_gt]
+    if list(elu.input) != [x] or len(gt.input) != 2 or gt.input[0] != x or scalar(i_gt, gt.input[1]) != 0.0:
+        return None
+    e, mask = elu.output[0], gt.output[0]
+    muls = [i for i in users(e) if g.nodes[i].op_type == "Mul"]
+    alpha = i_alpha = None
+    for i in muls:
+        name = other(g.nodes[i], e)
+        if name is not None and (value := scalar(i, name)) is not None:
+            alpha, i_alpha = value, i
+            break
+    if i_alpha is None:
+        return None
+    a = g.nodes[i_alpha].output[0]
+    used = [i_elu, i_gt, i_alpha]
+    i_where = only(mask, "Where")
+    if i_where is not None:   # Where(m, e, a)
+        where = g.nodes[i_where]
+        if list(where.input) != [mask, e, a] or sorted(users(e)) != sorted([i_alpha, i_where]) \
+                or users(a) != [i_where]:
+            return None
+        used.append(i_where)
+        out = where.output[0]
+    else:   # Add(Mul(Cast(m), e), Mul(a, Cast(Not(m))))
+        by_op = {g.nodes[i].op_type: i for i in users(mask)}
+        if len(users(mask)) != 2 or set(by_op) != {"Not", "Cast"}:
+            return None
+        i_not, i_cast_m = by_op["Not"], by_op["Cast"]
+        i_cast_n = only(g.nodes[i_not].output[0], "Cast")
+        if i_cast_n is None or any(g.attribute(g.nodes[i], "to", 0) != _FLOAT for i in (i_cast_m, i_cast_n)):
+            return None
+        cast_m, cast_n = g.nodes[i_cast_m].output[0], g.nodes[i_cast_n].output[0]
+        i_pos, i_neg = only(cast_m, "Mul"), only(a, "Mul")
+        if i_pos is None or i_neg is None or other(g.nodes[i_pos], cast_m) != e \
+                or other(g.nodes[i_neg], a) != cast_n or users(cast_n) != [i_neg] \
+                or sorted(users(e)) != sorted([i_alpha, i_pos]):
+            return None
+        pos, neg = g.nodes[i_pos].output[0], g.nodes[i_neg].output[0]
+        i_add = only(pos, "Add")
+        if i_add is None or users(neg) != [i_add] or other(g.nodes[i_add], pos) != neg:
+            return None
+        used += [i_not, i_cast_m, i_cast_n, i_pos, i_neg, i_add]
+        out = g.nodes[i_add].output[0]
+    try:
+        spec = activation_spec("elu", float(np.float32(alpha) * np.float32(g.attribute(elu, "alpha", 1.0))))
+    except ValueError as err:
+        g.fail(i_elu, f"ELU as where(x > 0, elu(x), A * elu(x)): {err}")
+    return spec, out, used
