@@ -5,13 +5,16 @@ A dense autoencoder whose code is `latent` numbers competes with the best linear
 (the ones its test MSE uses), `summary_line` puts them beside the autoencoder's figure, and `warning` says in plain
 words what it means when the autoencoder does not beat clipped PCA.
 
-The fit, float64 throughout: the covariance of the training images, accumulated over chunks of rows (n x D^2
-multiply-adds; MNIST's 55,000 x 784: 3.4e10, about 1.5 s of float64 matmul on 2 idle cores, 5.5 s on a loaded
-2-core Sapphire-Rapids-class VM), then its top eigenvectors. Up to EXACT_MAX_DIM values per image they come from
-numpy.linalg.eigh (784 x 784: under a second); above it from a subspace iteration on the covariance (each step
-one D x D by D x l product, l = 2 * latent + 16 columns), since eigh's D^3 would dominate (3072 x 3072: 50 s on
-the loaded VM, against about 2 s for the iteration). Training images beyond MAX_FIT_ROWS are subsampled (seeded),
-which bounds the covariance cost for huge sets; the number used is stored as pca_fit_images.
+The fit, float64 throughout: the covariance of the training images in one pass over chunks of rows (N x D^2
+multiply-adds), then its top eigenvectors: from numpy.linalg.eigh up to EXACT_MAX_DIM values per image, above it
+from a subspace iteration on the covariance (each step one D x D by D x l product, l = 2 * latent + 16), since
+eigh's D^3 would dominate (3072 x 3072: 28 s on one thread, 50 s on two of a loaded machine). Training images
+beyond MAX_FIT_ROWS are subsampled (seeded); the number used is stored as pca_fit_images. Measured with
+`baseline_metrics` on the 2-core Sapphire-Rapids-class KVM guest while 6 other jobs ran (load 11-16, so upper
+bounds): MNIST, 55,000 x 784 training images and latent 100: 9-12 s (3.4e10 multiply-adds for the covariance,
+the rest converting to float64 and projecting the 15,000 validation and test images); 10,000 x 3072 (32x32 RGB)
+and latent 64: 20 s (the covariance is 1.9e11 float64 operations; one epoch of the default 1000-wide model on
+those images is 3.7e11 float32 operations).
 """
 from __future__ import annotations
 
@@ -40,18 +43,22 @@ def _chunks(images: np.ndarray):
 
 
 def mean_image(images: np.ndarray) -> np.ndarray:
-    """The (D,) float64 mean of (N, ...) images."""
-    return sum(block.sum(axis=0) for block in _chunks(images)) / len(images)
+    """The (D,) float64 mean of (N, ...) images (NumPy converts to float64 in small buffers, without a copy)."""
+    return np.asarray(images).reshape(len(images), -1).mean(axis=0, dtype=np.float64)
 
 
 def covariance(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean (D,), scatter matrix (D, D)) of (N, ...) images in float64: the sum over images of
-    (x - mean)(x - mean)^T, accumulated over chunks of rows (at most CHUNK_VALUES float64 values besides it)."""
-    mean = mean_image(images)
-    scatter = np.zeros((mean.shape[0], mean.shape[0]))
+    (x - mean)(x - mean)^T, as sum(x x^T) - N mean mean^T in one pass over chunks of rows (each row converted to
+    float64 once; at most CHUNK_VALUES float64 values besides the D x D matrix). For pixels in [0, 1] the
+    subtraction costs a few of float64's 16 digits: a pixel of mean 0.5 and variance 1e-6 keeps about 10."""
+    d = int(np.prod(images.shape[1:]))
+    total, scatter = np.zeros(d), np.zeros((d, d))
     for block in _chunks(images):
-        centered = block - mean
-        scatter += centered.T @ centered
+        total += block.sum(axis=0)
+        scatter += block.T @ block
+    mean = total / len(images)
+    scatter -= len(images) * np.outer(mean, mean)
     return mean, scatter
 
 
