@@ -71,7 +71,30 @@ def model_info(path: str) -> dict:
             "compression_ratio": weights.input_size / weights.latent_size,   # values in / code values out
             # bytes: an image of uint8 pixels (1 byte each) -> its code of float32 values (4 bytes each)
             "compression_ratio_bytes": weights.input_size / (4 * weights.latent_size),
-            "metrics": weights.metrics, "training": weights.training, "data_sha256": weights.data_sha256}
+            "metrics": weights.metrics, "training": weights.training, "data_sha256": weights.data_sha256,
+            "baseline": _baseline_summary(weights.metrics)}
+
+
+def _baseline_summary(metrics: dict) -> str | None:
+    """The trainer's final line (test MSE beside PCA's and the mean image's), when the file holds the figures."""
+    from ..train.baseline import has_baseline, summary_line
+
+    return summary_line(metrics) if has_baseline(metrics) else None
+
+
+def baseline_lines(metrics: dict) -> list[str]:
+    """What `aefast info` says about the baseline stored with the model (aefast.train.baseline), or that there is
+    none."""
+    summary = _baseline_summary(metrics)
+    if summary is None:
+        return ["no baseline stored (no PCA figures in the file's metrics: trained before aefast recorded them, "
+                "or written by another tool)"]
+    lines = [summary]
+    if isinstance(metrics.get("pca_test_mse"), (int, float)):
+        lines.append(f"PCA with {metrics.get('pca_components', '?')} components fitted on "
+                     f"{metrics.get('pca_fit_images', '?')} training images; without clipping "
+                     f"{metrics['pca_test_mse']:#.4g}")
+    return lines
 
 
 def run_info(args) -> int:
@@ -93,6 +116,8 @@ def run_info(args) -> int:
     print(f"compression  {info['compression_ratio_bytes']:.3g}x in bytes: {pixels:,} uint8 pixels ({pixels:,} bytes) "
           f"-> {info['latent']} float32 values ({4 * info['latent']:,} bytes); "
           f"{info['compression_ratio']:.3g}x in values")
+    for line in baseline_lines(info["metrics"]):
+        print(f"baseline     {line}")
     for key in ("metrics", "data_sha256"):
         for name, value in sorted(info[key].items()):
             print(f"{key:12s} {name} = {value:.6g}" if isinstance(value, float) else f"{key:12s} {name} = {value}")

@@ -2,8 +2,9 @@
 
   config.json          the TrainConfig (what --resume rebuilds the run from)
   history.csv          epoch, train_loss, val_loss, lr, seconds (one row per finished epoch)
-  metrics.json         test MSE/PSNR, compression ratio, epochs, wall time, precision, XLA, device, ...
-  loss.png             train and validation loss per epoch
+  metrics.json         test MSE/PSNR beside the baseline (PCA at the code size, the mean image), compression
+                       ratio, epochs, wall time, precision, XLA, device, ...
+  loss.png             train and validation loss per epoch, PCA's validation MSE as a reference line
   reconstructions.png  test images (top row) above their reconstructions (bottom row), in the images' shape
 """
 from __future__ import annotations
@@ -67,7 +68,14 @@ def _pyplot():
     return plt
 
 
-def plot_loss(path: str | os.PathLike, history: list[dict], best_epoch: int | None) -> Path:
+def loss_figure(history: list[dict], best_epoch: int | None, pca_val_mse: float | None = None,
+                pca_components: int | None = None):
+    """The loss plot as a matplotlib Figure: train loss and validation MSE per epoch (whole-number epoch ticks),
+    the best epoch, and PCA's clipped validation MSE at the same code size as a horizontal line (the validation
+    curve's scale: the same images and the same per-pixel MSE). The line is left out when it is 0 on the log
+    axis (PCA exact)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in history]
@@ -76,13 +84,25 @@ def plot_loss(path: str | os.PathLike, history: list[dict], best_epoch: int | No
     if best_epoch is not None:
         ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best epoch {best_epoch}")
     finite = [v for row in history for v in (row["train_loss"], row["val_loss"]) if math.isfinite(v) and v > 0]
-    if finite:
+    log = bool(finite)
+    if log:
         ax.set_yscale("log")
+    if pca_val_mse is not None and math.isfinite(pca_val_mse) and (pca_val_mse > 0 or not log):
+        components = "" if pca_components is None else f", {pca_components} components"
+        ax.axhline(pca_val_mse, color="tab:red", linestyle="--",
+                   label=f"PCA{components} (clipped), validation: {pca_val_mse:#.4g}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean squared error (pixels in [0, 1])")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
-    return _save_figure(fig, path)
+    return fig
+
+
+def plot_loss(path: str | os.PathLike, history: list[dict], best_epoch: int | None,
+              pca_val_mse: float | None = None, pca_components: int | None = None) -> Path:
+    """loss.png: `loss_figure` written atomically."""
+    return _save_figure(loss_figure(history, best_epoch, pca_val_mse, pca_components), path)
 
 
 def plot_reconstructions(path: str | os.PathLike, images: np.ndarray, reconstructions: np.ndarray,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..keras_io import export_keras
-from . import artifacts
+from . import artifacts, baseline
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, assign, check_checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, RunDirError, TrainConfig
 from .ctrl_c import ctrl_c_handled
@@ -210,8 +210,13 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
     test_x = run.data.test
     test_mse, recon = reconstruction_mse(run.export_model, test_x)
     cfg = run.config
+    # PCA at the code size and the mean image, on the same test images (seconds: see aefast/train/baseline.py)
+    baseline_started = time.perf_counter()
+    reference = baseline.baseline_metrics(run.data.train, run.data.validation, test_x, cfg.latent, cfg.seed)
+    baseline_seconds = round(time.perf_counter() - baseline_started, 3)
     metrics = {
         "test_mse": test_mse,
+        **reference,
         "test_psnr_db": artifacts.psnr(test_mse),
         "val_mse": run.best_val,
         "compression_ratio": cfg.layer_sizes[0] / cfg.latent,
@@ -220,6 +225,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         "epochs_run": len(run.history),
         "stopped": stopped,
         "train_seconds": round(sum(row["seconds"] for row in run.history), 3),
+        "baseline_seconds": baseline_seconds,
         "wall_seconds": round(time.perf_counter() - run.started, 3),
         # CPU time of this process (all threads): comparable across runs on a shared, busy machine.
         "cpu_seconds": round(time.process_time() - run.cpu_started, 3),
@@ -231,15 +237,19 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         "n_val": len(run.data.validation),
         "n_test": len(test_x),
     }
-    model_path = _export_best(run, {"val_mse": run.best_val, "test_mse": test_mse}, calibrate=True)
+    model_path = _export_best(run, {"val_mse": run.best_val, "test_mse": test_mse, **reference}, calibrate=True)
     files += [model_path, run.run_dir / artifacts.HISTORY_NAME, run.run_dir / CHECKPOINT_NAME,
               artifacts.write_json(run.run_dir / artifacts.METRICS_NAME, metrics),
-              artifacts.plot_loss(run.run_dir / artifacts.LOSS_PLOT_NAME, run.history, run.best_epoch),
+              artifacts.plot_loss(run.run_dir / artifacts.LOSS_PLOT_NAME, run.history, run.best_epoch,
+                                  pca_val_mse=reference["pca_clipped_val_mse"],
+                                  pca_components=reference["pca_components"]),
               artifacts.plot_reconstructions(run.run_dir / artifacts.RECONSTRUCTIONS_NAME,
                                              test_x[:N_RECONSTRUCTIONS], recon[:N_RECONSTRUCTIONS],
                                              tuple(cfg.input_shape))]
-    _log(verbose, f"best epoch {run.best_epoch}: val MSE {run.best_val:.6f}, test MSE {test_mse:.6f} "
-                  f"({metrics['test_psnr_db']:.2f} dB), {metrics['wall_seconds']:.0f}s -> {model_path}")
+    _log(verbose, f"best epoch {run.best_epoch}: val MSE {run.best_val:.6f}, test PSNR "
+                  f"{metrics['test_psnr_db']:.2f} dB, {metrics['wall_seconds']:.0f}s -> {model_path}")
+    for line in baseline.report_lines(metrics):
+        _log(verbose, line)
     return TrainResult(run.run_dir, model_path, metrics, run.history, run.best_epoch, stopped, files)
 
 
