@@ -14,7 +14,7 @@ kernel), so a busy moment of a shared machine falls on all of them alike.
 Kernels (--kernels, comma-separated; each is checked against `Network.kernel` where the network names it):
   q8:   avx512vnni (vpdpbusd zmm), avxvnni (VEX vpdpbusd ymm: Network isa "avx2" on a CPU with AVX-VNNI),
         avx2 (vpmaddwd: isa "avx2" with AVX-VNNI removed through AEFAST_CPU_DISABLE)
-  bf16: avx512bf16, avx2
+  bf16: avx512bf16 (the tile the CPU picks), avx512bf16-fma, avx512bf16-dpbf16 (pinned with AEFAST_BF16_TILES), avx2
   f32, f16: avx512, avx2; f16 also avx512-ymm (the ymm tiles pinned with AEFAST_F16_TILES=ymm)
 A kernel whose CPU features or environment differ from this process's gets its own copy of the extension module,
 loaded with that environment (CPU features are read once per loaded module), in this same process.
@@ -39,7 +39,9 @@ PEAK = {"q8": "int8_vpdpbusd", "bf16": "bf16_vdpbf16ps", "f32": "fp32_fma_zmm", 
 KERNELS = {
     "q8": {"avx512vnni": ("avx512", {}, "avx512vnni"), "avxvnni": ("avx2", {}, "avxvnni"),
            "avx2": ("avx2", {"AEFAST_CPU_DISABLE": "avx_vnni"}, "avx2")},
-    "bf16": {"avx512bf16": ("avx512", {}, "avx512bf16"), "avx2": ("avx2", {}, "avx2")},
+    "bf16": {"avx512bf16": ("avx512", {}, "avx512bf16"),
+             "avx512bf16-fma": ("avx512", {"AEFAST_BF16_TILES": "fma"}, "avx512bf16"),
+             "avx512bf16-dpbf16": ("avx512", {"AEFAST_BF16_TILES": "dpbf16"}, "avx512bf16"), "avx2": ("avx2", {}, "avx2")},
     "f32": {"avx512": ("avx512", {}, None), "avx2": ("avx2", {}, None)},
     "f16": {"avx512": ("avx512", {"AEFAST_F16_TILES": "zmm"}, None),
             "avx512-ymm": ("avx512", {"AEFAST_F16_TILES": "ymm"}, None), "avx2": ("avx2", {}, None)},
@@ -64,9 +66,11 @@ def core_with_env(env: dict, cache: dict, tmp: str):
             module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path, loader=loader))
             loader.exec_module(module)
             module.isas()  # reads the CPU features now, under env
-            w = np.ones((16, 16), np.float16)
-            module.Network([dict(weight=w, bias=np.zeros(16, np.float32), activation="linear")], threads=1).forward(
-                np.ones((1, 16), np.float32), np.empty((1, 16), np.float32))  # reads AEFAST_F16_TILES now
+            for weight, compute in ((np.ones((16, 16), np.float16), "f32"), (np.zeros((16, 16), np.uint16), "bf16")):
+                # Runs one f16 and one bf16 layer: the kernels read AEFAST_F16_TILES / AEFAST_BF16_TILES now.
+                module.Network([dict(weight=weight, bias=np.zeros(16, np.float32), activation="linear",
+                                     compute=compute)], threads=1).forward(np.ones((1, 16), np.float32),
+                                                                           np.empty((1, 16), np.float32))
         finally:
             for name, value in saved.items():
                 if value is None:
