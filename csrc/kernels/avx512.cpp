@@ -1,6 +1,6 @@
 // AVX-512 fused dense + bias + activation kernels over the packed panels of dense.h.
 //
-// A packed panel is 16 columns: one zmm (or two ymm). Register tile: MR rows x NP panels,
+// A packed panel is 16 columns: one zmm (or two ymm: the f16 tiles on Zen 4). Register tile: MR rows x NP panels,
 // MR * NP panel accumulators, NP panels of weights and one broadcast register, of 32 registers.
 // Zen 4 retires one 512-bit FMA per cycle (two 256-bit pipes, 117 GFLOP/s at 3.66 GHz, the
 // same as AVX2) with 4-cycle latency, so a tile needs >= 4 independent accumulators and few
@@ -13,33 +13,36 @@
 // (their merged copies could be picked for code that runs on CPUs without AVX-512).
 #include "avx512.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstdint>
-#include <type_traits>
+#include <cstdlib>
+#include <cstring>
 
 #include "simd_avx512.h"
 
 namespace aefast {
 namespace {
 
-// Vector width of a tile's inner loop. Zmm: one register per 16-column panel (f32 weights; the
-// main tile is 8 rows x 2 panels = 16 accumulators).
-// Ymm: two per panel, all 32 registers (EVEX), for f16 weights: on Zen 4 vcvtph2ps zmm
-// sustains one per 2 cycles and competes with the FMAs, the ymm form about 1.4 per cycle
-// (measured with kernel_bench, f16: batch 1 at 55 GFLOP/s with zmm, 87 with ymm;
-// batch 96 at 100 with an 8 x 2 zmm tile, 113 with 8 x 1 ymm).
+// Vector width of a tile's inner loop. Zmm: one register per 16-column panel; f32 weights are loaded as they are,
+// f16 weights are one 256-bit load and a vcvtph2ps zmm per panel and k, in the weight load.
 struct Zmm {
   using T = __m512;
   static constexpr int kPerPanel = 1;
   static T zero() { return _mm512_setzero_ps(); }
   static T load(const float* w) { return _mm512_loadu_ps(w); }
+  static T load(const std::uint16_t* w) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+  }
   // One input element broadcast to all lanes (uint8 widened here, in the A-tile load).
   static T broadcast(const float* a) { return _mm512_set1_ps(*a); }
   static T broadcast(const std::uint8_t* a) { return _mm512_set1_ps(float(*a)); }
   static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static __m512 panel(const T* v) { return v[0]; }
 };
+// Ymm: two per panel, all 32 registers (EVEX), f16 weights widened by vcvtph2ps ymm (the f16 tiles of CPUs whose
+// 512-bit units are two 256-bit halves: f16_ymm_tiles below).
 struct Ymm {
   using T = __m256;
   static constexpr int kPerPanel = 2;
@@ -55,14 +58,14 @@ struct Ymm {
 using avx512::lane_mask;
 using avx512::PanelSum;
 
-// C[r0 .. r0+MR, panels p0 .. p0+NP] for all K, in vectors of V.
+// C[r0 .. r0+MR, panels p0 .. p0+NP] for all K; w points at panel p0's packed weights (w[k * 16 + c]; the next
+// panel starts K * 16 weights further on).
 template <typename V, typename W, typename A, int MR, int NP>
-inline void tile(const DenseBlock& b, std::size_t r0, std::size_t p0) {
+inline void tile(const DenseBlock& b, const W* w, std::size_t r0, std::size_t p0) {
   constexpr int kVecs = NP * V::kPerPanel;  // weight vectors per k
   constexpr int kLanes = int(kPanelWidth) / V::kPerPanel;
   static_assert(MR * kVecs + kVecs + 1 <= 32, "register tile too large");
   const std::size_t panel_stride = b.k * kPanelWidth;
-  const W* w = static_cast<const W*>(b.packed_w) + p0 * panel_stride;
   const A* a = static_cast<const A*>(b.a) + r0 * b.lda;
 
   typename V::T acc[MR][kVecs];
@@ -101,72 +104,113 @@ inline void tile(const DenseBlock& b, std::size_t r0, std::size_t p0) {
       });
 }
 
-// Rows [r0, r0+MR) over panels [p_begin, p_end): NP panels at a time, then the rest in one tile.
+// Rows [r0, r0+MR) over panels [p_begin, p_end) (weights from w, panel p_begin's): NP panels at a time, then the
+// rest in one tile.
 template <typename V, typename W, typename A, int MR, int NP>
-inline void row_strip(const DenseBlock& b, std::size_t r0, std::size_t p_begin, std::size_t p_end) {
+inline void row_strip(const DenseBlock& b, const W* w, std::size_t r0, std::size_t p_begin, std::size_t p_end) {
+  const std::size_t panel_stride = b.k * kPanelWidth;
   std::size_t p = p_begin;
-  for (; p + NP <= p_end; p += NP) tile<V, W, A, MR, NP>(b, r0, p);
+  for (; p + NP <= p_end; p += NP) tile<V, W, A, MR, NP>(b, w + (p - p_begin) * panel_stride, r0, p);
+  const W* rest = w + (p - p_begin) * panel_stride;
   if constexpr (NP > 1) {
     switch (p_end - p) {
-      case 1: return tile<V, W, A, MR, 1>(b, r0, p);
-      case 2: if constexpr (NP > 2) return tile<V, W, A, MR, 2>(b, r0, p); break;
-      case 3: if constexpr (NP > 3) return tile<V, W, A, MR, 3>(b, r0, p); break;
+      case 1: return tile<V, W, A, MR, 1>(b, rest, r0, p);
+      case 2: if constexpr (NP > 2) return tile<V, W, A, MR, 2>(b, rest, r0, p); break;
+      case 3: if constexpr (NP > 3) return tile<V, W, A, MR, 3>(b, rest, r0, p); break;
       default: break;
     }
   }
 }
 
-// Panels per tile for a strip of `rows` rows: the most of 4, 2, 1 (so full 4-panel groups split
-// evenly) whose accumulators, weights and broadcast fit the 32 registers. f32 (zmm): 1..6 rows
-// x 4 panels (64 columns: small batches still get >= 4 FMA chains and few loads per FMA), 7..8
-// rows x 2. f16 (ymm): 1..2 rows x 4, 3..6 x 2, 7..8 x 1.
+// Panels per tile for a strip of `rows` rows: the most of 4, 2, 1 (so full 4-panel groups split evenly) whose
+// accumulators, weights and broadcast fit the 32 registers: 1..6 rows x 4 panels (64 columns: small batches still
+// get >= 4 FMA chains and few loads per FMA), 7..8 rows x 2; with Ymm (two registers per panel) 1..2 rows x 4,
+// 3..6 x 2, 7..8 x 1.
 template <typename V>
 constexpr int panels_per_tile(int rows) {
   const auto fits = [rows](int np) { return (rows + 1) * np * V::kPerPanel + 1 <= 32; };
   return fits(4) ? 4 : fits(2) ? 2 : 1;
 }
 
-// Rows [r0, r0+rows), 1 <= rows <= 8, over panels [p_begin, p_end); each weight is read once.
-template <typename W, typename A>
-void strip(const DenseBlock& b, std::size_t r0, std::size_t rows, std::size_t p_begin, std::size_t p_end) {
-  using V = std::conditional_t<std::is_same_v<W, std::uint16_t>, Ymm, Zmm>;
+// Rows [r0, r0+rows), 1 <= rows <= 8, over panels [p_begin, p_end) (weights from w); each weight is read once.
+template <typename V, typename W, typename A>
+void strip(const DenseBlock& b, const W* w, std::size_t r0, std::size_t rows, std::size_t p_begin, std::size_t p_end) {
   switch (rows) {
-    case 1: return row_strip<V, W, A, 1, panels_per_tile<V>(1)>(b, r0, p_begin, p_end);
-    case 2: return row_strip<V, W, A, 2, panels_per_tile<V>(2)>(b, r0, p_begin, p_end);
-    case 3: return row_strip<V, W, A, 3, panels_per_tile<V>(3)>(b, r0, p_begin, p_end);
-    case 4: return row_strip<V, W, A, 4, panels_per_tile<V>(4)>(b, r0, p_begin, p_end);
-    case 5: return row_strip<V, W, A, 5, panels_per_tile<V>(5)>(b, r0, p_begin, p_end);
-    case 6: return row_strip<V, W, A, 6, panels_per_tile<V>(6)>(b, r0, p_begin, p_end);
-    case 7: return row_strip<V, W, A, 7, panels_per_tile<V>(7)>(b, r0, p_begin, p_end);
-    case 8: return row_strip<V, W, A, 8, panels_per_tile<V>(8)>(b, r0, p_begin, p_end);
+    case 1: return row_strip<V, W, A, 1, panels_per_tile<V>(1)>(b, w, r0, p_begin, p_end);
+    case 2: return row_strip<V, W, A, 2, panels_per_tile<V>(2)>(b, w, r0, p_begin, p_end);
+    case 3: return row_strip<V, W, A, 3, panels_per_tile<V>(3)>(b, w, r0, p_begin, p_end);
+    case 4: return row_strip<V, W, A, 4, panels_per_tile<V>(4)>(b, w, r0, p_begin, p_end);
+    case 5: return row_strip<V, W, A, 5, panels_per_tile<V>(5)>(b, w, r0, p_begin, p_end);
+    case 6: return row_strip<V, W, A, 6, panels_per_tile<V>(6)>(b, w, r0, p_begin, p_end);
+    case 7: return row_strip<V, W, A, 7, panels_per_tile<V>(7)>(b, w, r0, p_begin, p_end);
+    case 8: return row_strip<V, W, A, 8, panels_per_tile<V>(8)>(b, w, r0, p_begin, p_end);
     default: return;
   }
 }
 
-// Panel groups outermost so a group's weights (4 panels x K x 16) stay in L2 while
-// every row strip of the block passes over them: weights stream from memory once.
-// Rows go in strips of 8; the last 9..15 rows are split into two strips of 4..8 rather
-// than 8 + a 1..7-row strip (a 1-row strip streams the group from L2 at ~40% of peak).
-template <typename W, typename A>
-void dense(const DenseBlock& b) {
-  constexpr std::size_t kPanelsPerGroup = 4, kRows = 8;
+// Every row strip of the block over panels [pg, pe), whose weights start at w (panel pg's). Rows go in strips of
+// 8; the last 9..15 rows are split into two strips of 4..8 rather than 8 + a 1..7-row strip (a 1-row strip
+// streams the group from L2 at ~40% of peak).
+template <typename V, typename W, typename A>
+void group_rows(const DenseBlock& b, const W* w, std::size_t pg, std::size_t pe) {
+  constexpr std::size_t kRows = 8;
+  std::size_t r = b.row_begin;
+  for (; b.row_end - r >= 2 * kRows; r += kRows) strip<V, W, A>(b, w, r, kRows, pg, pe);
+  const std::size_t rest = b.row_end - r;  // 0..15
+  const std::size_t first = rest > kRows ? rest - rest / 2 : rest;
+  strip<V, W, A>(b, w, r, first, pg, pe);
+  strip<V, W, A>(b, w, r + first, rest - first, pg, pe);
+}
+
+// Panel groups of 4 outermost so a group's weights (4 panels x K x 16) stay in L2 while every row strip of the
+// block passes over them: weights stream from memory once.
+template <typename W, typename A, typename V = Zmm>
+void dense_panels(const DenseBlock& b) {
+  constexpr std::size_t kPanelsPerGroup = 4;
+  const W* packed = static_cast<const W*>(b.packed_w);
   for (std::size_t pg = b.panel_begin; pg < b.panel_end; pg += kPanelsPerGroup) {
     const std::size_t pe = b.panel_end - pg > kPanelsPerGroup ? pg + kPanelsPerGroup : b.panel_end;
-    std::size_t r = b.row_begin;
-    for (; b.row_end - r >= 2 * kRows; r += kRows) strip<W, A>(b, r, kRows, pg, pe);
-    const std::size_t rest = b.row_end - r;  // 0..15
-    const std::size_t first = rest > kRows ? rest - rest / 2 : rest;
-    strip<W, A>(b, r, first, pg, pe);
-    strip<W, A>(b, r + first, rest - first, pg, pe);
+    group_rows<V, W, A>(b, packed + pg * b.k * kPanelWidth, pg, pe);
   }
+}
+
+// ---- f16 weights: the zmm or the ymm tile family, chosen once per process ---------------------------------------
+// Zmm (one 256-bit load + vcvtph2ps zmm per panel and k) wherever a 512-bit FMA is one full-width operation; Ymm on
+// CPUs that split it into two 256-bit halves (AMD family 25 with AVX-512, Zen 4), where vcvtph2ps zmm issues at one
+// per 2 cycles and stalls the FMAs (there: batch 1 at 55 GFLOP/s with zmm against 86 with ymm). Measured on the
+// Intel Xeon of this project's machines (family 6 model 167), one core, kernel_bench: zmm against ymm, 1 x 784 x
+// 1000: 62 against 51 GFLOP/s; 16 x 784 x 1000: 149 against 86; 96 x 1000 x 1000: 141 against 78 (fp32 weights:
+// 17, 120, 114: f16 halves the weight bytes the tiles stream from L2 and L3). AEFAST_F16_TILES=ymm|zmm pins the
+// choice (tests and benchmarks); any other value leaves it to the CPU. Both families run every output as one FMA
+// chain in k order, so the choice never changes a result.
+bool f16_ymm_tiles() {
+  static const bool ymm = [] {
+    if (const char* pin = std::getenv("AEFAST_F16_TILES")) {
+      if (std::strcmp(pin, "ymm") == 0) return true;
+      if (std::strcmp(pin, "zmm") == 0) return false;
+    }
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163;  // "AuthenticAMD"
+    if (!amd || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+    const unsigned family = ((eax >> 8) & 0xf) + ((eax >> 8 & 0xf) == 0xf ? (eax >> 20) & 0xff : 0);
+    return family == 0x19;
+  }();
+  return ymm;
+}
+
+template <typename A>
+void dense_f16(const DenseBlock& b) {
+  if (f16_ymm_tiles()) return dense_panels<std::uint16_t, A, Ymm>(b);
+  dense_panels<std::uint16_t, A, Zmm>(b);
 }
 
 }  // namespace
 
-void dense_f32w_f32x__avx512(const DenseBlock& b) { dense<float, float>(b); }
-void dense_f32w_u8x__avx512(const DenseBlock& b) { dense<float, std::uint8_t>(b); }
-void dense_f16w_f32x__avx512(const DenseBlock& b) { dense<std::uint16_t, float>(b); }
-void dense_f16w_u8x__avx512(const DenseBlock& b) { dense<std::uint16_t, std::uint8_t>(b); }
+void dense_f32w_f32x__avx512(const DenseBlock& b) { dense_panels<float, float>(b); }
+void dense_f32w_u8x__avx512(const DenseBlock& b) { dense_panels<float, std::uint8_t>(b); }
+void dense_f16w_f32x__avx512(const DenseBlock& b) { dense_f16<float>(b); }
+void dense_f16w_u8x__avx512(const DenseBlock& b) { dense_f16<std::uint8_t>(b); }
 
 void elu__avx512(const float* x, float* y, std::size_t n) {
   std::size_t i = 0;

@@ -1,14 +1,17 @@
-// AVX512_BF16 kernels: bf16 activations x bf16 weights with fp32 accumulation (vdpbf16ps).
+// AVX512_BF16 kernels: bf16 activations x bf16 weights with fp32 accumulation (vdpbf16ps, or on Intel CPUs fp32
+// FMAs on the exactly widened values for tiles of >= 4 rows: bf16_tiles below).
 //
 // vdpbf16ps does 32 multiply-adds (16 lanes x a pair) per zmm instruction; on Zen 4 one per cycle (110-117 G/s per
 // core, twice the fp32 FMA rate). Its latency needs >= 6 independent accumulators; the main tile is 8 rows x 32
 // columns (16 accumulators, 2 weight zmm per k-pair, the row's pair broadcast from memory), as for q8. Weights are
 // packed [panel][K2][16][2] so one k-pair of one panel is one zmm. The epilogue stores float (last layer) or bf16
 // (vcvtneps2bf16, the next layer's input, zero padded to an even width): no separate conversion pass between layers.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "avx512_lowp.h"
@@ -23,7 +26,31 @@ using avx512::PanelSum;
 
 constexpr std::size_t kPairElems = kPanelWidth * kPairK;  // bf16 values in one k-pair of one panel: 32 = 1 zmm
 
-// C[r0 .. r0 + MR, panels p0 .. p0 + NP] over all of K.
+template <int MR, int NP>
+inline void zero(__m512 (&acc)[MR][NP]) {
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_ps();
+}
+
+// The epilogue of an MR x NP tile of fp32 sums: C = act(acc * input_scale + bias), stored as float or bf16 bits.
+template <int MR, int NP>
+inline void store(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0, const __m512 (&acc)[MR][NP]) {
+  const __m512 input_scale = _mm512_set1_ps(b.input_scale);
+  avx512::store_tile<MR, NP>(
+      b, r0, p0,
+      [&](int p, std::size_t) { return [&acc, p, input_scale](int r) { return PanelSum{acc[r][p], input_scale}; }; },
+      [&](std::size_t row, std::size_t j, __mmask16 mask, __m512 v) {
+        if (b.c_bf16)
+          _mm256_mask_storeu_epi16(static_cast<std::uint16_t*>(b.c) + row * b.ldc + j, mask,
+                                   (__m256i)_mm512_cvtneps_pbh(v));
+        else
+          _mm512_mask_storeu_ps(static_cast<float*>(b.c) + row * b.ldc + j, mask, v);
+      });
+}
+
+// C[r0 .. r0 + MR, panels p0 .. p0 + NP] over all of K, with vdpbf16ps.
 struct Bf16Tile {
   template <int MR, int NP>
   static void run(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0) {
@@ -33,10 +60,7 @@ struct Bf16Tile {
     const std::uint16_t* a = b.a + r0 * b.lda;
 
     __m512 acc[MR][NP];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 16
-      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_ps();
+    zero(acc);
 
     for (std::size_t q = 0; q < k2; ++q) {
       __m512bh wv[NP];
@@ -56,26 +80,128 @@ struct Bf16Tile {
       }
     }
 
-    const __m512 input_scale = _mm512_set1_ps(b.input_scale);
-    avx512::store_tile<MR, NP>(
-        b, r0, p0,
-        [&](int p, std::size_t) { return [&acc, p, input_scale](int r) { return PanelSum{acc[r][p], input_scale}; }; },
-        [&](std::size_t row, std::size_t j, __mmask16 mask, __m512 v) {
-          if (b.c_bf16)
-            _mm256_mask_storeu_epi16(static_cast<std::uint16_t*>(b.c) + row * b.ldc + j, mask,
-                                     (__m256i)_mm512_cvtneps_pbh(v));
-          else
-            _mm512_mask_storeu_ps(static_cast<float*>(b.c) + row * b.ldc + j, mask, v);
-        });
+    store(b, r0, p0, acc);
   }
 };
+
+// One float scratch per thread for a tile's activation rows widened to fp32, grown on demand, freed when the
+// thread exits (8 rows x 2 K2 floats: 32 KB at K = 1000).
+struct RowScratch {
+  float* data = nullptr;
+  std::size_t floats = 0;
+  ~RowScratch() { std::free(data); }
+  float* get(std::size_t n) {
+    if (n <= floats) return data;
+    std::free(data);
+    floats = 0;
+    data = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+    if (data) floats = n;
+    return data;
+  }
+};
+
+// The calling thread's scratch of at least n floats (nullptr when it cannot be allocated).
+float* row_scratch(std::size_t n) {
+  thread_local RowScratch scratch;
+  return scratch.get(n);
+}
+
+// The same tile in fp32 FMAs on bf16 values widened exactly (a bf16 is the high half of its float): per k-pair and
+// panel the weight zmm gives its even rows by a shift and its odd rows by a mask, and each row's pair is read from its
+// activations widened once per tile; every sum takes the odd product, then the even one, each rounded, as
+// vdpbf16ps (and the AVX2 and scalar kernels) do. For CPUs whose vdpbf16ps issues at half the FMA rate (below).
+struct Bf16FmaTile {
+  template <int MR, int NP>
+  static void run(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0) {
+    const std::size_t k2 = pair_count(b.k), width = k2 * kPairK;
+    float* af = row_scratch(MR * width);
+    if (!af) return Bf16Tile::run<MR, NP>(b, r0, p0);  // no memory for the scratch: vdpbf16ps, the same sums
+    for (int r = 0; r < MR; ++r) {
+      const std::uint16_t* row = b.a + (r0 + r) * b.lda;
+      for (std::size_t i = 0; i < width; i += 16) {
+        const __mmask16 m = lane_mask(long(width - i));
+        const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + i));
+        _mm512_mask_storeu_ps(af + r * width + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+      }
+    }
+    const std::size_t panel_stride = k2 * kPairElems;
+    const std::uint16_t* w = b.packed_w + p0 * panel_stride;
+    const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
+
+    __m512 acc[MR][NP];
+    zero(acc);
+
+    for (std::size_t q = 0; q < k2; ++q) {
+      __m512 w_odd[NP], w_even[NP];
+#pragma GCC unroll 16
+      for (int p = 0; p < NP; ++p) {
+        if constexpr (MR <= 4) _mm_prefetch(reinterpret_cast<const char*>(w + p * panel_stride + (q + 8) * kPairElems), _MM_HINT_T0);
+        const __m512i raw = _mm512_loadu_si512(w + p * panel_stride + q * kPairElems);
+        w_odd[p] = _mm512_castsi512_ps(_mm512_and_si512(raw, high));
+        w_even[p] = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+      }
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const __m512 a_odd = _mm512_set1_ps(af[r * width + 2 * q + 1]);
+        const __m512 a_even = _mm512_set1_ps(af[r * width + 2 * q]);
+#pragma GCC unroll 16
+        for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_fmadd_ps(a_odd, w_odd[p], acc[r][p]);
+#pragma GCC unroll 16
+        for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_fmadd_ps(a_even, w_even[p], acc[r][p]);
+      }
+    }
+    store(b, r0, p0, acc);
+  }
+};
+
+// Tiles of at least kMinFmaRows rows on Bf16FmaTile, the others on Bf16Tile.
+template <int kMinFmaRows>
+struct MixedTile {
+  template <int MR, int NP>
+  static void run(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0) {
+    if constexpr (MR >= kMinFmaRows)
+      Bf16FmaTile::run<MR, NP>(b, r0, p0);
+    else
+      Bf16Tile::run<MR, NP>(b, r0, p0);
+  }
+};
+
+// Which tiles: vdpbf16ps does 32 multiply-adds per instruction; at one per cycle (AMD Zen 4 and 5) it is twice the
+// fp32 FMA rate, but Intel's cores issue it at one per 2 cycles, half of their two zmm FMAs per cycle (measured on the
+// Intel Xeon of this project's machines, family 6 model 167: vdpbf16ps 51-53 G multiply-adds/s per core, zmm FMA
+// 103-104). There, one core, one layer of the default model (bench/layer_rates.py --compute bf16, loaded machine):
+// the FMA tile ran 4-8 row tiles at 36-50 G multiply-adds/s against 33-39 with vdpbf16ps, and 1-2 row tiles (their
+// weight stream, a shift and a mask per panel and k-pair for 1-2 rows of FMAs) at 14-30 against 18-31. So on Intel
+// CPUs tiles of >= 4 rows run the FMA tile, the rest vdpbf16ps; elsewhere vdpbf16ps throughout.
+// AEFAST_BF16_TILES=fma (every tile on FMAs) or =dpbf16 (none) pins it (tests and benchmarks); any other value leaves
+// it to the CPU. All give the same sums (the order above).
+enum class Bf16Tiles { dpbf16, fma, mixed };
+
+Bf16Tiles bf16_tiles() {
+  static const Bf16Tiles tiles = [] {
+    if (const char* pin = std::getenv("AEFAST_BF16_TILES")) {
+      if (std::strcmp(pin, "fma") == 0) return Bf16Tiles::fma;
+      if (std::strcmp(pin, "dpbf16") == 0) return Bf16Tiles::dpbf16;
+    }
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return Bf16Tiles::dpbf16;
+    const bool intel = ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;  // "GenuineIntel"
+    return intel ? Bf16Tiles::mixed : Bf16Tiles::dpbf16;
+  }();
+  return tiles;
+}
 
 }  // namespace
 
 // Loop order and tile shapes: avx512::run_tiles (8 x 32 main tiles in L2-sized panel groups of K x 32 bytes each),
 // as the q8 kernel.
 void dense_bf16__avx512bf16(const Bf16DenseBlock& b) {
-  avx512::run_tiles<Bf16Tile>(b, b.k * kPairElems * 2 / kPairK);
+  const std::size_t panel_bytes = b.k * kPairElems * 2 / kPairK;
+  switch (bf16_tiles()) {
+    case Bf16Tiles::fma: avx512::run_tiles<Bf16FmaTile>(b, panel_bytes); break;
+    case Bf16Tiles::mixed: avx512::run_tiles<MixedTile<4>>(b, panel_bytes); break;
+    case Bf16Tiles::dpbf16: avx512::run_tiles<Bf16Tile>(b, panel_bytes); break;
+  }
   if (b.c_bf16 && b.n % 2 && b.panel_end * kPanelWidth >= b.n)
     for (std::size_t r = b.row_begin; r < b.row_end; ++r) static_cast<std::uint16_t*>(b.c)[r * b.ldc + b.n] = 0;
 }

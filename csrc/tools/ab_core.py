@@ -8,6 +8,14 @@ then compare it with the installed build (784-1000-100-1000-784 ELU, random weig
     python3 csrc/tools/ab_core.py /tmp/old/b BATCHES DTYPES THREADS [ROUNDS]
     e.g. python3 csrc/tools/ab_core.py /tmp/old/b 1,16 float32,float16,int8,q8,bf16 1,2 15
     (DTYPES: float32 | float16 | int8 weights with fp32 compute; q8: int8 x uint8 compute; bf16: bf16 compute)
+Images/s of whole Engines, aefast.load(random Glorot model, precision=...), old build against the installed one, every
+precision and batch in interleaved rounds (the old build's Network is put under the Engine by swapping the backend
+module while it is loaded):
+    python3 csrc/tools/ab_core.py --engine /tmp/old/b BATCHES PRECISIONS [ROUNDS]   e.g. 1,16,256,4096 fp32,fp16,bf16 5
+(every mode takes the model's layer sizes from AB_SIZES, default 784,1000,100,1000,784)
+The int8 precision's kernels side by side on the installed build (avx512vnni; avxvnni: isa "avx2" on a CPU with
+AVX-VNNI; avx2: isa "avx2" in a copy of the module loaded with AEFAST_CPU_DISABLE=avx_vnni):
+    python3 csrc/tools/ab_core.py --q8-kernels BATCHES [ROUNDS]
 GFLOP per CPU-second of the installed build alone (process CPU time of all threads: the figure a busy shared
 machine distorts least; cpu/wall shows how much of the threads actually ran at once):
     python3 csrc/tools/ab_core.py --cpu BATCH DTYPES THREADS     e.g. --cpu 4096 float32,float16,int8 1,2
@@ -18,15 +26,24 @@ import glob
 import importlib.machinery
 import importlib.util
 import os
+import pathlib
 import sys
+import tempfile
 import time
 
 import numpy as np
 
+import aefast
 from aefast import _core as new_core
+from aefast.bench.models import random_weights
+from aefast.engine import backend as engine_backend
 from aefast.model.bits import float_to_bf16_bits
 
-SIZES = [784, 1000, 100, 1000, 784]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
+from layer_rates import KERNELS, core_with_env  # noqa: E402  (bench/ is not a package)
+
+# The model's layer sizes: the default shape, or AB_SIZES (e.g. AB_SIZES=784,10000,100,10000,784 for the wide model).
+SIZES = [int(v) for v in os.environ.get("AB_SIZES", "784,1000,100,1000,784").split(",")]
 
 
 def load_core(build_dir: str):
@@ -78,9 +95,101 @@ def cpu_efficiency(batch: int, dtypes: list[str], threads: list[int], rounds: in
               f"wall GFLOP/s best {max(v[2] for v in values):.1f}")
 
 
+def load_engine(core, precision: str, isa: str = "auto") -> aefast.Engine:
+    """aefast.load of the random Glorot default-shape model on `core` (an extension module) instead of the installed
+    one: the backend module is swapped while the Engine builds its Network."""
+    saved = engine_backend.core
+    engine_backend.core = core
+    try:
+        return aefast.load(random_weights(tuple(SIZES)), precision=precision, backend="cpp", isa=isa)
+    finally:
+        engine_backend.core = saved
+
+
+def interleaved(cases: dict, rounds: int) -> dict:
+    """Per-call seconds of every case, `rounds` samples each; each round times every case once (100 calls per sample
+    at batch 1, 20 below 1024, 1 above; the batch is the key's last element)."""
+    samples = {key: [] for key in cases}
+    for _ in range(rounds):
+        for key, run in cases.items():
+            calls = 100 if key[-1] == 1 else 20 if key[-1] < 1024 else 1
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            samples[key].append((time.perf_counter() - start) / calls)
+    return samples
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def engine_cases(engines: dict, batches: list[int]) -> tuple[dict, dict]:
+    """For every (label, engine) and batch n: the timed call under key label + (n,), and its output."""
+    x_all = np.random.default_rng(1).random((max(batches), SIZES[0]), dtype=np.float32)
+    cases, outs = {}, {}
+    for label, engine in engines.items():
+        for n in batches:
+            x = x_all[:n].copy()
+            cases[label + (n,)] = lambda engine=engine, x=x: engine.reconstruct(x)
+            outs[label + (n,)] = engine.reconstruct(x)
+    return cases, outs
+
+
+def timed(cases: dict, rounds: int, what: str) -> dict:
+    load_before = os.getloadavg()[0]
+    samples = interleaved(cases, rounds)
+    print(f"{what}, median of {rounds} interleaved rounds; load average (1 min) before/after: {load_before:.1f} / "
+          f"{os.getloadavg()[0]:.1f}")
+    return samples
+
+
+def engine_ab(old_build: str, batches: list[int], precisions: list[str], rounds: int) -> None:
+    builds = (("old", load_core(old_build)), ("new", new_core))
+    cases, outs = engine_cases({(p, name): load_engine(core, p) for p in precisions for name, core in builds}, batches)
+    for (precision, name, n), out in outs.items():
+        if name == "new" and not np.array_equal(out, outs[(precision, "old", n)]):
+            raise SystemExit(f"outputs differ: {precision} batch={n}")
+    samples = timed(cases, rounds, "images/s")
+    for n in batches:
+        cells = []
+        for precision in precisions:
+            old, new = median(samples[(precision, "old", n)]), median(samples[(precision, "new", n)])
+            cells.append(f"{precision} old {n / old:9.0f} new {n / new:9.0f} ({old / new:.2f}x)")
+        print(f"batch {n:5d}: " + " | ".join(cells))
+    for name in ("old", "new"):
+        if "fp16" in precisions and "fp32" in precisions:
+            print(f"{name}: fp16 / fp32 images/s: " + ", ".join(
+                f"batch {n} {median(samples[('fp32', name, n)]) / median(samples[('fp16', name, n)]):.2f}"
+                for n in batches))
+
+
+def q8_kernels(batches: list[int], rounds: int) -> None:
+    kernels = KERNELS["q8"]
+    with tempfile.TemporaryDirectory() as tmp:
+        modules, engines = {}, {}
+        for kernel, (isa, env, expected) in kernels.items():
+            engines[(kernel,)] = load_engine(core_with_env(env, modules, tmp), "int8", isa)
+            if engines[(kernel,)].kernel != expected:
+                raise SystemExit(f"{kernel}: the engine runs kernel {engines[(kernel,)].kernel!r}, not {expected!r}")
+        cases, outs = engine_cases(engines, batches)
+        first = next(iter(kernels))
+        for (kernel, n), out in outs.items():
+            if not np.array_equal(out, outs[(first, n)]):
+                raise SystemExit(f"outputs differ: {kernel} against {first} at batch {n}")
+        samples = timed(cases, rounds, "int8 images/s by kernel")
+    for n in batches:
+        print(f"batch {n:5d}: " + " | ".join(f"{kernel} {n / median(samples[(kernel, n)]):9.0f}" for kernel in kernels))
+
+
 def main(argv: list[str]) -> None:
     if argv[0] == "--cpu":
         return cpu_efficiency(int(argv[1]), argv[2].split(","), [int(t) for t in argv[3].split(",")])
+    if argv[0] == "--engine":
+        return engine_ab(argv[1], [int(b) for b in argv[2].split(",")], argv[3].split(","),
+                         int(argv[4]) if len(argv) > 4 else 5)
+    if argv[0] == "--q8-kernels":
+        return q8_kernels([int(b) for b in argv[1].split(",")], int(argv[2]) if len(argv) > 2 else 5)
     old_core = load_core(argv[0])
     batches = [int(b) for b in argv[1].split(",")]
     dtypes, threads = argv[2].split(","), [int(t) for t in argv[3].split(",")]
