@@ -41,7 +41,7 @@ inline std::uint32_t load_partial_quad(const std::uint8_t* a, std::size_t n) {
 }
 
 // C[r0 .. r0 + MR, panels p0 .. p0 + NP] over all of K.
-struct Q8Tile {
+struct VnniTile {
   template <int MR, int NP>
   static void run(const Q8DenseBlock& b, std::size_t r0, std::size_t p0) {
     const std::size_t k4 = quad_count(b.k);
@@ -99,8 +99,29 @@ struct Q8Tile {
 
 }  // namespace
 
-// Loop order and tile shapes: avx512::run_tiles (8 x 32 main tiles in L2-sized panel groups of K x 16 bytes each).
-void dense_q8__avx512vnni(const Q8DenseBlock& b) { avx512::run_tiles<Q8Tile>(b, b.k * kQuadBytes / kQuadK); }
+namespace {
+// Loop order and tile shapes: avx512::run_tiles (MR x 16 NP main tiles in L2-sized panel groups of K x 16 bytes
+// each; leftover rows in its fixed leftover shapes).
+template <int MR, int NP>
+void dense_q8_tile(const Q8DenseBlock& b) {
+  static_assert(MR * NP + NP + 1 <= 32, "accumulators + weight registers + broadcast must fit 32 zmm");
+  avx512::run_tiles<VnniTile, MR, NP>(b, b.k * kQuadBytes / kQuadK);
+}
+
+// The tile family, named MR x columns; zmm accumulators = MR x NP. The accumulator counts sit on both sides of the
+// counts where a full-width core's vpdpbusd rate falls (docs/engine.md "Tile choice"): 8, 12, 14, 16, 20, 24.
+// 8x32 (16 accumulators) first: the tile measured best on Zen 4 and the default.
+const Q8Tile kTiles[] = {
+    {"8x32", dense_q8_tile<8, 2>},   {"4x32", dense_q8_tile<4, 2>},   {"6x32", dense_q8_tile<6, 2>},
+    {"7x32", dense_q8_tile<7, 2>},   {"10x32", dense_q8_tile<10, 2>}, {"12x32", dense_q8_tile<12, 2>},
+    {"12x16", dense_q8_tile<12, 1>}, {"14x16", dense_q8_tile<14, 1>}, {"16x16", dense_q8_tile<16, 1>},
+    {"3x64", dense_q8_tile<3, 4>},   {"4x64", dense_q8_tile<4, 4>},   {"6x64", dense_q8_tile<6, 4>},
+};
+}  // namespace
+
+const Q8TileTable q8_tiles__avx512vnni = {kTiles, sizeof(kTiles) / sizeof(kTiles[0])};
+
+void dense_q8__avx512vnni(const Q8DenseBlock& b) { dense_q8_tile<8, 2>(b); }
 
 // The float operations of quantize_rows__scalar, 16 lanes at a time (min/max are exact, so the order of the
 // reduction does not matter; the per-value operations are the same roundings), hence bit-identical results.
