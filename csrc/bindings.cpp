@@ -541,6 +541,12 @@ PYBIND11_MODULE(_core, m) {
         "it, A rows a[r, :k] (lda = a.shape[1]), rows [begin, end) and panels [begin, end) of 16 columns, into an "
         "output of shape (a.shape[0], ldc) prefilled with NaN (float32; uint16 0xffff when c_bf16), and returns it. "
         "tile: q8 only, a name of tile_names('q8', kernel) (None: the family's default).");
+  m.def("kernel_for", [](const std::string& isa, const std::string& compute) {
+    const aefast::IsaKernels& k = checked_isa(isa);
+    const Compute c = checked_compute_name(compute);
+    return std::string(c == Compute::q8 ? k.q8->name : c == Compute::bf16 ? k.bf16->name : k.f32->name);
+  }, py::arg("isa"), py::arg("compute"),
+  "The kernel family a Network built with `isa` runs for `compute` here (what Network.kernel will say).");
   m.def("tile_names", [](const std::string& compute, const std::string& kernel) {
     const Compute c = checked_compute_name(compute);
     const std::string problem = aefast::kernel_problem(c, kernel);
