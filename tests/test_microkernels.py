@@ -271,11 +271,11 @@ def q8_tile_params():
 
 @pytest.mark.parametrize("kernel, tile", q8_tile_params())
 def test_every_q8_tile_through_its_edges_matches_the_scalar_twin(kernel, tile):
-    """Each tile of a family (its name is MR x columns) through M in {1, MR-1, MR, MR+1, 2 MR+1, MR+8 (the leftover
+    """Each tile of a family (its name is MR x columns, maybe with a k-unroll suffix kU) through M in {1, MR-1, MR, MR+1, 2 MR+1, MR+8 (the leftover
     8-row strip)}, N around its width and the 8-panel group, K around the quad, odd strides, partial ranges: the
     requested cells equal the family's default tile bit for bit (every activation: the same int32 sums and epilogue)
     and the scalar twin (bit for bit when linear, else within ACT_ULPS); the other cells stay NaN."""
-    mr, cols = (int(v) for v in tile.split("x"))
+    mr, cols = (int(v) for v in tile.split("k")[0].split("x"))
     default = core.tile_names("q8", kernel)[0]
     rng = np.random.default_rng(zlib.crc32(f"tile/{kernel}/{tile}".encode()))
     rows = sorted({1, max(mr - 1, 1), mr, mr + 1, 2 * mr + 1, mr + 8})
@@ -283,7 +283,7 @@ def test_every_q8_tile_through_its_edges_matches_the_scalar_twin(kernel, tile):
     count = 0
     for m in rows:
         for n in ns:
-            for k in (1, 3, 4, 5, 37):
+            for k in (1, 3, 4, 5, 9, 37):
                 panels = (n + 15) // 16
                 for lda, rows_range, panel_range in ((-(-k // 4) * 4 + 1, (0, m), (0, panels)),
                                                      (k, (min(1, m - 1), m), (min(1, panels - 1), panels))):
