@@ -7,7 +7,7 @@ epilogue is shared. The choice changes speed only, never results (tests/test_til
 The setting (Engine/load argument `tiles`, else the environment variable AEFAST_TILES, else "auto"):
   auto      per layer shape, the fastest tile measured on this CPU: read from the cache, else measured now (the
             family's tiles timed on the layer's (k, n) over CALIBRATION_ROWS rows, fastest of CALIBRATION_ROUNDS
-            interleaved rounds; ~0.01-0.1 s per layer shape) and written to the cache.
+            interleaved rounds; ~0.01-0.2 s per layer shape) and written to the cache.
   builtin   the built-in table for the CPUs measured so far (BUILTIN), else each family's default tile.
   NAME      one tile for every layer, e.g. "8x32" (must be a tile of the kernel that runs: a clear error lists them).
   KERNEL:NAME[,KERNEL:NAME...]  a tile per kernel family, e.g. "avx512vnni:6x32,avxvnni:6x16"; families not named
