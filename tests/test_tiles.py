@@ -322,3 +322,23 @@ def test_aefast_tune_refuses_an_unknown_isa(cache, capsys):
         main(["tune", "--isa", "avx9"])
     assert info.value.code == 2
     assert "aefast tune: error: isa 'avx9' is not usable on this CPU" in capsys.readouterr().err
+
+
+@needs_tiles
+def test_a_child_forked_while_the_tile_lock_is_held_can_still_choose_tiles(cache):
+    """A fork copies the tile module's lock as it is; the child must not wait for a holder it does not have."""
+    import os
+    import signal
+
+    isa, kernel = usable_q8_tile_kernels()[0]
+    with T._lock:
+        pid = os.fork()
+        if pid == 0:   # the child: 20 s to measure one small shape, then exit 0; a deadlock ends in SIGALRM
+            signal.alarm(20)
+            try:
+                T.choose(core, kernel, [(40, 37)], "auto")
+                os._exit(0)
+            except BaseException:
+                os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status:#x}"

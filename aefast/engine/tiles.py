@@ -61,6 +61,15 @@ _lock = threading.Lock()
 _memo: dict[tuple, str] = {}   # (cpu key, kernel, k, n) -> tile chosen by measurement in this process
 
 
+def _new_lock_in_child() -> None:
+    """A forked child gets the lock as the parent's threads had it, perhaps held by a thread it does not have."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def setting_from(tiles: str | None) -> str:
     """The tile setting in force: `tiles` (an Engine/load argument) if given, else $AEFAST_TILES, else "auto";
     checked for form (ValueError naming where it came from and what is expected)."""
