@@ -178,14 +178,29 @@ std::pair<std::size_t, std::size_t> checked_range(const py::object& obj, const s
   return {std::size_t(v[0]), std::size_t(v[1])};
 }
 
+// A q8 tile name of kernel family `kernel` -> its index (q8_tile_index); a clear error listing the valid names.
+std::size_t checked_q8_tile(const std::string& kernel, const py::handle& obj, const std::string& what) {
+  if (!py::isinstance<py::str>(obj)) throw py::type_error(what + " must be a str (a tile name, e.g. '8x32')");
+  std::string problem;
+  const long index = aefast::q8_tile_index(kernel, obj.cast<std::string>(), &problem);
+  if (index < 0) throw py::value_error(what + ": " + problem);
+  return std::size_t(index);
+}
+
 py::array test_kernel(const std::string& kernel, const std::string& compute_name_arg, const py::handle& w_obj,
                       const py::handle& bias_obj, const py::handle& a_obj, const py::object& scale_obj,
                       double input_scale, const py::object& a_scale_obj, const py::object& a_zero_obj,
                       bool a_tail_safe, const py::object& rows_obj, const py::object& panels_obj,
-                      const py::object& ldc_obj, const py::handle& activation_obj, bool clip, bool c_bf16) {
+                      const py::object& ldc_obj, const py::handle& activation_obj, bool clip, bool c_bf16,
+                      const py::object& tile_obj) {
   const Compute compute = checked_compute_name(compute_name_arg);
   const std::string problem = aefast::kernel_problem(compute, kernel);
   if (!problem.empty()) throw py::value_error(problem);
+  std::size_t tile = 0;
+  if (!tile_obj.is_none()) {
+    if (compute != Compute::q8) throw py::value_error("tile is for q8 kernels only (the others have one tile each)");
+    tile = checked_q8_tile(kernel, tile_obj, "tile");
+  }
   py::array w = checked_array(w_obj, "weight", 2);
   WeightType wtype;
   if (has_dtype<float>(w)) wtype = WeightType::f32;
@@ -300,7 +315,7 @@ py::array test_kernel(const std::string& kernel, const std::string& compute_name
                                  panel_begin, panel_end, activation, clip};
   {
     py::gil_scoped_release release;
-    aefast::run_kernel_test(kernel, t);
+    aefast::run_kernel_test(kernel, tile, t);
   }
   return out;
 }
@@ -322,9 +337,10 @@ class PyNetwork {
         if (!layer.contains(key)) throw py::value_error(where + " is missing the key \"" + key + "\"");
       for (const auto& item : layer) {
         const std::string key = py::str(item.first).cast<std::string>();
-        if (key != "weight" && key != "bias" && key != "activation" && key != "scale" && key != "compute")
+        if (key != "weight" && key != "bias" && key != "activation" && key != "scale" && key != "compute" &&
+            key != "tile")
           throw py::value_error(where + " has an unknown key \"" + key +
-                                "\" (expected weight, scale, bias, activation, compute)");
+                                "\" (expected weight, scale, bias, activation, compute, tile)");
       }
       py::array w = checked_array(layer["weight"], where + "[\"weight\"]", 2);
       WeightType type;
@@ -361,8 +377,15 @@ class PyNetwork {
       py::array b = checked_vector(layer, "bias", where, out);
       keep_alive.push_back(w);
       keep_alive.push_back(b);
+      std::size_t tile = 0;
+      if (layer.contains("tile") && !layer["tile"].is_none()) {
+        if (compute != Compute::q8)
+          throw py::value_error(where + "[\"tile\"] is for q8 layers only; this layer computes in " +
+                                compute_name(compute));
+        tile = checked_q8_tile(kernels.q8->name, layer["tile"], where + "[\"tile\"]");
+      }
       specs.push_back({type, w.data(), scale, static_cast<const float*>(b.data()), in, out,
-                       checked_activation(layer["activation"], where + "[\"activation\"]"), compute});
+                       checked_activation(layer["activation"], where + "[\"activation\"]"), compute, tile});
     }
     // Packs (copies) the weights and starts the pool; a thread the OS refuses is a RuntimeError naming the count.
     net_ = std::make_unique<aefast::Network>(specs, kernels, n_threads);
@@ -433,6 +456,14 @@ PYBIND11_MODULE(_core, m) {
     d["avx_vnni"] = f.avx_vnni;
     return d;
   }, "CPU features detected at run time (CPUID + XGETBV).");
+  m.def("cpu_identity", [] {
+    const auto& id = aefast::cpu_identity();
+    py::dict d;
+    d["vendor"] = id.vendor;
+    d["family"] = id.family;
+    d["model"] = id.model;
+    return d;
+  }, "{'vendor', 'family', 'model'} from CPUID (display family and model, as /proc/cpuinfo shows them).");
 
   m.attr("MAX_THREADS") = aefast::ThreadPool::kMaxThreads;
   // The activation kinds every kernel's epilogue runs (the layer dict's "activation" strings name them).
@@ -505,9 +536,45 @@ PYBIND11_MODULE(_core, m) {
         py::arg("a_scale") = py::none(), py::arg("a_zero") = py::none(), py::arg("a_tail_safe") = false,
         py::arg("rows") = py::none(), py::arg("panels") = py::none(), py::arg("ldc") = py::none(),
         py::arg("activation") = "linear", py::arg("clip") = false, py::arg("c_bf16") = false,
+        py::arg("tile") = py::none(),
         "Test hook: runs ONE named dense kernel (kernel_names(compute)) on weight (k, n) packed as a Network packs "
         "it, A rows a[r, :k] (lda = a.shape[1]), rows [begin, end) and panels [begin, end) of 16 columns, into an "
-        "output of shape (a.shape[0], ldc) prefilled with NaN (float32; uint16 0xffff when c_bf16), and returns it.");
+        "output of shape (a.shape[0], ldc) prefilled with NaN (float32; uint16 0xffff when c_bf16), and returns it. "
+        "tile: q8 only, a name of tile_names('q8', kernel) (None: the family's default).");
+  m.def("kernel_for", [](const std::string& isa, const std::string& compute) {
+    const aefast::IsaKernels& k = checked_isa(isa);
+    const Compute c = checked_compute_name(compute);
+    return std::string(c == Compute::q8 ? k.q8->name : c == Compute::bf16 ? k.bf16->name : k.f32->name);
+  }, py::arg("isa"), py::arg("compute"),
+  "The kernel family a Network built with `isa` runs for `compute` here (what Network.kernel will say).");
+  m.def("tile_names", [](const std::string& compute, const std::string& kernel) {
+    const Compute c = checked_compute_name(compute);
+    const std::string problem = aefast::kernel_problem(c, kernel);
+    if (!problem.empty() && problem.rfind("unknown", 0) == 0) throw py::value_error(problem);
+    return c == Compute::q8 ? aefast::q8_tile_names(kernel) : std::vector<std::string>{};
+  }, py::arg("compute"), py::arg("kernel"),
+  "The register tiles of a kernel family (usable here or not), its default first: a q8 family's names (e.g. '8x32'); "
+  "[] for the f32 and bf16 families, which have no tile choice.");
+  m.def("_time_q8_tiles", [](const std::string& kernel, long long k, long long n, long long rows, long long rounds) {
+    const std::string problem = aefast::kernel_problem(Compute::q8, kernel);
+    if (!problem.empty()) throw py::value_error(problem);
+    if (k < 1 || k > (long long)kMaxQ8Inputs) throw py::value_error("k must be in 1.." + std::to_string(kMaxQ8Inputs));
+    if (n < 1 || n > 65536) throw py::value_error("n must be in 1..65536");
+    if (rows < 1 || rows > 4096) throw py::value_error("rows must be in 1..4096");
+    if (rounds < 1 || rounds > 1000) throw py::value_error("rounds must be in 1..1000");
+    std::vector<double> seconds;
+    {
+      py::gil_scoped_release release;
+      seconds = aefast::time_q8_tiles(kernel, std::size_t(k), std::size_t(n), std::size_t(rows), std::size_t(rounds));
+    }
+    py::dict out;
+    const auto names = aefast::q8_tile_names(kernel);
+    for (std::size_t i = 0; i < names.size(); ++i) out[py::str(names[i])] = seconds[i];
+    return out;
+  }, py::arg("kernel"), py::arg("k"), py::arg("n"), py::arg("rows"), py::arg("rounds") = 5,
+  "Tile calibration timer: {tile: seconds per call} of every tile of q8 kernel family `kernel` on one k x n layer "
+  "over `rows` rows on the calling thread (fixed pseudo-random operands, ELU; fastest of `rounds` interleaved "
+  "rounds).");
 
   py::class_<PyNetwork>(m, "Network", "A chain of fused dense layers, weights packed once at construction.")
       .def(py::init<const py::list&, const std::string&, const py::object&>(), py::arg("layers"),
@@ -522,5 +589,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("compute", [](const PyNetwork& n) { return std::string(compute_name(n.net().compute())); })
       .def_property_readonly("threads", [](const PyNetwork& n) { return n.net().threads(); })
       .def_property_readonly("nbytes", [](const PyNetwork& n) { return n.net().nbytes(); })
-      .def_property_readonly("layer_sizes", [](const PyNetwork& n) { return n.net().layer_sizes(); });
+      .def_property_readonly("layer_sizes", [](const PyNetwork& n) { return n.net().layer_sizes(); })
+      .def_property_readonly("tiles", [](const PyNetwork& n) { return n.net().tile_names(); },
+                             "Per layer, the register tile it runs with (q8: a name of tile_names('q8', kernel); "
+                             "'' for f32 and bf16, which have no tile choice).");
 }

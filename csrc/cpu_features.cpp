@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -85,6 +86,29 @@ static CpuFeatures detect() {
   for (const std::string& name : split_names(disabled_list()))
     if (bool CpuFeatures::*flag = find_flag(name)) f.*flag = false;
   return f;
+}
+
+static CpuIdentity identify() {
+  CpuIdentity id;
+#ifdef AEFAST_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return id;
+  char vendor[13] = {};
+  std::memcpy(vendor, &b, 4);
+  std::memcpy(vendor + 4, &d, 4);
+  std::memcpy(vendor + 8, &c, 4);
+  id.vendor = vendor;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return id;
+  const unsigned base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
+  id.family = base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family;
+  id.model = base_family == 0x6 || base_family == 0xf ? base_model + (((a >> 16) & 0xf) << 4) : base_model;
+#endif
+  return id;
+}
+
+const CpuIdentity& cpu_identity() {
+  static const CpuIdentity id = identify();
+  return id;
 }
 
 const CpuFeatures& cpu_features() {

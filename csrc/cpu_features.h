@@ -31,6 +31,15 @@ std::string disabled_features_problem();
 // by ", "; "" when it has them all. An unknown name counts as lacking.
 std::string missing_features(const char* needs);
 
+// Which CPU this is, from CPUID leaf 0 and 1: the vendor string ("GenuineIntel", "AuthenticAMD"; "" off x86) and the
+// display family and model (base + extended fields, as /proc/cpuinfo shows them: Zen 4 family 25, Zen 5 family 26,
+// Sapphire Rapids family 6 model 143). The tile calibration's cache key (aefast/engine/tiles.py) holds them.
+struct CpuIdentity {
+  std::string vendor;
+  unsigned family = 0, model = 0;
+};
+const CpuIdentity& cpu_identity();
+
 // The feature sets the kernel files are compiled for (CMakeLists.txt gives each file its flags).
 inline bool has_avx2_fma_f16c(const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }
 inline bool has_avx512_base(const CpuFeatures& f) { return f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl; }

@@ -30,11 +30,18 @@ const F32Kernels kF32Avx512 = {"avx512", AEFAST_AVX512_NEEDS,
                                elu__avx512};
 const F32Kernels* const kF32[] = {&kF32Avx512, &kF32Avx2, &kF32Scalar};
 
-const Q8Kernels kQ8Scalar = {"scalar", "", dense_q8__scalar, quantize_rows__scalar};
-const Q8Kernels kQ8Avx2 = {"avx2", AEFAST_AVX2_NEEDS, dense_q8__avx2, quantize_rows__avx2};
-const Q8Kernels kQ8Avx512Vnni = {"avx512vnni", AEFAST_AVX512_NEEDS " avx512vnni", dense_q8__avx512vnni,
+// q8 tile tables: the VNNI families define theirs beside their tiles; the scalar twin and the vpmaddwd kernel have
+// one shape each.
+const Q8Tile kQ8ScalarTile[] = {{"1x1", dense_q8__scalar}};
+const Q8TileTable kQ8ScalarTiles = {kQ8ScalarTile, 1};
+const Q8Tile kQ8Avx2Tile[] = {{"6x8", dense_q8__avx2}};
+const Q8TileTable kQ8Avx2Tiles = {kQ8Avx2Tile, 1};
+
+const Q8Kernels kQ8Scalar = {"scalar", "", &kQ8ScalarTiles, quantize_rows__scalar};
+const Q8Kernels kQ8Avx2 = {"avx2", AEFAST_AVX2_NEEDS, &kQ8Avx2Tiles, quantize_rows__avx2};
+const Q8Kernels kQ8Avx512Vnni = {"avx512vnni", AEFAST_AVX512_NEEDS " avx512vnni", &q8_tiles__avx512vnni,
                                  quantize_rows__avx512};
-const Q8Kernels kQ8AvxVnni = {"avxvnni", AEFAST_AVX2_NEEDS " avx_vnni", dense_q8__avxvnni, quantize_rows__avx2};
+const Q8Kernels kQ8AvxVnni = {"avxvnni", AEFAST_AVX2_NEEDS " avx_vnni", &q8_tiles__avxvnni, quantize_rows__avx2};
 const Q8Kernels* const kQ8[] = {&kQ8Avx512Vnni, &kQ8AvxVnni, &kQ8Avx2, &kQ8Scalar};
 
 const Bf16Kernels kBf16Scalar = {"scalar", "", dense_bf16__scalar, to_bf16_rows__scalar};
@@ -155,6 +162,29 @@ const Q8Kernels* find_q8_kernels(const std::string& name) {
 const Bf16Kernels* find_bf16_kernels(const std::string& name) {
   const Bf16Kernels* k = find_named(kBf16, name);
   return usable(k) ? k : nullptr;
+}
+
+std::vector<std::string> q8_tile_names(const std::string& kernel) {
+  std::vector<std::string> names;
+  if (const Q8Kernels* k = find_named(kQ8, kernel))
+    for (std::size_t i = 0; i < k->tiles->count; ++i) names.emplace_back(k->tiles->tiles[i].name);
+  return names;
+}
+
+long q8_tile_index(const std::string& kernel, const std::string& tile, std::string* problem) {
+  const Q8Kernels* k = find_named(kQ8, kernel);
+  if (!k) {
+    *problem = problem_of(kQ8, kernel, "q8 kernel");
+    return -1;
+  }
+  if (tile.empty()) return 0;
+  std::string known;
+  for (std::size_t i = 0; i < k->tiles->count; ++i) {
+    if (tile == k->tiles->tiles[i].name) return long(i);
+    known += (known.empty() ? "" : ", ") + std::string(k->tiles->tiles[i].name);
+  }
+  *problem = "unknown tile '" + tile + "' for the " + kernel + " q8 kernel (expected one of: " + known + ")";
+  return -1;
 }
 
 }  // namespace aefast

@@ -18,11 +18,13 @@ struct F32Kernels {
   DenseBlockFn dense[3][2];
   EluFn elu;
 };
+// q8: a family of register tiles (dense.h Q8TileTable; tiles[0] the default), all with bit-identical outputs.
 struct Q8Kernels {
   const char* name;
   const char* needs;
-  Q8DenseFn dense;
+  const Q8TileTable* tiles;
   QuantizeRowsFn quantize_rows;
+  Q8DenseFn dense(std::size_t tile) const { return tiles->tiles[tile].dense; }
 };
 struct Bf16Kernels {
   const char* name;
@@ -61,5 +63,11 @@ std::string kernel_problem(Compute compute, const std::string& name);
 const F32Kernels* find_f32_kernels(const std::string& name);
 const Q8Kernels* find_q8_kernels(const std::string& name);
 const Bf16Kernels* find_bf16_kernels(const std::string& name);
+
+// The tile names of q8 kernel family `kernel` (known, usable here or not), default first; empty if unknown.
+std::vector<std::string> q8_tile_names(const std::string& kernel);
+// The index of tile `tile` in q8 family `kernel`'s table, or -1 with `problem` set to why (unknown kernel, or a tile
+// name it lacks: the message lists the valid ones). "" names the default tile (index 0).
+long q8_tile_index(const std::string& kernel, const std::string& tile, std::string* problem);
 
 }  // namespace aefast

@@ -1,9 +1,12 @@
 // Runs ONE named kernel on one block, outside any Network: the hook behind aefast._core._test_kernel, which drives
-// each kernel through its tile edges against its scalar twin (tests/test_microkernels.py). Test-only; the binding
-// validates every field against the kernel's contract (dense.h) before calling.
+// each kernel (and each of its register tiles) through its tile edges against its scalar twin
+// (tests/test_microkernels.py, tests/test_tiles.py), and the timer behind the tile calibration
+// (aefast/engine/tiles.py). The binding validates every field against the kernel's contract (dense.h) before calling.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "dispatch.h"
 
@@ -31,7 +34,16 @@ struct KernelTestCase {
   bool clip;
 };
 
-// Runs the dense kernel of family `kernel` (find_*_kernels(kernel) must be non-null) on the case.
-void run_kernel_test(const std::string& kernel, const KernelTestCase& t);
+// Runs the dense kernel of family `kernel` (find_*_kernels(kernel) must be non-null) on the case; for q8 with
+// register tile `tile` (an index of q8_tile_names(kernel); 0 for the other computes).
+void run_kernel_test(const std::string& kernel, std::size_t tile, const KernelTestCase& t);
+
+// Seconds per call of each tile of q8 kernel family `kernel` (usable here) on one layer of k inputs x n outputs over
+// `rows` rows, on the calling thread: weights and codes are fixed pseudo-random values, ELU epilogue, all panels.
+// Tiles are timed in `rounds` interleaved rounds (each round calls every tile once, after one untimed warm-up call
+// of each), and the fastest call of each tile counts, so a burst of other work on a shared machine hits every tile
+// alike and falls out of the minimum. Index i is tile i of the family's table.
+std::vector<double> time_q8_tiles(const std::string& kernel, std::size_t k, std::size_t n, std::size_t rows,
+                                  std::size_t rounds);
 
 }  // namespace aefast

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "packing.h"
 
@@ -11,7 +12,11 @@ Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, st
     : isa_(isa), pool_(threads) {
   compute_ = layers.empty() ? Compute::f32 : layers.front().compute;
   for (const LayerSpec& spec : layers) {
-    PackedLayer layer{spec.weight_type, spec.in, spec.out, {}, {}, {}, {}, spec.activation};
+    PackedLayer layer{spec.weight_type, spec.in, spec.out, {}, {}, {}, {}, spec.activation, 0};
+    if (compute_ == Compute::q8) {
+      if (spec.tile >= isa.q8->tiles->count) throw std::invalid_argument("q8 tile index out of range");
+      layer.tile = spec.tile;
+    }
     const std::size_t panels = panel_count(spec.out);
     layer.weights = pack_panels(spec.weight, spec.in, spec.out, element_size(spec.weight_type), group_of(compute_));
     if (compute_ == Compute::q8)
@@ -33,6 +38,12 @@ std::size_t Network::nbytes() const {
 
 const char* Network::kernel_name() const {
   return compute_ == Compute::q8 ? isa_.q8->name : compute_ == Compute::bf16 ? isa_.bf16->name : isa_.name;
+}
+
+std::vector<std::string> Network::tile_names() const {
+  std::vector<std::string> names;
+  for (const PackedLayer& l : layers_) names.emplace_back(compute_ == Compute::q8 ? isa_.q8->tiles->tiles[l.tile].name : "");
+  return names;
 }
 
 std::size_t Network::threads_for(std::size_t rows, std::size_t begin, std::size_t end) const {

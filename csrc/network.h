@@ -24,6 +24,9 @@ struct LayerSpec {
   std::size_t in, out;
   Activation activation;
   Compute compute = Compute::f32;
+  // q8: the index of the register tile in the q8 kernel family's table (q8_tile_index; 0 = its default). The
+  // outputs do not depend on it (every tile is bit-identical), only the speed.
+  std::size_t tile = 0;
 };
 
 class Network {
@@ -43,6 +46,9 @@ class Network {
   std::size_t nbytes() const;
   std::size_t layer_count() const { return layers_.size(); }
   std::vector<std::size_t> layer_sizes() const;
+  // Per layer, the name of the register tile it runs with (q8: a name of q8_tile_names(kernel_name()); "" for the
+  // f32 and bf16 computes, whose kernels have one tile family member each).
+  std::vector<std::string> tile_names() const;
 
  private:
   struct PackedLayer {
@@ -52,6 +58,7 @@ class Network {
     std::vector<float> scale, bias;     // padded to the panel width
     std::vector<std::int32_t> colsum;   // q8 only: sum_k W[k, j], padded to the panel width
     Activation activation;
+    std::size_t tile = 0;               // q8 only: LayerSpec::tile
   };
   // Activation buffers of one forward() call (all pool slots), reused between calls: see acquire_scratch.
   struct Scratch {

@@ -117,7 +117,7 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
                                s.zero[s.cur], reinterpret_cast<const std::int8_t*>(L.weights.data()),
                                L.colsum.data(), L.scale.data(), L.bias.data(), L.in, L.out,
                                last ? out_rows : s.staging, L.out, 0, m, pb, pe, L.activation, clip && last};
-      isa_.q8->dense(block);
+      isa_.q8->dense(L.tile)(block);
     } else {
       const Bf16DenseBlock block{static_cast<const std::uint16_t*>(s.a), s.lda,
                                  reinterpret_cast<const std::uint16_t*>(L.weights.data()), L.bias.data(),

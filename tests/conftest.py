@@ -4,6 +4,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# int8 engines take the built-in register tiles (no measurement, no writes to the user's cache); the tile choice
+# never changes results, and tests/test_tiles.py tests the measured ("auto") path with a private cache.
+os.environ.setdefault("AEFAST_TILES", "builtin")
 SHARED_ROOT = REPO.parent / "shared"
 
 

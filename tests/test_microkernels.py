@@ -258,6 +258,64 @@ def test_simd_kernels_of_one_compute_agree_bit_for_bit(compute, activation):
                                                   err_msg=f"{kernel} vs {simd[0]} {weight}/{x} M={m} N={n} K={k}")
 
 
+def q8_tile_params():
+    """Every register tile of every q8 kernel family (usable here or skipped by name)."""
+    params = []
+    for kernel in core.kernel_names("q8"):
+        problem = core.kernel_problem("q8", kernel)
+        marks = [pytest.mark.skip(reason=problem)] if problem else []
+        params += [pytest.param(kernel, tile, marks=marks, id=f"q8-{kernel}-{tile}")
+                   for tile in core.tile_names("q8", kernel)]
+    return params
+
+
+@pytest.mark.parametrize("kernel, tile", q8_tile_params())
+def test_every_q8_tile_through_its_edges_matches_the_scalar_twin(kernel, tile):
+    """Each tile of a family (its name is MR x columns, maybe with a k-unroll suffix kU) through M in {1, MR-1, MR, MR+1, 2 MR+1, MR+8 (the leftover
+    8-row strip)}, N around its width and the 8-panel group, K around the quad, odd strides, partial ranges: the
+    requested cells equal the family's default tile bit for bit (every activation: the same int32 sums and epilogue)
+    and the scalar twin (bit for bit when linear, else within ACT_ULPS); the other cells stay NaN."""
+    mr, cols = (int(v) for v in tile.split("k")[0].split("x"))
+    default = core.tile_names("q8", kernel)[0]
+    rng = np.random.default_rng(zlib.crc32(f"tile/{kernel}/{tile}".encode()))
+    rows = sorted({1, max(mr - 1, 1), mr, mr + 1, 2 * mr + 1, mr + 8})
+    ns = sorted({1, max(cols - 1, 1), cols, cols + 1, 2 * cols + 17, 127, 129})
+    count = 0
+    for m in rows:
+        for n in ns:
+            for k in (1, 3, 4, 5, 9, 37):
+                panels = (n + 15) // 16
+                for lda, rows_range, panel_range in ((-(-k // 4) * 4 + 1, (0, m), (0, panels)),
+                                                     (k, (min(1, m - 1), m), (min(1, panels - 1), panels))):
+                    case = Case(rng, "q8", "int8", "uint8", k, n, m, lda)
+                    activation = ACTIVATIONS[count % len(ACTIVATIONS)]
+                    kw = dict(rows=rows_range, panels=panel_range, ldc=n + 3, activation=activation,
+                              clip=bool(count // len(ACTIVATIONS) % 2), a_tail_safe=lda >= -(-k // 4) * 4)
+                    count += 1
+                    got = case.run(kernel, tile=tile, **kw)
+                    label = f"q8/{kernel}/{tile} M={m} N={n} K={k} {kw}"
+                    np.testing.assert_array_equal(got.view(np.uint32),
+                                                  case.run(kernel, tile=default, **kw).view(np.uint32), err_msg=label)
+                    twin = case.run("scalar", **kw)
+                    mask = requested_mask(got.shape, rows_range, panel_range, n)
+                    check_against_twin(case, got, twin, mask, activation, False, label)
+
+
+def test_tile_names_and_the_hook_refuse_an_unknown_tile():
+    assert core.tile_names("f32", "avx2") == [] and core.tile_names("bf16", "scalar") == []
+    assert core.tile_names("q8", "avx512vnni")[0] == "8x32" and core.tile_names("q8", "avxvnni")[0] == "6x16"
+    with pytest.raises(ValueError, match="unknown q8 kernel 'avx9'"):
+        core.tile_names("q8", "avx9")
+    w, b, a = np.ones((4, 5), np.int8), np.zeros(5, np.float32), np.ones((2, 4), np.uint8)
+    q8 = dict(a_scale=np.ones(2, np.float32), a_zero=np.zeros(2, np.int32))
+    with pytest.raises(ValueError, match=r"unknown tile '9x9' for the scalar q8 kernel \(expected one of: 1x1\)"):
+        core._test_kernel("scalar", "q8", w, b, a, tile="9x9", **q8)
+    with pytest.raises(TypeError, match="tile must be a str"):
+        core._test_kernel("scalar", "q8", w, b, a, tile=8, **q8)
+    with pytest.raises(ValueError, match="tile is for q8 kernels only"):
+        core._test_kernel("scalar", "f32", w.astype(np.float32), b, a.astype(np.float32), tile="1x1")
+
+
 # ---- the hook validates every argument --------------------------------------------------------------------------
 def _args():
     w = np.ones((3, 5), np.float32)

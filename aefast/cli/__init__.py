@@ -51,7 +51,7 @@ FORWARDED: dict[str, tuple[Callable[[list[str], bool], int], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import info, inference, interop
+    from . import info, inference, interop, tune
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 epilog="Each command has its own --help, e.g. `aefast score --help`.")
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     inference.add_subcommands(sub)
     info.add_subcommand(sub)
     interop.add_subcommands(sub)
+    tune.add_subcommand(sub)
     return p
 
 

@@ -105,9 +105,12 @@ def _cpp_network_class():
     return cls, None
 
 
-def _make_network(layers: list[dict], backend: str, isa: str, threads: int, source: str = "<weights>"):
+def _make_network(layers: list[dict], backend: str, isa: str, threads: int, source: str = "<weights>",
+                  tiles: str | list[str] = "builtin"):
     """-> (network, backend name). threads: the pool size, from resolve_threads. An activation the chosen backend
-    has no kernel for is an UnsupportedModelError naming `source` and the layer."""
+    has no kernel for is an UnsupportedModelError naming `source` and the layer. tiles: the q8 register tiles, a
+    setting of aefast.engine.tiles (checked by setting_from) or one tile name per layer (a rebuild's exact tiles);
+    only q8 layers on the cpp backend have a choice."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cpp, why = _cpp_network_class()
@@ -116,6 +119,8 @@ def _make_network(layers: list[dict], backend: str, isa: str, threads: int, sour
         if cpp is None:
             raise RuntimeError(f"backend='cpp' requested but {why}; use backend='numba' or 'auto'")
         check_engine_activations(activations, "cpp", source)
+        if layers[0].get("compute") == "q8" and hasattr(_backend.core, "tile_names"):
+            layers = _with_tiles(layers, isa, tiles)
         return cpp(layers, isa=isa, threads=threads), "cpp"
     if isa not in ("auto", "numba"):  # numba has one code path
         raise ValueError(f"isa={isa!r} applies to the cpp backend only; the numba backend has isa 'numba'")
@@ -123,6 +128,19 @@ def _make_network(layers: list[dict], backend: str, isa: str, threads: int, sour
     from .numba_backend import Network  # imports numba: only now
 
     return Network(layers, threads=threads), "numba"
+
+
+def _with_tiles(layers: list[dict], isa: str, tiles: str | list[str]) -> list[dict]:
+    """The q8 layer dicts with their "tile" key set (new dicts; the arrays are shared)."""
+    from . import tiles as _tiles
+
+    core = _backend.core
+    if isinstance(tiles, list):
+        names = tiles
+    else:
+        kernel = core.kernel_for(isa, "q8")
+        names = _tiles.choose(core, kernel, [layer["weight"].shape for layer in layers], tiles)
+    return [dict(layer, tile=name) for layer, name in zip(layers, names)]
 
 
 def available_backends() -> list[tuple[str, str]]:
@@ -137,18 +155,23 @@ class Engine:
 
     Attributes: layer_sizes, latent_size, input_shape, pixel_scale, precision, backend ("cpp"/"numba"), isa, kernel,
     threads, nbytes (bytes of weights as the backend holds them), metadata (training, metrics, data_sha256),
-    max_code (decompress refuses codes larger in magnitude: beyond it the decoder could overflow float32).
+    max_code (decompress refuses codes larger in magnitude: beyond it the decoder could overflow float32),
+    tiles (per layer, the register tile it runs with: int8 on the cpp backend, e.g. ["8x32", ...]; "" where the
+    kernel has no tile choice; see aefast/engine/tiles.py).
     """
 
     def __init__(self, weights: AutoencoderWeights, precision: str = "fp32", backend: str = "auto",
-                 threads: int | None = None, isa: str = "auto", source: str = "<weights>"):
+                 threads: int | None = None, isa: str = "auto", source: str = "<weights>", tiles: str | None = None):
         if not isinstance(weights, AutoencoderWeights):
             raise TypeError(f"weights must be an AutoencoderWeights, got {type(weights).__name__}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         n_threads = resolve_threads(threads)
+        from .tiles import setting_from
+
+        tile_setting = setting_from(tiles)
         weights.validate(source)
-        self._pickle_state = _pickle_state(weights, precision, backend, threads, isa, source)
+        self._pickle_state = _pickle_state(weights, precision, backend, threads, isa, source, tiles)
         self.source = source
         self.precision = precision
         self.layer_sizes = list(weights.layer_sizes)
@@ -161,13 +184,14 @@ class Engine:
         self.metadata = {"training": dict(weights.training), "metrics": dict(weights.metrics),
                          "data_sha256": dict(weights.data_sha256)}
         layers = backend_layers(weights, precision)
-        self._net, self.backend = _make_network(layers, backend, isa, n_threads, source)
+        self._net, self.backend = _make_network(layers, backend, isa, n_threads, source, tile_setting)
         self._weights = self._pickle_state[0]   # to rebuild the network in a forked child
         self.max_code = decoder_code_limit(layers[self.encoder_layers:])
         self.isa = self._net.isa
         self.kernel = self._net.kernel   # what really runs the layers, e.g. "avx512vnni" for int8 on AVX-512 VNNI
         self.threads = int(self._net.threads)
         self.nbytes = int(self._net.nbytes)
+        self.tiles = list(getattr(self._net, "tiles", None) or [""] * len(layers))
         # Per-call constants, looked up once (the batch-1 path is a few microseconds of Python around the backend).
         self._images = ImageBatcher(self.input_shape)
         self._forward = self._net.forward
@@ -190,7 +214,7 @@ class Engine:
         with self._rebuild_lock:
             if self._net is None:
                 self._net, _ = _make_network(backend_layers(self._weights, self.precision), self.backend, self.isa,
-                                             self.threads)
+                                             self.threads, tiles=self.tiles)
                 self._forward = self._net.forward
         self._net.forward(*args)
 
@@ -203,7 +227,8 @@ class Engine:
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
         return (f"<aefast.Engine {sizes} latent={self.latent_size} precision={self.precision} "
-                f"backend={self.backend} isa={self.isa} kernel={self.kernel} threads={self.threads} "
+                f"backend={self.backend} isa={self.isa} kernel={self.kernel} tiles={','.join(self.tiles)} "
+                f"threads={self.threads} "
                 f"nbytes={self.nbytes} source={self.source!r} integrity={self.integrity}>")
 
     def _run(self, x: np.ndarray, begin: int, end: int, clip: bool = False) -> np.ndarray:
@@ -262,7 +287,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _pickle_state(weights: AutoencoderWeights, precision, backend, threads, isa, source) -> tuple:
+def _pickle_state(weights: AutoencoderWeights, precision, backend, threads, isa, source, tiles=None) -> tuple:
     """A private, read-only snapshot of the weights (the caller may mutate theirs later) and the settings."""
     def frozen(a: np.ndarray) -> np.ndarray:
         a = np.array(a, copy=True)
@@ -277,15 +302,15 @@ def _pickle_state(weights: AutoencoderWeights, precision, backend, threads, isa,
                                    input_means=None if weights.input_means is None
                                    else [frozen(m) for m in weights.input_means])
     snapshot.integrity = weights.integrity   # not an init field: replace() would reset it
-    return snapshot, precision, backend, threads, isa, source
+    return snapshot, precision, backend, threads, isa, source, tiles
 
 
-def _engine_from_state(weights, precision, backend, threads, isa, source) -> "Engine":
-    return Engine(weights, precision, backend, threads, isa, source)
+def _engine_from_state(weights, precision, backend, threads, isa, source, tiles=None) -> "Engine":
+    return Engine(weights, precision, backend, threads, isa, source, tiles)
 
 
 def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32", backend: str = "auto",
-         threads: int | None = None, isa: str = "auto") -> Engine:
+         threads: int | None = None, isa: str = "auto", tiles: str | None = None) -> Engine:
     """An Engine from a model file path (an aefast .safetensors file, or an .onnx chain of dense layers read by
     aefast.interop.read_onnx with its defaults) or an AutoencoderWeights.
 
@@ -296,11 +321,14 @@ def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32"
     threads: None = every CPU this process may use (affinity mask); n in 1..MAX_THREADS = min(n, those CPUs);
     1 = the calling thread only. isa: cpp only: "auto" (the best level this CPU runs) or a level name of
     aefast._core.isas(), e.g. "avx512", "avx2", "scalar".
+    tiles: int8 on the cpp backend: which register tile each layer runs with (results are identical, speed is not):
+    None = $AEFAST_TILES, else "auto" (measured on this CPU at load, cached per CPU and layer shape); "builtin" (the
+    built-in table); a tile name, e.g. "8x32"; or "KERNEL:TILE,...". See aefast/engine/tiles.py.
     """
     if isinstance(source, AutoencoderWeights):
-        return Engine(source, precision, backend, threads, isa)
+        return Engine(source, precision, backend, threads, isa, tiles=tiles)
     if isinstance(source, (str, os.PathLike)):
-        return Engine(read_any(source), precision, backend, threads, isa, source=str(source))
+        return Engine(read_any(source), precision, backend, threads, isa, source=str(source), tiles=tiles)
     raise TypeError(f"load() takes a model file path or an AutoencoderWeights, got {type(source).__name__}")
 
 

@@ -5,7 +5,8 @@
 
 namespace aefast {
 
-void dense_q8__avx512vnni(const Q8DenseBlock& b);                  // needs AVX-512 F/BW/DQ/VL + VNNI
+void dense_q8__avx512vnni(const Q8DenseBlock& b);                  // needs AVX-512 F/BW/DQ/VL + VNNI (8x32 tile)
+extern const Q8TileTable q8_tiles__avx512vnni;                     // its tile family, 8x32 first
 void quantize_rows__avx512(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, float extra_scale,
                            std::uint8_t* q, std::size_t ldq, float* scale, std::int32_t* zero);  // (built with VNNI)
 void dense_bf16__avx512bf16(const Bf16DenseBlock& b);              // needs AVX-512 F/BW/DQ/VL + BF16

@@ -40,8 +40,10 @@ inline std::uint32_t load_partial_quad(const std::uint8_t* a, std::size_t n) {
   return v;
 }
 
-// C[r0 .. r0 + MR, panels p0 .. p0 + NP] over all of K.
-struct Q8Tile {
+// C[r0 .. r0 + MR, panels p0 .. p0 + NP] over all of K; the k loop unrolled KU times (the same steps in the same
+// order: KU only changes the loop's branch and counter overhead).
+template <int KU>
+struct VnniTile {
   template <int MR, int NP>
   static void run(const Q8DenseBlock& b, std::size_t r0, std::size_t p0) {
     const std::size_t k4 = quad_count(b.k);
@@ -73,7 +75,15 @@ struct Q8Tile {
         for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
       }
     };
-    for (std::size_t q = 0; q < full_quads; ++q)
+    std::size_t q = 0;
+    if constexpr (KU > 1)
+      for (; q + KU <= full_quads; q += KU)
+#pragma GCC unroll 8
+        for (int u = 0; u < KU; ++u) {
+          const std::size_t qu = q + u;
+          step(qu, [&](int r) { return load_quad(a + r * b.lda + qu * kQuadK); });
+        }
+    for (; q < full_quads; ++q)
       step(q, [&](int r) { return load_quad(a + r * b.lda + q * kQuadK); });
     if (full_quads < k4) {
       const std::size_t q = full_quads, rest = b.k - q * kQuadK;
@@ -99,8 +109,32 @@ struct Q8Tile {
 
 }  // namespace
 
-// Loop order and tile shapes: avx512::run_tiles (8 x 32 main tiles in L2-sized panel groups of K x 16 bytes each).
-void dense_q8__avx512vnni(const Q8DenseBlock& b) { avx512::run_tiles<Q8Tile>(b, b.k * kQuadBytes / kQuadK); }
+namespace {
+// Loop order and tile shapes: avx512::run_tiles (MR x 16 NP main tiles in L2-sized panel groups of K x 16 bytes
+// each; leftover rows in its fixed leftover shapes).
+template <int MR, int NP, int KU = 1>
+void dense_q8_tile(const Q8DenseBlock& b) {
+  static_assert(MR * NP + NP + 1 <= 32, "accumulators + weight registers + broadcast must fit 32 zmm");
+  avx512::run_tiles<VnniTile<KU>, MR, NP>(b, b.k * kQuadBytes / kQuadK);
+}
+
+// The tile family, named MR x columns (suffix kU: the k loop unrolled U times); zmm accumulators = MR x NP. The
+// accumulator counts sit on both sides of the counts where a full-width core's vpdpbusd rate falls (docs/engine.md
+// "Tile choice"): 8, 12, 14, 16, 20, 24. 8x32 (16 accumulators) first: the tile measured best on Zen 4, the default.
+const Q8Tile kTiles[] = {
+    {"8x32", dense_q8_tile<8, 2>},   {"4x32", dense_q8_tile<4, 2>},   {"6x32", dense_q8_tile<6, 2>},
+    {"7x32", dense_q8_tile<7, 2>},   {"10x32", dense_q8_tile<10, 2>}, {"12x32", dense_q8_tile<12, 2>},
+    {"12x16", dense_q8_tile<12, 1>}, {"14x16", dense_q8_tile<14, 1>}, {"16x16", dense_q8_tile<16, 1>},
+    {"3x64", dense_q8_tile<3, 4>},   {"4x64", dense_q8_tile<4, 4>},   {"6x64", dense_q8_tile<6, 4>},
+    {"4x32k2", dense_q8_tile<4, 2, 2>}, {"6x32k2", dense_q8_tile<6, 2, 2>}, {"7x32k2", dense_q8_tile<7, 2, 2>},
+    {"8x32k2", dense_q8_tile<8, 2, 2>}, {"6x32k4", dense_q8_tile<6, 2, 4>}, {"7x32k4", dense_q8_tile<7, 2, 4>},
+    {"8x32k4", dense_q8_tile<8, 2, 4>}, {"8x32k8", dense_q8_tile<8, 2, 8>},
+};
+}  // namespace
+
+const Q8TileTable q8_tiles__avx512vnni = {kTiles, sizeof(kTiles) / sizeof(kTiles[0])};
+
+void dense_q8__avx512vnni(const Q8DenseBlock& b) { dense_q8_tile<8, 2>(b); }
 
 // The float operations of quantize_rows__scalar, 16 lanes at a time (min/max are exact, so the order of the
 // reduction does not matter; the per-value operations are the same roundings), hence bit-identical results.

@@ -7,6 +7,7 @@
 namespace aefast {
 
 // q8 (see Q8DenseBlock in dense.h) with vpdpbusd ymm: exact int32 sums, bit-identical to every q8 kernel.
-void dense_q8__avxvnni(const Q8DenseBlock& b);
+void dense_q8__avxvnni(const Q8DenseBlock& b);  // the 6x16 tile
+extern const Q8TileTable q8_tiles__avxvnni;     // its tile family, 6x16 first
 
 }  // namespace aefast

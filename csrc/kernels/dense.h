@@ -126,6 +126,20 @@ struct Bf16DenseBlock {
 using Q8DenseFn = void (*)(const Q8DenseBlock&);
 using Bf16DenseFn = void (*)(const Bf16DenseBlock&);
 
+// One register tile of a q8 kernel family: its stable name, "MRxCOLS" (main tile rows x columns, e.g. "8x32"), and
+// the dense function that runs the whole block with it (leftover rows and panels in the family's other shapes).
+// Every tile of every family computes the same exact int32 sums and the same epilogue: outputs are bit-identical
+// across tiles (tests/test_tiles.py); only the speed differs.
+struct Q8Tile {
+  const char* name;
+  Q8DenseFn dense;
+};
+// A family's tiles; tiles[0] is the family's default (the tile a Network gets when none is named).
+struct Q8TileTable {
+  const Q8Tile* tiles;
+  std::size_t count;
+};
+
 // A row's quantization from its range (lo = min(0, min x), hi = max(0, max x)): q = clamp(rne(x * inv) + zero, 0,
 // 255) and x ~ (q - zero) * scale. The one definition every ISA's quantize_rows uses, so their codes are bit-identical
 // (tested). A row of zeros, or one holding NaN/inf (finite false), gets inv 0, scale 1, zero 0.
