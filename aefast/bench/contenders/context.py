@@ -9,6 +9,7 @@ import numpy as np
 from ...engine.reference import reference_forward
 from ...modelfile import AutoencoderWeights
 from ..models import OPERATIONS, op_end
+from ..quiet import native_chatter_filtered
 from .base import Contender, Prepared, Skipped, check_errors, tolerance
 
 
@@ -78,8 +79,9 @@ class BuildContext:
         x = self.inputs(batch)
         ref, ref_name = self.reference(op, batch)
         try:
-            fn = contender.build(self, op, batch)
-            y = _as_rows(fn(x), batch)
+            with native_chatter_filtered():   # the peers' start-up lines (quiet.py)
+                fn = contender.build(self, op, batch)
+                y = _as_rows(fn(x), batch)
         except Skipped:
             raise
         except Exception as e:  # a peer library failing to convert or run is a result to report, not a crash
