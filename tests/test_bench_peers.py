@@ -159,3 +159,14 @@ def test_chatter_lines_are_dropped_and_the_rest_kept_in_order(capfd):
         for line in [chatter[0], kept[0], *chatter[1:], kept[1]]:
             os.write(2, line)
     assert capfd.readouterr().err == b"".join(kept).decode()
+
+
+def test_peers_match_the_engines_threads_or_the_usable_cores_without_it(ctx, monkeypatch):
+    import os
+    assert ctx.engine_threads() == ctx.engine("fp32", "cpp", None).threads
+    fresh = BuildContext(ctx.weights, ctx.images)
+
+    def no_engine(*args):
+        raise Skipped("no engine here")
+    monkeypatch.setattr(fresh, "engine", no_engine)
+    assert fresh.engine_threads() == len(os.sched_getaffinity(0))

@@ -3,6 +3,7 @@ once and cached; `prepare(contender, op, batch)` returns a checked, ready-to-tim
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 
@@ -48,6 +49,14 @@ class BuildContext:
             except (ImportError, RuntimeError, ValueError, NotImplementedError) as e:
                 raise Skipped(f"aefast.load(precision={precision!r}, backend={backend!r}) failed: {e}") from None
         return self.cached(("engine", precision, backend, threads), make)
+
+    def engine_threads(self) -> int:
+        """The thread count of aefast's C++ fp32 engine on all cores (what its contenders use), for a peer to match;
+        the usable cores when the engine is not available."""
+        try:
+            return self.engine("fp32", "cpp", None).threads
+        except Skipped:
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     def reference(self, op: str, batch: int) -> tuple[np.ndarray, str]:
         """The answer every contender is checked against: the engine's fp32 C++ output (all threads);

@@ -24,7 +24,6 @@ from ...model.activations import parse_activation
 from ..models import calibration_images, op_layers
 from .base import Contender, Runner, require
 from .context import BuildContext
-from .pytorch_modules import matched_threads
 
 DYNAMIC_QUANTIZATION_GROUP_SIZE = 32
 NNCF_SUBSET = 300   # calibration samples (single images) nncf.quantize reads (its default is 300)
@@ -74,7 +73,7 @@ def nncf_static_int8(ctx: BuildContext, op: str):
 def _openvino(kind: str):
     def build(ctx: BuildContext, op: str, batch: int) -> Runner:
         ov = require("openvino")
-        config = {"INFERENCE_NUM_THREADS": matched_threads(ctx), "PERFORMANCE_HINT": "LATENCY",
+        config = {"INFERENCE_NUM_THREADS": ctx.engine_threads(), "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "bf16" if kind == "bf16" else "f32"}
         if kind == "int8 weights":
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_QUANTIZATION_GROUP_SIZE

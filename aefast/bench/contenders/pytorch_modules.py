@@ -40,14 +40,9 @@ def torch_module(ctx: BuildContext, op: str):
     return ctx.cached(("torch", op), make)
 
 
-def matched_threads(ctx: BuildContext) -> int:
-    """The thread count of aefast's fp32 engine on all cores (what its contenders use), for a peer to match."""
-    return ctx.engine("fp32", "cpp", None).threads
-
-
 def _torch_setup(ctx: BuildContext):
     torch = require("torch")
-    torch.set_num_threads(matched_threads(ctx))
+    torch.set_num_threads(ctx.engine_threads())
     return torch
 
 
