@@ -101,6 +101,7 @@ def test_bench_peers_and_your_torch_model_in_one_run(tmp_path, capsys, small_lim
                         "--model", str(model_files["default"])]) == 0
     printed = capsys.readouterr().out
     assert "targets:" in printed and "vs peers: int8 >= 1.2x fastest int8 peer at batch 1" in printed
+    assert "your PyTorch model, aefast / PyTorch images/s:\n  pytorch-elu reconstruct batch 2 fp32: " in printed
     results = json.loads((out / "results.json").read_text())
     from aefast.bench.__main__ import PEER_SET, TORCH_SET
     assert [m["name"] for m in results["models"]] == ["default", "pytorch-elu", "pytorch-relu"]

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None, *, prog: str = PROG, reexec_command: lis
     args = parser.parse_args(argv)
     from .contenders import select_contenders
     from .models import DEFAULT_MODEL_PATH, DEFAULT_SIZES, WIDE_SIZES, load_bench_model, your_torch_models
-    from .report import targets_text, write_results
+    from .report import targets_text, torch_ratios_text, write_results
     from .runner import BATCHES, BenchConfig, run_benchmark
 
     focused = args.peers or args.your_torch_model
@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None, *, prog: str = PROG, reexec_command: lis
     text = targets_text(results)
     if text:
         print("targets:\n" + text)
+    ratios = torch_ratios_text(results)
+    if ratios:
+        print("your PyTorch model, aefast / PyTorch images/s:\n" + ratios)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 

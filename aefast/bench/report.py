@@ -185,6 +185,13 @@ def _torch_lines(results: dict) -> list[str]:
     return lines + _table(["model", "op", "batch", *(f"{p} (vs {t})" for p, t in TORCH_PAIRS)], rows)
 
 
+def torch_ratios_text(results: dict) -> str:
+    """The "your PyTorch model" ratios as plain lines for the terminal ("" when none was measured)."""
+    return "\n".join(f"  {r['model']} {r['op']} batch {r['batch']} {r['precision']}: {r['ratio']:.2f}x "
+                     f"({r['aefast_images_per_s']:,.0f} vs {r['pytorch']} {r['pytorch_images_per_s']:,.0f} images/s)"
+                     for r in torch_ratios(results))
+
+
 def targets_text(results: dict) -> str:
     """The targets as plain lines for the terminal: met / MISSED / not measured, model, target, figure."""
     mark = {True: "met", False: "MISSED", None: "not measured"}
