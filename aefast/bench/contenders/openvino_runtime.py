@@ -45,8 +45,10 @@ def ov_model(ctx: BuildContext, op: str, batch: int, int8_weights: bool = False)
     x = ops.parameter([batch, layers[0][0].shape[0]], np.float32, name="x")
     h = x
     for k, b, activation in layers:
-        h = ops.matmul(h, _int8_kernel(ops, k), False, True) if int8_weights else \
-            ops.matmul(h, ops.constant(k), False, False)
+        # weights stored (out, in) and multiplied with transpose_b, the layout of ONNX Gemm and PyTorch Linear that
+        # the plugin turns into its FullyConnected without a Transpose node
+        h = ops.matmul(h, _int8_kernel(ops, k) if int8_weights else ops.constant(np.ascontiguousarray(k.T)),
+                       False, True)
         h = ops.add(h, ops.constant(b))
         kind, alpha = parse_activation(activation)
         if kind == "elu":
