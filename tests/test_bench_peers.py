@@ -175,3 +175,21 @@ def test_peers_match_the_engines_threads_or_the_usable_cores_without_it(ctx, mon
         raise Skipped("no engine here")
     monkeypatch.setattr(fresh, "engine", no_engine)
     assert fresh.engine_threads() == len(os.sched_getaffinity(0))
+
+
+def test_nncf_contender_leaves_logging_handlers_and_levels_as_they_were(ctx):
+    """Building the NNCF contender hides NNCF's INFO lines for the call only: no handler's level changes (a test
+    runner's log capture on that logger kept capturing warnings) and the "nncf" logger's level is restored."""
+    import logging
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    logger = logging.getLogger("nncf")
+    handler = logging.Handler(logging.NOTSET)
+    logger.addHandler(handler)
+    level = logger.level
+    try:
+        fresh = BuildContext(ctx.weights, ctx.images)
+        fresh.prepare(CONTENDERS_BY_NAME["openvino static int8 (nncf)"], "compress", 2)
+        assert handler.level == logging.NOTSET and logger.level == level
+    finally:
+        logger.removeHandler(handler)

@@ -64,11 +64,19 @@ def nncf_static_int8(ctx: BuildContext, op: str):
     """`ov_model(op)` (dynamic batch) through nncf.quantize, calibrated on NNCF_SUBSET calibration images."""
     def make():
         nncf = require("nncf")
-        nncf.set_log_level(logging.ERROR)   # its INFO lines and progress bars
         images, _ = calibration_images(ctx.weights.input_size)
         samples = [images[i:i + 1] for i in range(min(NNCF_SUBSET, len(images)))]
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # progress bars
-            return nncf.quantize(ov_model(ctx, op, -1), nncf.Dataset(samples), subset_size=len(samples))
+        # Its INFO lines are hidden by the "nncf" logger's own level, set for the call and restored (not
+        # nncf.set_log_level, which also sets the level of every handler on that logger for good); its progress
+        # bars go to sys.stdout/stderr, redirected for the call.
+        logger = logging.getLogger("nncf")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return nncf.quantize(ov_model(ctx, op, -1), nncf.Dataset(samples), subset_size=len(samples))
+        finally:
+            logger.setLevel(level)
     return ctx.cached(("nncf static int8", op), make)
 
 
