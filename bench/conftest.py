@@ -4,6 +4,8 @@ The contenders, their checks and the models are aefast.bench's (the same code `p
 Options: --bench-model PATH (default: aefast/models/default.safetensors, else random weights), --bench-wide (also the
 784-10000-100-10000-784 model), --bench-wide-model PATH. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left as they are
 here (the BLAS kernel is recorded in machine_info); `python -m aefast.bench` clears them for its NumPy figures.
+The terminal table shows fewer columns than pytest-benchmark's default (IMAGE_COLUMNS, unless --benchmark-columns
+is given), and the session ends with images/s per test, grouped by cell (from each test's extra_info).
 """
 from __future__ import annotations
 
@@ -13,6 +15,31 @@ from aefast.bench.contenders import BuildContext
 from aefast.bench.machine import describe_machine
 from aefast.bench.models import DEFAULT_MODEL_PATH, DEFAULT_SIZES, WIDE_SIZES, input_images, load_bench_model
 from aefast.bench.runner import BATCHES
+
+
+# pytest-benchmark's table, narrowed so its lines fit a terminal: seconds per call (median, spread) and rounds.
+IMAGE_COLUMNS = ["median", "iqr", "rounds"]
+
+
+def pytest_configure(config):
+    if not any(a.startswith("--benchmark-columns") for a in config.invocation_params.args) \
+            and hasattr(config.option, "benchmark_columns"):
+        config.option.benchmark_columns = IMAGE_COLUMNS
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """One line per benchmarked test: its group, contender and images/s (median), fastest first in each group."""
+    session = getattr(config, "_benchmarksession", None)
+    rows = [b for b in getattr(session, "benchmarks", []) if "images_per_s" in b.extra_info]
+    if not rows:
+        return
+    terminalreporter.section("images/s (median; extra_info of each test)")
+    for group in dict.fromkeys(b.group for b in rows):
+        terminalreporter.write_line(group)
+        for b in sorted((b for b in rows if b.group == group), key=lambda b: -b.extra_info["images_per_s"]):
+            info = b.extra_info
+            terminalreporter.write_line(f"  {info['contender']:<32} {info['precision']:<6} "
+                                        f"{info['images_per_s']:>14,.0f}")
 
 
 def pytest_addoption(parser):

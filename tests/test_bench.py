@@ -200,7 +200,9 @@ def test_one_registry_of_contender_families_and_the_old_names():
     from aefast.bench.contenders import registry
     assert [c for family in registry.FAMILIES for c in family.CONTENDERS] == list(CONTENDERS)
     assert {c.name for c in registry.FAMILIES[0].CONTENDERS} == {c.name for c in CONTENDERS if c.family == "aefast"}
-    assert [c.name for c in runner.BenchConfig(models=[], batches={}).contenders] == list(CONTENDERS_BY_NAME)
+    assert [c.name for c in runner.BenchConfig(models=[], batches={}).contenders] == [c.name for c in CONTENDERS]
+    assert set(CONTENDERS_BY_NAME) == {c.name for c in (*CONTENDERS, *registry.EXTRA_CONTENDERS)}
+    assert not {c.name for c in registry.EXTRA_CONTENDERS} & {c.name for c in CONTENDERS}  # not in the default set
     assert package.CONTENDERS is registry.CONTENDERS and package._require is package.require
     assert all(getattr(package, name) is not None for name in package.__all__)
     assert targets.ceiling_images_per_s is best_sgemm_ceiling_images_per_s
@@ -612,3 +614,127 @@ def test_no_blas_spin_is_left_after_the_numpy_contender(tiny):
     numpy_run = ctx.prepare(CONTENDERS_BY_NAME["numpy fp32"], "reconstruct", 256).run
     timings = time_interleaved({"numpy": numpy_run, "sgemm": lambda: np.matmul(a, a)}, rounds=2, block_s=0.01)
     assert _quiet()   # nothing left spinning when the timer returns
+
+
+def _peer_results(rows, model="default", peaks=None):
+    return {"measurements": rows, "quantization": {},
+            "models": [{"name": model, "ops": {"reconstruct": {"ceiling_images_per_s": 1e9, "flops_per_image": 2e6,
+                                                               "peak_ceilings_images_per_s": peaks or {}}}}]}
+
+
+def test_vs_peers_targets_take_the_fastest_peer_of_each_precision_whatever_its_library():
+    """OpenVINO and PyTorch count as peers like LiteRT: the fastest int8 peer here is OpenVINO's static int8, the
+    fastest bf16 peer PyTorch's autocast."""
+    rows = [_measurement("aefast cpp int8", "aefast", "int8", 256, 1.0, model="default", rel_rms_error=1.3e-2),
+            _measurement("litert dynamic int8", "peer", "int8", 256, 1.5, model="default", rel_rms_error=1.3e-2),
+            _measurement("openvino static int8 (nncf)", "peer", "int8", 256, 1.1, model="default",
+                         rel_rms_error=4.5e-2),
+            _measurement("aefast cpp bf16", "aefast", "bf16", 256, 1.0, model="default"),
+            _measurement("openvino bf16", "peer", "bf16", 256, 1.3, model="default"),
+            _measurement("pytorch bf16", "peer", "bf16", 256, 1.1, model="default"),
+            _measurement("aefast cpp fp32", "aefast", "fp32", 256, 1.0, model="default"),
+            _measurement("aefast cpp fp16", "aefast", "fp16", 256, 0.9, model="default"),
+            _measurement("openvino f32", "peer", "fp32", 256, 1.2, model="default")]
+    results = _peer_results(rows, peaks={"int8": 256 / 1.0 / 0.7, "bf16": 256 / 1.0 / 0.9})
+    int8 = _target(results, "vs peers: int8 >= 1.2x fastest int8 peer at batch 256")
+    assert int8.met is False and "(openvino static int8 (nncf))" in int8.figure and "1.10x" in int8.figure
+    assert "1.3e-02 vs 4.5e-02" in int8.figure
+    bf16 = _target(results, "vs peers: bf16 >= 1.2x fastest bf16 peer at batch 256")
+    assert bf16.met is False and "(pytorch bf16)" in bf16.figure and "1.10x" in bf16.figure
+    fp32 = _target(results, "vs peers: fp32 >= 1.1x fastest fp32 peer at batch 256")
+    assert fp32.met is True and "1.20x" in fp32.figure
+    assert _target(results, "vs peers: fp16 >= fp32 at batch 256").met is True
+    assert _target(results, "vs peers: int8 >= 75% of its instruction-peak ceiling at batch 256").met is False
+    assert _target(results, "vs peers: bf16 >= 85% of its instruction-peak ceiling at batch 256").met is True
+    assert _target(results, "vs peers: int8 >= 1.2x fastest int8 peer at batch 16").figure == \
+        "not measured: batch 16 was not run"
+    # faster than every int8 peer by 1.25x, with an error no larger than the fastest one's: met
+    rows[1]["median_s"], rows[2]["median_s"] = 1.25, 1.3
+    rows[1]["images_per_s"], rows[2]["images_per_s"] = 256 / 1.25, 256 / 1.3
+    assert _target(results, "vs peers: int8 >= 1.2x fastest int8 peer at batch 256").met is True
+    rows[0]["rel_rms_error"] = 1.4e-2   # now less accurate than LiteRT, the fastest peer: missed
+    assert _target(results, "vs peers: int8 >= 1.2x fastest int8 peer at batch 256").met is False
+
+
+def test_vs_peers_latency_targets_and_the_wide_batches():
+    rows = [_measurement("aefast cpp int8", "aefast", "int8", 1, 9e-6, model="default"),
+            _measurement("aefast cpp fp32", "aefast", "fp32", 1, 50e-6, model="default"),
+            _measurement("pytorch fp32", "peer", "fp32", 1, 100e-6, model="default")]
+    results = _peer_results(rows)
+    latency = _target(results, "vs peers: int8 batch-1 latency <= 8 us")
+    assert latency.met is False and latency.figure == "9.0 us (aefast cpp int8)"
+    assert _target(results, "vs peers: fp32 batch-1 time <= 0.6x").met is True   # 0.50x
+    wide = _peer_results([dict(r, model="wide") for r in rows], model="wide")
+    names = [t.target for t in evaluate_targets(wide)]
+    assert "vs peers: int8 >= 1.2x fastest int8 peer at batch 1024, no larger error" in names
+    assert "vs peers: int8 >= 1.2x fastest int8 peer at batch 4096, no larger error" not in names
+    assert not any("latency <= 8 us" in n or "instruction-peak" in n for n in names)   # default model only
+
+
+def test_models_aefast_cpp_did_not_run_get_no_targets_but_torch_ratios():
+    from aefast.bench.report import render_markdown, torch_ratios
+    rows = [_measurement("pytorch fp32", "peer", "fp32", 16, 4.0, model="pytorch-relu", rel_rms_error=1e-7),
+            _measurement("aefast from_torch fp32", "aefast", "fp32", 16, 1.0, model="pytorch-relu"),
+            _measurement("aefast from_torch fp16", "aefast", "fp16", 16, 0.8, model="pytorch-relu"),
+            _measurement("pytorch dynamic int8", "peer", "int8", 16, 2.0, model="pytorch-relu"),
+            _measurement("aefast from_torch int8", "aefast", "int8", 16, 0.25, model="pytorch-relu")]
+    results = _peer_results(rows, model="pytorch-relu")
+    assert evaluate_targets(results) == []
+    ratios = {r["precision"]: r for r in torch_ratios(results)}
+    assert set(ratios) == {"fp32", "fp16", "int8"}   # no bf16 pair measured
+    assert ratios["fp32"]["ratio"] == pytest.approx(4.0) and ratios["fp16"]["ratio"] == pytest.approx(5.0)
+    assert ratios["fp16"]["pytorch"] == "pytorch fp32" and ratios["int8"]["ratio"] == pytest.approx(8.0)
+    results.update(created="now", command="x", quick=True, timing={"method": "m", "rounds": 1, "block_s": 0.1,
+                   "cell_sgemm_min_batch": 16})
+    section = render_markdown.__globals__["_torch_lines"](results)
+    assert "## Your PyTorch model: aefast / PyTorch" in section
+    assert any(line.startswith("| pytorch-relu | reconstruct | 16 | **4.00x** (16 / 4) | **5.00x** (20 / 4) | - | "
+                               "**8.00x** (64 / 8) |") for line in section), section
+
+
+def test_throughput_plot_groups_twenty_series_by_engine_and_precision():
+    """With 20 series the legend sits outside every panel, each engine has one colour, each precision one line
+    style, and no two series look alike."""
+    import matplotlib
+    from aefast.bench.report import build_figure, engine_of
+    names = [c for c in CONTENDERS if not c.name.startswith(("keras", "tf.function", "tflite fp32"))][:20]
+    rows = []
+    for op in ("reconstruct", "compress"):
+        for i, c in enumerate(names):
+            rows += [dict(_measurement(c.name, c.family, c.precision, b, b / (1000 * (1 + i)), model="default",
+                                       op=op)) for b in (1, 16, 256)]
+    results = {"measurements": rows, "models": [{"name": "default", "layer_sizes": [784, 100, 784], "ops": {
+        op: {"ceiling_images_per_s": 1e6, "peak_ceilings_images_per_s": {"fp32": 5e5, "int8": 2e6}}
+        for op in ("reconstruct", "compress")}}]}
+    fig = build_figure(results)
+    try:
+        fig.canvas.draw()
+        (legend,) = fig.legends
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent()), "the legend covers a panel"
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert labels[:20] == sorted(labels[:20], key=labels[:20].index) and len(labels) == 20 + 3  # 3 ceilings
+        for ax in fig.axes:
+            lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+            assert set(lines) == {c.name for c in names}
+            colour = {}
+            style = {}
+            seen = set()
+            for name, ln in lines.items():
+                c = next(x for x in names if x.name == name)
+                rgba = matplotlib.colors.to_rgba(ln.get_color())
+                assert colour.setdefault(engine_of(name), rgba) == rgba, name
+                # the dash pattern itself (get_linestyle() says "--" for every custom pattern)
+                dashes = (ln.get_linestyle(), str(ln._unscaled_dash_pattern))
+                assert style.setdefault(c.precision, dashes) == dashes, name
+                look = (rgba, dashes, ln.get_marker(), str(matplotlib.colors.to_rgba(ln.get_markerfacecolor())))
+                assert look not in seen, f"{name} looks like another series"
+                seen.add(look)
+            assert len(set(colour.values())) == len(colour)      # engines tell apart by colour
+            assert len(set(style.values())) == len(style)        # precisions by line style
+        # grouped: the legend lists each engine's series together
+        engines = [engine_of(label) for label in labels[:20]]
+        assert engines == sorted(engines, key=engines.index)
+    finally:
+        matplotlib.pyplot.close(fig)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -86,3 +88,67 @@ def test_bench_quick_with_model_and_wide_model(tmp_path, capsys, small_limits, m
 def test_bench_quick_no_wide(tmp_path, capsys, small_limits, model_files):
     results = _run(tmp_path, capsys, "--model", str(model_files["default"]), "--no-wide")
     _check_results(results, {"default": model_files["default"]})
+
+
+@pytest.mark.slow
+def test_bench_peers_and_your_torch_model_in_one_run(tmp_path, capsys, small_limits, model_files):
+    """--peers times the peer set on the default model, --your-torch-model adds the ELU and ReLU PyTorch models
+    (PyTorch against aefast.from_torch), reconstruct only; the ratios land in results.json and results.md, and the
+    targets are printed."""
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    assert aefast_main(["bench", "--quick", "--peers", "--your-torch-model", "--batches", "2", "--out", str(out),
+                        "--model", str(model_files["default"])]) == 0
+    printed = capsys.readouterr().out
+    assert "targets:" in printed and "vs peers: int8 >= 1.2x fastest int8 peer at batch 1" in printed
+    assert "your PyTorch model, aefast / PyTorch images/s:\n  pytorch-elu reconstruct batch 2 fp32: " in printed
+    results = json.loads((out / "results.json").read_text())
+    from aefast.bench.__main__ import PEER_SET, TORCH_SET
+    assert [m["name"] for m in results["models"]] == ["default", "pytorch-elu", "pytorch-relu"]
+    ran = {m: {r["contender"] for r in results["measurements"] if r["model"] == m} for m in
+           ("default", "pytorch-elu", "pytorch-relu")}
+    assert ran == {"default": set(PEER_SET), "pytorch-elu": set(TORCH_SET), "pytorch-relu": set(TORCH_SET)}
+    assert {r["op"] for r in results["measurements"]} == {"reconstruct"}
+    ok = {(r["model"], r["contender"]) for r in results["measurements"] if r["status"] == "ok"}
+    assert {("pytorch-relu", c) for c in TORCH_SET} <= ok
+    ratios = {(r["model"], r["precision"]): r["ratio"] for r in results["torch_ratios"]}
+    assert set(ratios) == {(m, p) for m in ("pytorch-elu", "pytorch-relu") for p in ("fp32", "fp16", "bf16", "int8")}
+    assert all(v > 0 for v in ratios.values())
+    assert "## Your PyTorch model: aefast / PyTorch" in (out / "results.md").read_text()
+    assert not any(t["model"].startswith("pytorch") for t in results["targets"])
+
+
+# What the peers print on start-up when nothing hides it (quiet.CHATTER): one marker per kind.
+CHATTER_MARKERS = ("absl::InitializeLog", "oneDNN custom operations", "XNNPACK delegate",
+                   "consider to run pre-processing", "failed call to cuInit", "No CUDA runtime")
+_DRIVER = """
+import functools, sys
+from aefast.bench import runner
+runner.BenchConfig = functools.partial(runner.BenchConfig, peak_s=0.01, sgemm_n=128, copy_mib=4,
+                                       quantization_images=50)
+from aefast.bench.__main__ import main
+sys.exit(main(sys.argv[1:], prog="aefast bench"))
+"""
+
+
+@pytest.mark.slow
+def test_bench_output_is_free_of_the_peers_start_up_lines(tmp_path, model_files):
+    """A real run in a fresh process (TensorFlow, LiteRT, ONNX Runtime quantization, PyTorch and NNCF loaded for the
+    first time): its stderr holds none of their start-up lines; with --verbose they are there (so this test sees
+    them when the filter is off)."""
+    import subprocess
+    for package in ("tensorflow", "ai_edge_litert.interpreter", "onnxruntime", "torch"):
+        pytest.importorskip(package)
+    contenders = ["aefast cpp fp32", "keras predict_on_batch", "litert dynamic int8", "onnxruntime dynamic int8",
+                  "pytorch dynamic int8"]
+    err = {}
+    for mode in ("quiet", "verbose"):
+        args = [sys.executable, "-c", _DRIVER, "--quick", "--no-wide", "--batches", "2", "--ops", "compress",
+                "--model", str(model_files["default"]), "--out", str(tmp_path / mode), "--contenders", *contenders]
+        run = subprocess.run(args + (["--verbose"] if mode == "verbose" else []), capture_output=True, text=True,
+                             timeout=600, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+        assert run.returncode == 0, run.stderr
+        err[mode] = run.stderr
+    assert [m for m in CHATTER_MARKERS if m in err["quiet"]] == [], err["quiet"]
+    assert "XNNPACK delegate" in err["verbose"] and "consider to run pre-processing" in err["verbose"], err["verbose"]
+    assert "compress batch=2: 5 timed" in err["quiet"]   # the runner's own progress lines still show

@@ -4,8 +4,9 @@ An operation is a prefix of the network: "reconstruct" runs every layer, "compre
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,19 @@ def input_images(width: int, count: int, data_dir: str | os.PathLike | None = No
         reason = f"the model takes {width} inputs, not 784"
     rng = np.random.default_rng(1)
     return rng.random((count, width), np.float32), f"uniform random pixels (seed 1): {reason}"
+
+
+def your_torch_models(model: BenchModel, data_dir: str | os.PathLike | None = None) -> list[BenchModel]:
+    """The "your PyTorch model" pair: `model`'s weights as they are (ELU, the project's default) and the same
+    kernels and biases with ReLU in place of every ELU, each recalibrated for aefast's int8 on the calibration
+    images (the layer input means depend on the activations). The bench's PyTorch contenders build the
+    nn.Sequential from these weights; the "aefast from_torch" ones read that module back with aefast.from_torch."""
+    from ..engine.calibration import calibrated
+
+    images, where = calibration_images(model.weights.input_size, data_dir)
+    relu = replace(model.weights, input_means=None,
+                               activations=["relu" if a.startswith("elu") else a for a in model.weights.activations])
+    return [BenchModel("pytorch-elu", model.weights, f"{model.source} (as a PyTorch nn.Sequential)"),
+            BenchModel("pytorch-relu", calibrated(relu.validate("ReLU model"), images),
+                       f"{model.source}, ReLU in place of ELU (as a PyTorch nn.Sequential); int8 calibration "
+                       f"on {where}")]

@@ -142,6 +142,62 @@ def _quantization_lines(results: dict) -> list[str]:
     return lines
 
 
+# "your PyTorch model": each aefast precision against the PyTorch run it replaces (PyTorch has no fp16 on CPU:
+# aefast fp16 is set against PyTorch fp32, the model as the user has it).
+TORCH_PAIRS = (("fp32", "pytorch fp32"), ("fp16", "pytorch fp32"), ("bf16", "pytorch bf16"),
+               ("int8", "pytorch dynamic int8"))
+
+
+def torch_ratios(results: dict) -> list[dict]:
+    """Per (model, op, batch) of the models the "aefast from_torch" contenders ran, and per aefast precision:
+    aefast's images/s over PyTorch's (TORCH_PAIRS), both measured in the same interleaved rounds."""
+    ok = {(r["model"], r["op"], r["batch"], r["contender"]): r for r in results["measurements"] if r["status"] == "ok"}
+    cells = sorted({k[:3] for k in ok if k[3].startswith("aefast from_torch")},
+                   key=lambda k: ([m["name"] for m in results["models"]].index(k[0]), k[1], k[2]))
+    out = []
+    for model, op, batch in cells:
+        for precision, theirs in TORCH_PAIRS:
+            a, b = ok.get((model, op, batch, f"aefast from_torch {precision}")), ok.get((model, op, batch, theirs))
+            if a is not None and b is not None:
+                out.append({"model": model, "op": op, "batch": batch, "precision": precision,
+                            "aefast": a["contender"], "pytorch": theirs, "aefast_images_per_s": a["images_per_s"],
+                            "pytorch_images_per_s": b["images_per_s"], "ratio": a["images_per_s"] / b["images_per_s"],
+                            "aefast_rel_rms_error": a["rel_rms_error"], "pytorch_rel_rms_error": b["rel_rms_error"]})
+    return out
+
+
+def _torch_lines(results: dict) -> list[str]:
+    ratios = torch_ratios(results)
+    if not ratios:
+        return []
+    lines = ["", "## Your PyTorch model: aefast / PyTorch", "",
+             "The same nn.Sequential run by PyTorch (`torch.inference_mode`, threads matched to aefast's) and by "
+             "aefast's engine after `aefast.from_torch`, timed in the same interleaved rounds. Each cell: aefast's "
+             "images/s over PyTorch's (aefast / PyTorch images/s); fp16 is set against PyTorch fp32, bf16 against "
+             "`torch.autocast` bf16, int8 against `quantize_dynamic` on the x86 engine.", ""]
+    by_cell: dict = {}
+    for r in ratios:
+        by_cell.setdefault((r["model"], r["op"], r["batch"]), {})[r["precision"]] = r
+    rows = [[model, op, str(batch), *(f"**{c[p]['ratio']:.2f}x** ({c[p]['aefast_images_per_s']:,.0f} / "
+                                      f"{c[p]['pytorch_images_per_s']:,.0f})" if p in c else "-"
+                                      for p, _ in TORCH_PAIRS)]
+            for (model, op, batch), c in by_cell.items()]
+    return lines + _table(["model", "op", "batch", *(f"{p} (vs {t})" for p, t in TORCH_PAIRS)], rows)
+
+
+def torch_ratios_text(results: dict) -> str:
+    """The "your PyTorch model" ratios as plain lines for the terminal ("" when none was measured)."""
+    return "\n".join(f"  {r['model']} {r['op']} batch {r['batch']} {r['precision']}: {r['ratio']:.2f}x "
+                     f"({r['aefast_images_per_s']:,.0f} vs {r['pytorch']} {r['pytorch_images_per_s']:,.0f} images/s)"
+                     for r in torch_ratios(results))
+
+
+def targets_text(results: dict) -> str:
+    """The targets as plain lines for the terminal: met / MISSED / not measured, model, target, figure."""
+    mark = {True: "met", False: "MISSED", None: "not measured"}
+    return "\n".join(f"{mark[t.met]:>12}  {t.model}: {t.target}: {t.figure}" for t in evaluate_targets(results))
+
+
 def render_markdown(results: dict) -> str:
     """results.md: machine, limits, targets, one table per (model, op), quantization error."""
     t = results["timing"]
@@ -176,45 +232,101 @@ def render_markdown(results: dict) -> str:
             lines += _table(["batch", "contender", "precision", "us/batch median", "us/batch best", "images/s",
                              "x peer", "% best sgemm", "% same-work sgemm", "% peak", "rel. error"], rows)
             lines += [""] + notes if notes else []
+    lines += _torch_lines(results)
     if results.get("quantization"):
         lines += ["", "## Quantization error"] + _quantization_lines(results)
     return "\n".join(lines) + "\n"
 
 
-def render_plot(results: dict) -> bytes:
-    """throughput.png: images/s against batch size (log-log); a row per model, a column per operation; the sgemm
-    ceiling dotted; one colour per contender across panels (solid: aefast, dashed: peers)."""
+# throughput.png's series style: one colour per engine (tab10), one line style per precision, a marker per variant
+# of the same engine and precision; a single-thread row gets hollow markers.
+PRECISION_STYLES = {"fp32": "-", "fp16": (0, (6, 2)), "bf16": "-.", "int8": (0, (1, 1.5)),
+                    "int8w": (0, (3, 1, 1, 1, 1, 1))}
+ENGINE_ORDER = ("aefast cpp", "aefast from_torch", "aefast numba", "litert", "tflite", "onnxruntime", "openvino",
+                "pytorch", "numpy", "keras", "tf.function")
+
+
+def engine_of(contender: str) -> str:
+    """The engine a contender's name starts with ("aefast cpp int8 t=1" -> "aefast cpp", "openvino bf16" ->
+    "openvino"): what throughput.png colours by."""
+    words = contender.split()
+    return " ".join(words[:2]) if words[0] == "aefast" and len(words) > 1 else words[0]
+
+
+VARIANT_MARKERS = ("o", "s", "D", "v", "P", "X")
+
+
+def series_style(contender: str, precision: str, colours: dict[str, object], variant: int = 0) -> dict:
+    """matplotlib keyword arguments of a contender's line: its engine's colour, its precision's line style, a marker
+    per variant of the same engine and precision (`variant`: 0, 1, ...; e.g. OpenVINO's two int8 kinds), hollow
+    markers on one thread."""
+    single = contender.endswith(" t=1")
+    colour = colours[engine_of(contender)]
+    return {"color": colour, "linestyle": PRECISION_STYLES.get(precision, ":"),
+            "marker": VARIANT_MARKERS[variant % len(VARIANT_MARKERS)], "markerfacecolor": "white" if single else colour,
+            "markersize": 4.5, "linewidth": 1.6}
+
+
+def build_figure(results: dict):
+    """The matplotlib Figure of throughput.png: images/s against batch size (log-log), a row per model, a column per
+    operation; ceilings in grey; every series styled by `series_style`, listed in one legend outside the panels
+    (right), grouped by engine then precision."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     ok = [r for r in results["measurements"] if r["status"] == "ok"]
     ops = list(dict.fromkeys(r["op"] for r in results["measurements"])) or ["reconstruct"]
     models = [info for info in results["models"] if any(r["model"] == info["name"] for r in results["measurements"])]
-    names = list(dict.fromkeys(r["contender"] for r in ok))
-    colours = {name: plt.get_cmap("tab20")(i % 20) for i, name in enumerate(names)}
-    fig, axes = plt.subplots(max(1, len(models)), len(ops), figsize=(6.5 * len(ops), 4.8 * max(1, len(models))),
+    precisions = {r["contender"]: r["precision"] for r in ok}
+    engines = sorted({engine_of(n) for n in precisions},
+                     key=lambda e: (ENGINE_ORDER.index(e) if e in ENGINE_ORDER else len(ENGINE_ORDER), e))
+    colours = {e: plt.get_cmap("tab10")(i % 10) for i, e in enumerate(engines)}
+    order = {p: i for i, p in enumerate(PRECISION_STYLES)}
+    names = sorted(precisions, key=lambda n: (engines.index(engine_of(n)), order.get(precisions[n], 99),
+                                              n.endswith(" t=1"), n))
+    groups: dict = {}   # (engine, precision, one thread) -> its names so far: the variant index of the next
+    styles = {}
+    for n in names:
+        group = groups.setdefault((engine_of(n), precisions[n], n.endswith(" t=1")), [])
+        styles[n] = series_style(n, precisions[n], colours, len(group))
+        group.append(n)
+    fig, axes = plt.subplots(max(1, len(models)), len(ops), figsize=(6.4 * len(ops), 4.6 * max(1, len(models))),
                              squeeze=False)
+    ceiling_styles = {}
     for row, info in zip(axes, models):
         for ax, op in zip(row, ops):
             rows = [r for r in ok if r["model"] == info["name"] and r["op"] == op]
             for name in names:
                 pts = sorted((r["batch"], r["images_per_s"]) for r in rows if r["contender"] == name)
                 if pts:
-                    ax.plot(*zip(*pts), "-o" if name.startswith("aefast") else "--s", color=colours[name],
-                            label=name, markersize=4)
-            ax.axhline(info["ops"][op]["ceiling_images_per_s"], color="k", linestyle=":", label="sgemm ceiling")
-            for (arithmetic, ceiling), style in zip(info["ops"][op].get("peak_ceilings_images_per_s", {}).items(),
-                                                    ("-.", (0, (1, 3)), (0, (5, 5)))):
-                ax.axhline(ceiling, color="grey", linestyle=style, label=f"{arithmetic} peak ceiling")
+                    ax.plot(*zip(*pts), label=name, **styles[name])
+            ceilings = {"sgemm": info["ops"][op]["ceiling_images_per_s"],
+                        **{f"{a} peak": c for a, c in info["ops"][op].get("peak_ceilings_images_per_s", {}).items()}}
+            for (label, ceiling), style in zip(ceilings.items(), ((0, (8, 4)), "-.", (0, (1, 3)), (0, (4, 1, 1, 1)))):
+                ceiling_styles[label] = style
+                ax.axhline(ceiling, color="0.55", linestyle=style, linewidth=1)
             ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s",
                    title=f"{info['name']} {op} ({'-'.join(map(str, info['layer_sizes']))})")
             ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.12 / max(1, len(models)), 1, 1))
+    handles = [Line2D([], [], label=n, **styles[n]) for n in names]
+    handles += [Line2D([], [], color="0.55", linestyle=st, linewidth=1, label=f"{label} ceiling")
+                for label, st in ceiling_styles.items()]
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
+               title="colour: engine; line: precision\n(fp32 solid, fp16 dashed, bf16 dash-dot, int8 dotted);\n"
+                     "hollow marker: one thread", title_fontsize=8, ncol=1 if len(handles) <= 30 else 2)
+    return fig
+
+
+def render_plot(results: dict) -> bytes:
+    """throughput.png (build_figure), the legend included beside the panels."""
+    import matplotlib.pyplot as plt
+
+    fig = build_figure(results)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -222,7 +334,8 @@ def render_plot(results: dict) -> bytes:
 def write_results(results: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write results.json, results.md and throughput.png into out_dir (each atomically); returns their paths."""
     out = Path(out_dir)
-    full = {**results, "targets": [r.as_dict() for r in evaluate_targets(results)]}
+    full = {**results, "targets": [r.as_dict() for r in evaluate_targets(results)],
+            "torch_ratios": torch_ratios(results)}
     return {"json": write_text_atomic(out / "results.json", json.dumps(full, indent=1, default=str) + "\n"),
             "md": write_text_atomic(out / "results.md", render_markdown(results)),
             "png": write_bytes_atomic(out / "throughput.png", render_plot(results))}

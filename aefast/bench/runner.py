@@ -15,7 +15,7 @@ import numpy as np
 from . import machine
 from ..engine.precisions import PRECISIONS
 from .contenders import BuildContext, Contender, Skipped, check_errors
-from .contenders.registry import PEER_CONTENDERS, select_contenders
+from .contenders.registry import EXTRA_CONTENDERS, PEER_CONTENDERS, select_contenders
 from .models import OPERATIONS, BenchModel, flops_per_image, input_images, weight_count
 from .timing import time_interleaved
 
@@ -23,7 +23,8 @@ BATCHES = (1, 16, 256, 4096)
 # Contenders whose reconstructions of the MNIST test set are compared with the input images and the fp32 answer:
 # the C++ engine at every precision, and every peer that quantizes, beside TFLite's fp32.
 QUANTIZATION_CONTENDERS = (*(f"aefast cpp {p}" for p in PRECISIONS),
-                           *(c.name for c in PEER_CONTENDERS if c.precision != "fp32"), "tflite fp32")
+                           *(c.name for c in PEER_CONTENDERS if c.precision != "fp32"), "tflite fp32",
+                           *(c.name for c in EXTRA_CONTENDERS if c.precision != "fp32"))
 BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int8w": 1}
 SGEMM_NAME = "(numpy sgemm)"
 # The runner re-executes itself with the OpenBLAS overrides removed and records them here (see __main__.py).
@@ -37,6 +38,8 @@ class BenchConfig:
     models: list[BenchModel]
     batches: dict[str, tuple[int, ...]]
     contenders: list[Contender] = field(default_factory=lambda: select_contenders(None))
+    # model name -> the contenders run on that model instead of `contenders` (the "your PyTorch model" models)
+    model_contenders: dict[str, list[Contender]] = field(default_factory=dict)
     ops: tuple[str, ...] = OPERATIONS
     rounds: int = 7
     block_s: float = 0.1
@@ -75,7 +78,7 @@ def _record(model: str, op: str, batch: int, contender: Contender, **fields) -> 
 
 def _time_cell(ctx: BuildContext, model: str, op: str, batch: int, config: BenchConfig) -> list[dict]:
     prepared, records = {}, []
-    for contender in config.contenders:
+    for contender in config.model_contenders.get(model, config.contenders):
         try:
             prepared[contender.name] = ctx.prepare(contender, op, batch)
         except Skipped as e:
@@ -103,13 +106,13 @@ def _time_cell(ctx: BuildContext, model: str, op: str, batch: int, config: Bench
     return records
 
 
-def _quantization(ctx: BuildContext, config: BenchConfig, image_source: str) -> dict:
+def _quantization(ctx: BuildContext, config: BenchConfig, image_source: str, model: str) -> dict:
     """Reconstruction MSE against the input images and against the fp32 reference, on the first N images."""
     n = min(config.quantization_images, len(ctx.images))
     x = ctx.inputs(n)
     rows = []
-    for contender in select_contenders([c for c in QUANTIZATION_CONTENDERS
-                                        if c in {k.name for k in config.contenders}]):
+    names = {k.name for k in config.model_contenders.get(model, config.contenders)}
+    for contender in select_contenders([c for c in QUANTIZATION_CONTENDERS if c in names]):
         try:
             p = ctx.prepare(contender, "reconstruct", n)
         except Skipped as e:
@@ -165,7 +168,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
                     (f", fastest {best['contender']} {best['images_per_s']:,.0f} images/s" if best else ""))
         if model is config.models[0]:
             log(f"{model.name}: reconstruction error on {image_source} ...")
-            results["quantization"][model.name] = _quantization(ctx, config, image_source)
+            results["quantization"][model.name] = _quantization(ctx, config, image_source, model.name)
         del ctx
     end_limits = _limits(config)
     results["limits"] = {"start": start_limits, "end": end_limits,

@@ -1,8 +1,11 @@
-"""The speed targets (issues 5, 10 and 11), judged from one run's measurements (ratios within the run, so shared
-noise cancels).
+"""The speed targets, judged from one run's measurements (ratios within the run, so shared noise cancels).
 
 Each target reads the reconstruct measurements of one model and returns met (True/False, or None when a figure it
-needs was not measured) with the figure that decided it.
+needs was not measured) with the figure that decided it. Two sets: the first targets (fp32 against the fastest
+fp32 peer and the sgemm ceiling, bf16 against fp32, int8 latency 12 us), and the "vs peers:" set for full-width
+AVX-512 VNNI CPUs, where every precision meets the fastest peer of the same precision (LiteRT, TFLite, ONNX
+Runtime, OpenVINO, PyTorch: every contender of family "peer") and its instruction-peak ceiling. Models without an
+"aefast cpp" row (the "your PyTorch model" pair) get no targets: report.torch_ratios compares them.
 """
 from __future__ import annotations
 
@@ -46,6 +49,10 @@ def _is_peer_int8(r: dict) -> bool:
     return r["family"] == "peer" and r["precision"] == "int8"
 
 
+def _is_peer(precision: str):
+    return lambda r: r["family"] == "peer" and r["precision"] == precision
+
+
 def _is_cpp(precision: str):
     return lambda r: r["contender"].startswith("aefast cpp") and r["precision"] == precision
 
@@ -62,7 +69,7 @@ def _ours_and_peer(results, model, batch, precision, peer_precision) -> tuple[di
     """The fastest aefast cpp `precision` row and the fastest `peer_precision` peer row at `batch`; when either is
     missing, (None, None, the "not measured" figure saying which)."""
     rows = _ok(results, model, batch)
-    is_peer = _is_peer_fp32 if peer_precision == "fp32" else _is_peer_int8
+    is_peer = _is_peer(peer_precision)
     ours, peer = _fastest(rows, _is_cpp(precision)), _fastest(rows, is_peer)
     if ours is None or peer is None:
         return None, None, _not_measured(results, model, batch, f"no aefast cpp {precision} run" if ours is None
@@ -203,14 +210,96 @@ def _numba_target(results, model, batch=4096, limit=0.5) -> TargetResult:
     return TargetResult(name, model, ratio >= limit, f"{_ips(numba)} vs {_ips(cpp)}: {ratio:.2f}x")
 
 
+# Batches the "vs peers:" speed targets are judged at, per model (other models: the batches measured).
+PEER_TARGET_BATCHES = {"default": (1, 16, 256, 4096), "wide": (1, 16, 256, 1024)}
+
+
+def _ratio_target(results, model, batch, precision, peer_precision, limit, name, errors=False) -> TargetResult:
+    """aefast cpp `precision` images/s >= limit x the fastest `peer_precision` peer's at `batch` (and, with
+    `errors`, a relative RMS error no larger than that peer's)."""
+    ours, peer, missing = _ours_and_peer(results, model, batch, precision, peer_precision)
+    if missing:
+        return TargetResult(name, model, None, missing)
+    ratio = ours["images_per_s"] / peer["images_per_s"]
+    figure, met = f"{_ips(ours)} vs {_ips(peer)}: {ratio:.2f}x{_peak_share(results, ours)}", ratio >= limit
+    if errors:
+        ours_error, peer_error, where = _rel_errors(results, model, ours, peer)
+        figure += f"; relative RMS error {ours_error:.1e} vs {peer_error:.1e} ({where})"
+        met = met and ours_error <= peer_error
+    return TargetResult(name, model, met, figure)
+
+
+def _ceiling_target(results, model, batch, precision, share) -> TargetResult:
+    name = f"vs peers: {precision} >= {share:.0%} of its instruction-peak ceiling at batch {batch}"
+    ours = _fastest(_ok(results, model, batch), _is_cpp(precision))
+    if ours is None:
+        return TargetResult(name, model, None, _not_measured(results, model, batch, f"no aefast cpp {precision} run"))
+    ceiling = peak_ceiling(results, ours)
+    if ceiling is None:
+        return TargetResult(name, model, None, f"not measured: no {arithmetic_of(precision)} peak")
+    got = ours["images_per_s"] / ceiling[1]
+    return TargetResult(name, model, got >= share, f"{_ips(ours)}: {got:.0%} of the {ceiling[0]} peak ceiling "
+                                                   f"({ceiling[1]:,.0f} images/s)")
+
+
+def _fp16_target(results, model, batch) -> TargetResult:
+    name = f"vs peers: fp16 >= fp32 at batch {batch}"
+    rows = _ok(results, model, batch)
+    fp16, fp32 = _fastest(rows, _is_cpp("fp16")), _fastest(rows, _is_cpp("fp32"))
+    if fp16 is None or fp32 is None:
+        return TargetResult(name, model, None, _not_measured(
+            results, model, batch, f"no aefast cpp {'fp16' if fp16 is None else 'fp32'} run"))
+    ratio = fp16["images_per_s"] / fp32["images_per_s"]
+    return TargetResult(name, model, ratio >= 1.0, f"{_ips(fp16)} vs {_ips(fp32)}: {ratio:.2f}x")
+
+
+def _fp32_latency_vs_peer(results, model, limit=0.6) -> TargetResult:
+    name = f"vs peers: fp32 batch-1 time <= {limit}x the fastest fp32 peer's"
+    ours, peer, missing = _ours_and_peer(results, model, 1, "fp32", "fp32")
+    if missing:
+        return TargetResult(name, model, None, missing)
+    ratio = ours["median_s"] / peer["median_s"]
+    return TargetResult(name, model, ratio <= limit, f"{_us(ours)} vs {_us(peer)}: {ratio:.2f}x")
+
+
+def peer_targets(results: dict, model: str) -> list[TargetResult]:
+    """The "vs peers:" targets of `model`: int8 >= 1.2x the fastest int8 peer with no larger error, bf16 >= 1.2x
+    the fastest bf16 peer, fp32 >= 1.1x the fastest fp32 peer (batch >= 16) and <= 0.6x its batch-1 time, fp16 >=
+    fp32; on the default model int8 >= 75% and bf16 >= 85% of their peak ceilings at batch >= 256; int8 batch 1 <=
+    8 us."""
+    measured = sorted({r["batch"] for r in results["measurements"] if r["model"] == model
+                       and r["op"] == "reconstruct"})
+    batches = PEER_TARGET_BATCHES.get(model, tuple(measured))
+    every = sorted(set(batches) | set(measured))
+    out = [_ratio_target(results, model, b, "int8", "int8", 1.2,
+                         f"vs peers: int8 >= 1.2x fastest int8 peer at batch {b}, no larger error", errors=True)
+           for b in batches]
+    out += [_ratio_target(results, model, b, "bf16", "bf16", 1.2, f"vs peers: bf16 >= 1.2x fastest bf16 peer at "
+                                                                   f"batch {b}") for b in every]
+    out += [_ratio_target(results, model, b, "fp32", "fp32", 1.1, f"vs peers: fp32 >= 1.1x fastest fp32 peer at "
+                                                                   f"batch {b}") for b in every if b >= 16]
+    out += [_fp32_latency_vs_peer(results, model), *(_fp16_target(results, model, b) for b in every)]
+    if model == "default":
+        out += [_ceiling_target(results, model, b, p, share) for p, share in (("int8", 0.75), ("bf16", 0.85))
+                for b in every if b >= 256]
+        ours = _fastest(_ok(results, model, 1), _is_cpp("int8"))
+        name = "vs peers: int8 batch-1 latency <= 8 us"
+        out.append(TargetResult(name, model, None, _not_measured(results, model, 1, "no aefast cpp int8 run"))
+                   if ours is None else TargetResult(name, model, ours["median_s"] <= 8e-6, _us(ours)))
+    return out
+
+
 def evaluate_targets(results: dict) -> list[TargetResult]:
-    """Every target for every model in `results` (reconstruct measurements and the quantization comparison)."""
+    """Every target for every model in `results` that aefast's C++ engine ran (reconstruct measurements and the
+    quantization comparison)."""
     out = []
     for info in results["models"]:
         m = info["name"]
+        if not any(r["model"] == m and r["contender"].startswith("aefast cpp") for r in results["measurements"]):
+            continue
         out += [_latency_target(results, m, "fp32", 0.6), _latency_target(results, m, "fp16", 0.6),
                 _throughput_target(results, m, 16, 1.05, 0.95), _throughput_target(results, m, 4096, 1.05, 0.95),
                 *(_bf16_target(results, m, batch) for batch in (256, 4096)),
                 *(_int8_target(results, m, batch) for batch in (1, 16, 256, 4096)),
-                _int8_latency_target(results, m), _numba_target(results, m)]
+                _int8_latency_target(results, m), _numba_target(results, m), *peer_targets(results, m)]
     return out

@@ -3,12 +3,14 @@ once and cached; `prepare(contender, op, batch)` returns a checked, ready-to-tim
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 
 from ...engine.reference import reference_forward
 from ...modelfile import AutoencoderWeights
 from ..models import OPERATIONS, op_end
+from ..quiet import native_chatter_filtered
 from .base import Contender, Prepared, Skipped, check_errors, tolerance
 
 
@@ -48,6 +50,14 @@ class BuildContext:
                 raise Skipped(f"aefast.load(precision={precision!r}, backend={backend!r}) failed: {e}") from None
         return self.cached(("engine", precision, backend, threads), make)
 
+    def engine_threads(self) -> int:
+        """The thread count of aefast's C++ fp32 engine on all cores (what its contenders use), for a peer to match;
+        the usable cores when the engine is not available."""
+        try:
+            return self.engine("fp32", "cpp", None).threads
+        except Skipped:
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
     def reference(self, op: str, batch: int) -> tuple[np.ndarray, str]:
         """The answer every contender is checked against: the engine's fp32 C++ output (all threads);
         float64 NumPy when the engine is not available."""
@@ -78,8 +88,9 @@ class BuildContext:
         x = self.inputs(batch)
         ref, ref_name = self.reference(op, batch)
         try:
-            fn = contender.build(self, op, batch)
-            y = _as_rows(fn(x), batch)
+            with native_chatter_filtered():   # the peers' start-up lines (quiet.py)
+                fn = contender.build(self, op, batch)
+                y = _as_rows(fn(x), batch)
         except Skipped:
             raise
         except Exception as e:  # a peer library failing to convert or run is a result to report, not a crash
