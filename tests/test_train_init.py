@@ -237,3 +237,21 @@ def test_the_natural_image_sets_are_reproducible_and_test_patches_are_disjoint(t
     # no test patch appears among the training patches (they come from disjoint rows of each photo)
     seen = {p.tobytes() for p in train}
     assert not any(p.tobytes() in seen for p in test)
+
+
+def test_min_steps_makes_an_epoch_several_reshuffled_passes():
+    from aefast.train.config import ConfigError
+    from aefast.train.loop import epoch_order
+
+    config = TrainConfig(epochs=40, batch_size=128)
+    assert config.passes_per_epoch(1437) == 1                               # min_steps 0: one pass
+    config = TrainConfig(epochs=40, batch_size=128, min_steps=1320)
+    assert config.passes_per_epoch(1437) == 3                               # 11 steps a pass: 40 x 3 x 11 = 1320
+    assert config.passes_per_epoch(60000) == 1                              # a large set already has the steps
+    one, three = epoch_order(1437, 128, 0, 5), epoch_order(1437, 128, 0, 5, passes=3)
+    assert len(three) == 3 * len(one) == 3 * 1408
+    np.testing.assert_array_equal(three[:1408], one)                        # the first pass is the usual order
+    assert not np.array_equal(three[1408:2816], one)                        # the others are reshuffled
+    assert all(len(set(three[k * 1408:(k + 1) * 1408].tolist())) == 1408 for k in range(3))
+    with pytest.raises(ConfigError, match="min_steps must be an integer >= 0"):
+        TrainConfig(min_steps=-1).validate()
