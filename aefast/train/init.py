@@ -19,9 +19,12 @@ A linear code contains PCA; the hidden layers carry it through the linear half o
                         training images (a soft clip of PCA into (0, 1); starts from the tangent at the mean pixel)
 
 ELU is the identity on positive inputs, so on the training images the network computes exactly that (validation and
-test images whose coordinates fall below the training minimum meet the ELU's curved half, a small effect). Every
-other unit keeps its random (Glorot) incoming weights and gets zero outgoing weights: it does not change the start,
-and its outgoing weights receive gradients from the first step on, so training can only add to the PCA solution.
+test images whose coordinates fall below the training minimum meet the ELU's curved half, a small effect). With an
+ELU code layer the code holds u + off (identity kernels) and decoder layer 1 passes it on. Every other unit keeps its
+random (Glorot) incoming weights, and no path unit and no output reads it (those weights are zero): it does not
+change the start, and the output's weights from the last hidden layer's other units get gradients from the first
+step on. Training may still leave the start behind for the worse; the trainer keeps the start as "epoch 0" of its
+best-epoch selection (aefast/train/loop.py), so the exported model is never worse than it on validation.
 """
 from __future__ import annotations
 
