@@ -38,7 +38,7 @@ def test_bad_recipe_knob_names_the_field(field, value, message):
 def test_latent_activation_sets_the_code_layer_only():
     from aefast.train.model import build_autoencoder
 
-    model = build_autoencoder(TrainConfig(hidden=(64, 32), latent=8, latent_activation="linear"))
+    model = build_autoencoder(TrainConfig(hidden=(64, 32), latent=8, latent_activation="linear", output="sigmoid"))
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [d.get_config()["activation"] for d in dense] == ["elu", "elu", "linear", "elu", "elu", "sigmoid"]
     assert dense[2].name == "latent"

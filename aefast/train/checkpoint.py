@@ -116,9 +116,12 @@ def check_checkpoint(ckpt: Checkpoint, layer_sizes: list[int], epochs: int, path
         if not (isinstance(row, dict) and set(row) >= set(HISTORY_FIELDS) and row["epoch"] == i
                 and all(_is_number(row[k]) for k in HISTORY_FIELDS)):
             raise bad(f"history row {i} must hold numbers {HISTORY_FIELDS} for epoch {i}, got {str(row)[:150]}")
-    if not (isinstance(best_epoch, int) and not isinstance(best_epoch, bool) and 1 <= best_epoch <= epoch):
-        raise bad(f"best_epoch must be an integer 1..{epoch}, got {best_epoch!r:.100}")
-    if not (_is_number(best_val) and best_val == history[best_epoch - 1]["val_loss"]):
+    # best_epoch 0: the starting model (init "pca"), whose validation loss is state["initial_val"]
+    first = 0 if _is_number(state.get("initial_val")) else 1
+    if not (isinstance(best_epoch, int) and not isinstance(best_epoch, bool) and first <= best_epoch <= epoch):
+        raise bad(f"best_epoch must be an integer {first}..{epoch}, got {best_epoch!r:.100}")
+    best_val_then = state["initial_val"] if best_epoch == 0 else history[best_epoch - 1]["val_loss"]
+    if not (_is_number(best_val) and best_val == best_val_then):
         raise bad(f"best_val {best_val!r:.40} is not epoch {best_epoch}'s validation loss")
     shapes = [s for a, b in zip(layer_sizes, layer_sizes[1:]) for s in ((a, b), (b,))]
     for group, values in (("model", ckpt.model), ("best", ckpt.best)):

@@ -54,12 +54,17 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
     p.add_argument("--latent", type=int, help=f"latent width (default {d.latent})")
     p.add_argument("--latent-activation", choices=LATENT_ACTIVATIONS, dest="latent_activation",
                    help=f"activation of the code layer (default {d.latent_activation})")
-    p.add_argument("--output", choices=OUTPUTS, help=f"output activation (default {d.output})")
+    p.add_argument("--output", choices=OUTPUTS, help=f"output activation; auto: sigmoid or linear, whichever PCA "
+                   f"start fits the validation images better (default {d.output})")
+    p.add_argument("--init", choices=("pca", "random"), help="pca: start from PCA with --latent components (the "
+                   f"best epoch is never worse than that start); random: Glorot (default {d.init})")
     p.add_argument("--output-bias-init", choices=OUTPUT_BIAS_INITS, dest="output_bias_init",
                    help="the output layer's starting bias: the mean training image (its logit for a sigmoid) or "
                    f"zeros (default {d.output_bias_init})")
     p.add_argument("--l2", type=float, help=f"L2 penalty on kernels (default {d.l2})")
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {d.epochs})")
+    p.add_argument("--min-steps", type=int, dest="min_steps", help="at least this many optimizer steps: an epoch "
+                   f"makes several passes over a small training set (default {d.min_steps}: one pass)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help=f"batch size (default {d.batch_size})")
     p.add_argument("--lr", type=float, help=f"Adam learning rate, peak of the schedule (default {d.lr})")
     p.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule (default {d.schedule})")

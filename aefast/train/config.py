@@ -10,10 +10,11 @@ from ..errors import ConfigError, RunDirError  # noqa: F401 (defined in aefast/e
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("cosine", "constant")
-OUTPUTS = ("linear", "sigmoid")
+OUTPUTS = ("auto", "linear", "sigmoid")   # auto: see aefast/train/init.py, plan_start
 LATENT_ACTIVATIONS = ("elu", "linear")   # the code layer's activation
 LOSSES = ("mse", "bce")          # bce (binary cross-entropy) needs output="sigmoid"
 OUTPUT_BIAS_INITS = ("mean", "zero")     # the output layer's starting bias: the mean training image, or zeros
+INITS = ("pca", "random")       # pca: start from PCA at the code's size (aefast/train/init.py); random: Glorot
 DISTRIBUTES = ("none", "mirrored", "multiworker")  # see aefast/train/distribute.py
 MNIST_PIXELS = 784
 
@@ -23,7 +24,7 @@ QUICK = {"epochs": 5, "train_limit": 5000, "val_size": 1000, "test_limit": 2000}
 
 # Keys added after run directories were first written: a config.json without one of them was trained like this.
 LEGACY_DEFAULTS = {"latent_activation": "elu", "output_bias_init": "zero", "warmup": 0, "weight_decay": 0.0,
-                   "loss": "mse"}
+                   "loss": "mse", "init": "random", "min_steps": 0}
 
 MAX_SEED = 2**32 - 1   # NumPy's legacy seeding (which Keras's set_random_seed uses) takes 0..2**32-1
 
@@ -37,10 +38,14 @@ class TrainConfig:
     latent: int = 100
     # latent_activation and output: the defaults measured best in docs/analysis.md, "Recipe search"
     latent_activation: str = "linear"  # activation of the code layer: linear or elu
-    output: str = "sigmoid"          # activation of the output layer: sigmoid or linear
-    output_bias_init: str = "mean"   # output bias starts at the mean training image (see model.output_bias) or zero
+    # output: auto picks sigmoid or linear by which PCA start reconstructs the validation images better
+    output: str = "auto"             # activation of the output layer: auto, sigmoid or linear
+    init: str = "pca"                # pca: the model starts as PCA with `latent` components; random: Glorot
+    output_bias_init: str = "mean"   # init random: output bias starts at the mean training image or zero
     l2: float = 0.0                  # L2 penalty on every kernel
     epochs: int = 40
+    min_steps: int = 0               # > 0: at least this many optimizer steps in all; an epoch repeats passes over a
+                                     # small training set (reshuffled) until epochs x steps reach it (see passes_per_epoch)
     batch_size: int = 128
     lr: float = 1e-3                 # Adam learning rate (the peak of the cosine schedule)
     schedule: str = "cosine"         # cosine decay to 0 over all epochs, or constant
@@ -90,6 +95,9 @@ class TrainConfig:
              f"l2 must be a finite number >= 0, got {self.l2!r}")
         positive_int(self.epochs, "epochs")
         positive_int(self.batch_size, "batch_size")
+        need(isinstance(self.min_steps, int) and not isinstance(self.min_steps, bool) and self.min_steps >= 0,
+             f"min_steps must be an integer >= 0 (0: one pass over the training images per epoch), got "
+             f"{self.min_steps!r:.100}")
         need(isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and math.isfinite(self.lr)
              and self.lr > 0,
              f"lr must be a positive number, got {self.lr!r}")
@@ -102,9 +110,11 @@ class TrainConfig:
              f"weight_decay must be a number in [0, 1), got {self.weight_decay!r}")
         need(isinstance(self.loss, str) and self.loss in LOSSES,
              f"loss must be one of {LOSSES}, got {self.loss!r:.100}")
+        need(isinstance(self.init, str) and self.init in INITS,
+             f"init must be one of {INITS}, got {self.init!r:.100}")
         need(self.output_bias_init in OUTPUT_BIAS_INITS,
              f"output_bias_init must be one of {OUTPUT_BIAS_INITS}, got {self.output_bias_init!r:.100}")
-        need(self.loss != "bce" or self.output == "sigmoid",
+        need(self.loss != "bce" or self.output in ("sigmoid", "auto"),
              f"loss bce needs output sigmoid (outputs in (0, 1)), got output {self.output!r:.100}")
         need(isinstance(self.precision, str) and self.precision in PRECISIONS,
              f"precision must be one of {PRECISIONS}, got {self.precision!r:.100}")
@@ -189,6 +199,12 @@ class TrainConfig:
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+    def passes_per_epoch(self, n_train: int) -> int:
+        """Passes over the n_train training images that make one epoch: 1, or as many as min_steps needs
+        (epochs x passes x (n_train // batch_size) >= min_steps)."""
+        per_pass = max(1, n_train // self.batch_size)
+        return max(1, math.ceil(self.min_steps / (self.epochs * per_pass)))
 
     def quick(self) -> "TrainConfig":
         """This config shrunk to the --quick preset."""

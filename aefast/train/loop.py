@@ -29,6 +29,7 @@ from .ctrl_c import ctrl_c_handled
 from .data import TrainingData, with_input_shape
 from .distribute import Placement, check_batch, fit_epoch, make_placement, peer_failures
 from .memory import EVAL_BATCH, check_memory
+from .init import pca_start, plan_start
 from .model import (LOSS_NAMES, batch_progress, build_autoencoder, current_learning_rate, describe_device,
                     make_optimizer, output_bias, resolve_precision)
 from ..errors import TrainingError, TrainingInterrupted  # noqa: F401 (defined in aefast/errors.py)
@@ -65,6 +66,8 @@ class _Run:
     best_epoch: int | None = None
     best_val: float = math.inf
     best_weights: list | None = None
+    initial_val: float | None = None   # init "pca": the validation MSE of the starting model, "epoch 0"
+    start: object = None               # init.StartPlan: the output used, the PCA components, both starts' scores
     committed: tuple = (0, None, math.inf, None)   # (epochs, best_epoch, best_val, best_weights) in the checkpoint
     started: float = field(default_factory=time.perf_counter)
     cpu_started: float = field(default_factory=time.process_time)
@@ -72,11 +75,13 @@ class _Run:
     xla: bool = True                # XLA as used (off under a strategy on CPU: see Placement.jit_compile)
 
 
-def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
-    """Indices for one epoch: a permutation seeded by (seed, epoch), cut to whole batches (the tail, fewer
-    than batch_size images, is dropped; a different tail each epoch)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n)
-    return order[: (n // batch_size) * batch_size]
+def epoch_order(n: int, batch_size: int, seed: int, epoch: int, passes: int = 1) -> np.ndarray:
+    """Indices for one epoch: `passes` permutations, the first seeded by (seed, epoch), the others by (seed, epoch,
+    pass), each cut to whole batches (the tail, fewer than batch_size images, is dropped; a different tail each
+    time)."""
+    orders = [np.random.default_rng([seed, epoch] if k == 0 else [seed, epoch, k]).permutation(n)
+              for k in range(passes)]
+    return np.concatenate([order[: (n // batch_size) * batch_size] for order in orders])
 
 
 def _log(verbose: bool, msg: str) -> None:
@@ -99,8 +104,11 @@ def reconstruction_mse(model, x: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def _training_record(run: _Run) -> dict:
+    start = {} if run.start is None or run.start.pca is None else {
+        "pca_components": run.start.components, "pca_start_val_mse": run.start.val_mse}
     return {**run.config.to_dict(), "precision_used": run.precision, "best_epoch": run.best_epoch,
-            "epochs_run": len(run.history), "backend": _backend_name(), "device": run.device.name}
+            "epochs_run": len(run.history), "backend": _backend_name(), "device": run.device.name,
+            "initial_val_mse": run.initial_val, **start}
 
 
 def _backend_name() -> str:
@@ -124,7 +132,7 @@ def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
     train_x, val_x = run.data.train, run.data.validation
     started = time.perf_counter()
     lr = current_learning_rate(run.optimizer)
-    batch = train_x[epoch_order(len(train_x), cfg.batch_size, cfg.seed, epoch)]
+    batch = train_x[epoch_order(len(train_x), cfg.batch_size, cfg.seed, epoch, cfg.passes_per_epoch(len(train_x)))]
     progress = [*callbacks, *batch_progress(verbose, epoch, cfg.epochs)]
     if run.placement.strategy is None:
         fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0,
@@ -195,7 +203,7 @@ def _write_epoch_files(run: _Run) -> None:
         optimizer=[np.array(v.numpy()) for v in run.optimizer.variables],
         best=run.best_weights,
         state={"epoch": run.history[-1]["epoch"], "history": run.history, "best_epoch": run.best_epoch,
-               "best_val": run.best_val}))
+               "best_val": run.best_val, "initial_val": run.initial_val}))
 
 
 def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
@@ -280,14 +288,23 @@ def _new_run_dir(config: TrainConfig) -> Path:
 
 
 def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> _Run:
+    import dataclasses
+
     import keras
 
     keras.utils.set_random_seed(config.seed)
     device = describe_device()
     precision = resolve_precision(config.precision, device)
-    steps_per_epoch = len(data.train) // config.batch_size
+    steps_per_epoch = len(data.train) // config.batch_size * config.passes_per_epoch(len(data.train))
+    start = plan_start(config, data.train, data.validation)
+    config = dataclasses.replace(config, output=start.output)   # "auto" resolved; config.json keeps what was asked
     with placement.scope():  # the trained model and its optimizer live on every replica
-        model = build_autoencoder(config, precision, output_bias(config, data.train))
+        model = build_autoencoder(config, precision, output_bias(config, data.train) if config.init == "random"
+                                  else None)
+        if config.init == "pca":
+            assign(model.weights, pca_start(model.get_weights(), config.layer_sizes, start.output, data.train,
+                                            latent_activation=config.latent_activation, pca=start.pca,
+                                            soft_clip=start.soft_clip), "model")
         optimizer = make_optimizer(config, steps_per_epoch, precision)
         model.compile(optimizer=optimizer, loss=LOSS_NAMES[config.loss],
                       metrics=[keras.metrics.MeanSquaredError(name="mse")],
@@ -295,7 +312,18 @@ def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> 
         optimizer.build(model.trainable_variables)
     export_model = build_autoencoder(config, "float32")
     return _Run(config, run_dir, precision, device, data, model, export_model, optimizer, placement=placement,
-                xla=placement.jit_compile(config.xla, device.kind))
+                xla=placement.jit_compile(config.xla, device.kind), start=start)
+
+
+def _epoch_zero(run: _Run, verbose: bool) -> None:
+    """init "pca": the starting model is the first candidate for the best epoch ("epoch 0"), so the exported model's
+    validation MSE is never above the start's. Not committed: an interrupt before epoch 1 keeps nothing, as ever."""
+    assign(run.export_model.weights, run.model.get_weights(), "model")
+    run.initial_val = reconstruction_mse(run.export_model, run.data.validation)[0]
+    run.best_epoch, run.best_val = 0, run.initial_val
+    run.best_weights = [np.array(w) for w in run.model.get_weights()]
+    _log(verbose, f"epoch 0 (PCA start, {run.start.components} components, {run.start.output} output): "
+                  f"val {run.initial_val:.6f}")
 
 
 def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
@@ -304,6 +332,8 @@ def _run(run: _Run, start_epoch: int, verbose: bool, callbacks) -> TrainResult:
                   f"{run.precision}, XLA {'on' if run.xla else 'off'}, {run.device.name}"
                   f"{run.placement.describe()} -> {run.run_dir}")
     _commit(run)
+    if start_epoch == 0 and cfg.init == "pca":
+        _epoch_zero(run, verbose)
     interrupted = False
     with ctrl_c_handled() as ctrl_c:
         try:
@@ -397,6 +427,7 @@ def resume(run_dir, *, verbose: bool = True, callbacks=(), distribute: str | Non
         start_epoch = ckpt.state["epoch"]
         run.history = ckpt.state["history"]
         run.best_epoch, run.best_val = ckpt.state["best_epoch"], ckpt.state["best_val"]
+        run.initial_val = ckpt.state.get("initial_val")
         _log(verbose, f"resuming {run_dir} after epoch {start_epoch} (best epoch {run.best_epoch})")
     return _run(run, start_epoch, verbose, list(callbacks))
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from ..keras_io import build_dense_chain
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 # Tensor cores for float16 arrived with compute capability 7.0 (Volta).
 MIN_FP16_COMPUTE_CAPABILITY = (7, 0)
@@ -89,6 +89,9 @@ def build_autoencoder(config: TrainConfig, precision: str = "float32", start_bia
     start_bias: the output layer's initial bias (see output_bias), None for zeros."""
     import keras
 
+    if config.output not in ("linear", "sigmoid"):
+        raise ConfigError(f"output {config.output!r} is chosen from the data by the trainer (init.plan_start); build "
+                          "the model with output linear or sigmoid")
     sizes = config.layer_sizes
     n_layers = len(sizes) - 1
     activations = ["elu"] * (n_layers - 1) + [config.output]
