@@ -245,4 +245,5 @@ def test_run_that_beats_pca_says_so_without_a_warning(tmp_path, capsys):
     at = lines.index(final)
     assert lines[at - 1].startswith("best epoch ") and lines[at + 1].startswith("aefast engine ")
     assert not any(line.startswith("warning:") for line in lines)
-    assert sum(line.startswith("epoch ") for line in lines) == 6
+    # the PCA start is "epoch 0 (PCA start, ...)", then one line per trained epoch
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["0", *(f"{e}/6" for e in range(1, 7))]
