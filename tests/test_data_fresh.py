@@ -56,7 +56,7 @@ def test_damaged_cache_without_shared_is_refetched_not_trusted(mnist_dir, mnist_
     monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
     asked = []
 
-    def offline_download(f, cache_dir, mirrors, unreachable, progressbar):
+    def offline_download(f, cache_dir, mirrors, unreachable, warned, progressbar):
         asked.append(f.key)
         shutil.copyfile(tmp_path / "good.gz", cache_dir / f.gz_name)
         return cache_dir / f.gz_name, []

@@ -14,7 +14,10 @@ def test_ctrl_c_while_the_temp_file_is_created_leaves_nothing(tmp_path, monkeypa
 
     def mkstemp_then_sigint(*args, **kwargs):
         result = real_mkstemp(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)   # Python runs the handler at its next check, still inside this call
+        # raise_signal: delivered to this (main) thread, whose C handler runs before the call returns, so Python
+        # runs its handler at the next check, still inside atomic_path's deferred block. os.kill is process-directed:
+        # the kernel may run the C handler in another thread (TensorFlow's, OpenBLAS's) after the block has ended.
+        signal.raise_signal(signal.SIGINT)
         return result
 
     monkeypatch.setattr(_io.tempfile, "mkstemp", mkstemp_then_sigint)
