@@ -97,3 +97,15 @@ def pytest_terminal_summary(terminalreporter):
         counts = _isa_counts.get(isa)
         if counts:
             terminalreporter.write_line(f"{isa}: {counts['executed']} tests executed, {counts['skipped']} skipped")
+
+
+@pytest.fixture
+def tiny_config(mnist_dir, tmp_path):
+    """make(**overrides) -> a TrainConfig small enough to train in a second or two (hidden 32, 640 MNIST images)."""
+    from aefast.train.config import TrainConfig
+
+    def make(**overrides):
+        base = dict(hidden=(32,), latent=8, epochs=2, batch_size=64, lr=3e-3, train_limit=640, val_size=256,
+                    test_limit=256, xla=False, data_dir=str(mnist_dir), out=str(tmp_path), name="run")
+        return TrainConfig(**{**base, **overrides})
+    return make

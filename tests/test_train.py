@@ -27,16 +27,6 @@ RUN_FILES = {"config.json", "model.safetensors", "history.csv", "metrics.json", 
              "checkpoint.npz"}
 
 
-@pytest.fixture
-def tiny(mnist_dir, tmp_path):
-    """A config small enough to train in a second or two."""
-    def make(**overrides):
-        base = dict(hidden=(32,), latent=8, epochs=2, batch_size=64, lr=3e-3, train_limit=640, val_size=256,
-                    test_limit=256, xla=False, data_dir=str(mnist_dir), out=str(tmp_path), name="run")
-        return TrainConfig(**{**base, **overrides})
-    return make
-
-
 class FitHook(keras.callbacks.Callback):
     """Runs `action(model, fit_index)` at a given point of the fit_index-th fit (the loop fits once per epoch)."""
 
@@ -110,8 +100,8 @@ def test_bad_config_names_the_field(field, value, message):
         TrainConfig(**{field: value}).validate()
 
 
-def test_short_run_lowers_loss_and_leaves_every_file(tiny, mnist_dir):
-    result = train(tiny(epochs=3, xla=True), verbose=False)
+def test_short_run_lowers_loss_and_leaves_every_file(tiny_config, mnist_dir):
+    result = train(tiny_config(epochs=3, xla=True), verbose=False)
     assert {p.name for p in result.run_dir.iterdir()} == RUN_FILES
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
@@ -142,13 +132,13 @@ def test_short_run_lowers_loss_and_leaves_every_file(tiny, mnist_dir):
         assert (result.run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_best_epoch_is_exported_not_the_last(tiny):
+def test_the_best_epoch_is_exported_not_the_last(tiny_config):
     def wreck(model, fit_index):  # after the last epoch's training, before its validation
         if fit_index == 2:
             for layer in _dense(model):
                 layer.set_weights([w + 0.5 for w in layer.get_weights()])
 
-    result = train(tiny(epochs=3), verbose=False, callbacks=[FitHook("end", wreck)])
+    result = train(tiny_config(epochs=3), verbose=False, callbacks=[FitHook("end", wreck)])
     val = [row["val_loss"] for row in result.history]
     assert val[2] > val[1] and result.best_epoch == 2
     saved = read_model(result.model_path)
@@ -159,13 +149,13 @@ def test_the_best_epoch_is_exported_not_the_last(tiny):
     np.testing.assert_array_equal(_dense(exported)[0].get_weights()[0], best[0])
 
 
-def test_nan_loss_stops_and_keeps_the_best_epoch(tiny):
+def test_nan_loss_stops_and_keeps_the_best_epoch(tiny_config):
     def poison(model, fit_index):
         if fit_index == 1:
             layer = _dense(model)[0]
             layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
 
-    result = train(tiny(epochs=4), verbose=False, callbacks=[FitHook("begin", poison)])
+    result = train(tiny_config(epochs=4), verbose=False, callbacks=[FitHook("begin", poison)])
     assert result.stopped == "nan" and result.best_epoch == 1 and len(result.history) == 2
     assert math.isnan(result.history[1]["train_loss"])
     saved = read_model(result.model_path)  # validates: all weights finite
@@ -173,25 +163,25 @@ def test_nan_loss_stops_and_keeps_the_best_epoch(tiny):
     assert json.loads((result.run_dir / "metrics.json").read_text())["stopped"] == "nan"
 
 
-def test_nan_from_the_first_epoch_is_a_clear_error(tiny):
+def test_nan_from_the_first_epoch_is_a_clear_error(tiny_config):
     def poison(model, fit_index):
         layer = _dense(model)[0]
         layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
 
     # init random: no starting model to fall back on (init pca exports its start: tests/test_train_init.py)
     with pytest.raises(TrainingError, match="no epoch produced a finite loss"):
-        train(tiny(init="random"), verbose=False, callbacks=[FitHook("begin", poison)])
+        train(tiny_config(init="random"), verbose=False, callbacks=[FitHook("begin", poison)])
 
 
-def test_interrupt_leaves_a_consistent_run_and_resume_matches_an_uninterrupted_run(tiny):
+def test_interrupt_leaves_a_consistent_run_and_resume_matches_an_uninterrupted_run(tiny_config):
     def interrupt(model, fit_index):
         if fit_index == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(tiny(epochs=3, name="cut"), verbose=False, callbacks=[FitHook("begin", interrupt)])
-    cut = tiny(name="cut")
-    run_dir = tiny().out + "/cut"
+        train(tiny_config(epochs=3, name="cut"), verbose=False, callbacks=[FitHook("begin", interrupt)])
+    cut = tiny_config(name="cut")
+    run_dir = tiny_config().out + "/cut"
     metrics = json.loads(open(run_dir + "/metrics.json").read())
     assert metrics["stopped"] == "interrupted" and metrics["epochs_run"] == 1
     assert len(open(run_dir + "/history.csv").read().splitlines()) == 2  # header + epoch 1
@@ -199,7 +189,7 @@ def test_interrupt_leaves_a_consistent_run_and_resume_matches_an_uninterrupted_r
     assert cut.name == "cut"
 
     resumed = resume(run_dir, verbose=False)
-    whole = train(tiny(epochs=3, name="whole"), verbose=False)
+    whole = train(tiny_config(epochs=3, name="whole"), verbose=False)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     for a, b in zip(resumed.history, whole.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
@@ -210,8 +200,8 @@ def test_interrupt_leaves_a_consistent_run_and_resume_matches_an_uninterrupted_r
 
 
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_run_exports_float32_master_weights(tiny, precision):
-    result = train(tiny(epochs=1, precision=precision), verbose=False)
+def test_mixed_precision_run_exports_float32_master_weights(tiny_config, precision):
+    result = train(tiny_config(epochs=1, precision=precision), verbose=False)
     assert result.metrics["precision"] == precision
     assert result.history[0]["lr"] == pytest.approx(3e-3)
     saved = read_model(result.model_path)
@@ -260,10 +250,10 @@ def test_quick_preset_reaches_its_promise(mnist_dir, tmp_path):
     assert result.metrics["test_mse"] < 0.02
 
 
-def test_ship_stores_float16_and_measures_both_precisions(tiny, mnist_dir, tmp_path):
+def test_ship_stores_float16_and_measures_both_precisions(tiny_config, mnist_dir, tmp_path):
     from aefast.train.ship import ship
 
-    run = train(tiny(epochs=1, name="to_ship"), verbose=False)
+    run = train(tiny_config(epochs=1, name="to_ship"), verbose=False)
     measured = ship(run.run_dir, tmp_path / "shipped.safetensors", str(mnist_dir))
     shipped = read_model(tmp_path / "shipped.safetensors")
     assert all(k.dtype == np.float16 for k in shipped.kernels)

@@ -108,15 +108,6 @@ def test_the_soft_clip_fit_never_ends_above_its_tangent_start():
 keras = pytest.importorskip("keras")
 
 
-@pytest.fixture
-def tiny(mnist_dir, tmp_path):
-    def make(**overrides):
-        base = dict(hidden=(32,), latent=8, epochs=2, batch_size=64, lr=3e-3, train_limit=640, val_size=256,
-                    test_limit=256, xla=False, data_dir=str(mnist_dir), out=str(tmp_path), name="run")
-        return TrainConfig(**{**base, **overrides})
-    return make
-
-
 class _WreckAfterEveryFit(keras.callbacks.Callback):
     """Adds 0.5 to every weight after each epoch's training: no epoch can beat the start."""
 
@@ -135,12 +126,12 @@ def _val_mse(model_path, val_x):
 
 @pytest.mark.train
 @pytest.mark.parametrize("output", ["linear", "sigmoid"])
-def test_training_starts_at_pca_and_the_export_is_never_worse(tiny, output):
+def test_training_starts_at_pca_and_the_export_is_never_worse(tiny_config, output):
     from aefast.modelfile import read_model
     from aefast.train import train
     from aefast.train.data import load_training_data
 
-    config = tiny(output=output)
+    config = tiny_config(output=output)
     result = train(config, verbose=False)
     data = load_training_data(config)
     training = read_model(result.model_path).training
@@ -155,13 +146,13 @@ def test_training_starts_at_pca_and_the_export_is_never_worse(tiny, output):
 
 
 @pytest.mark.train
-def test_when_no_epoch_beats_the_start_the_start_is_exported(tiny):
+def test_when_no_epoch_beats_the_start_the_start_is_exported(tiny_config):
     from aefast.modelfile import read_model
     from aefast.train import resume, train
     from aefast.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
     from aefast.train.data import load_training_data
 
-    config = tiny(output="linear")
+    config = tiny_config(output="linear")
     result = train(config, verbose=False, callbacks=[_WreckAfterEveryFit()])
     assert result.best_epoch == 0 and all(row["val_loss"] > result.metrics["val_mse"] for row in result.history)
     saved = read_model(result.model_path)
@@ -178,7 +169,7 @@ def test_when_no_epoch_beats_the_start_the_start_is_exported(tiny):
 
 
 @pytest.mark.train
-def test_a_nan_first_epoch_exports_the_pca_start(tiny):
+def test_a_nan_first_epoch_exports_the_pca_start(tiny_config):
     from aefast.train import train
 
     class Poison(keras.callbacks.Callback):
@@ -186,9 +177,9 @@ def test_a_nan_first_epoch_exports_the_pca_start(tiny):
             layer = [d for d in self.model.layers if isinstance(d, keras.layers.Dense)][0]
             layer.set_weights([np.full_like(w, np.nan) for w in layer.get_weights()])
 
-    result = train(tiny(output="linear"), verbose=False, callbacks=[Poison()])
+    result = train(tiny_config(output="linear"), verbose=False, callbacks=[Poison()])
     assert result.stopped == "nan" and result.best_epoch == 0
-    assert result.metrics["val_mse"] == pytest.approx(_pca_val(tiny(output="linear")), rel=1e-3)
+    assert result.metrics["val_mse"] == pytest.approx(_pca_val(tiny_config(output="linear")), rel=1e-3)
 
 
 def _pca_val(config):
@@ -199,18 +190,18 @@ def _pca_val(config):
 
 
 @pytest.mark.train
-def test_init_random_still_trains_from_glorot(tiny):
+def test_init_random_still_trains_from_glorot(tiny_config):
     from aefast.modelfile import read_model
     from aefast.train import train
 
-    result = train(tiny(init="random", output="sigmoid"), verbose=False)
+    result = train(tiny_config(init="random", output="sigmoid"), verbose=False)
     training = read_model(result.model_path).training
     assert training["init"] == "random" and training["initial_val_mse"] is None and "pca_components" not in training
     assert result.best_epoch >= 1
 
 
 @pytest.mark.train
-def test_cli_init_flag(tiny, mnist_dir, tmp_path):
+def test_cli_init_flag(tiny_config, mnist_dir, tmp_path):
     from aefast.train.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(["--init", "random", "--data-dir", str(mnist_dir), "--out", str(tmp_path)])
