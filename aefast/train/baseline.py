@@ -117,10 +117,13 @@ def _top_eigenvectors_here(scatter: np.ndarray, k: int, seed: int, exact_max_dim
     return np.clip(values[order], 0.0, None), vectors[:, order].T
 
 
-def fit_pca(train: np.ndarray, components: int, *, seed: int = 0, max_rows: int = MAX_FIT_ROWS,
-            exact_max_dim: int = EXACT_MAX_DIM) -> PCA:
+def fit_pca(train: np.ndarray, components: int, *, seed: int = 0, max_rows: int | None = None,
+            exact_max_dim: int | None = None) -> PCA:
     """PCA with `components` axes (at most the N - 1 directions N centered images span) of (N, ...) training
-    images in [0, 1], fitted in float64 on at most max_rows of them (a subsample seeded by `seed` beyond)."""
+    images in [0, 1], fitted in float64 on at most max_rows of them (a subsample seeded by `seed` beyond).
+    max_rows and exact_max_dim default to MAX_FIT_ROWS and EXACT_MAX_DIM as they are at the call."""
+    max_rows = MAX_FIT_ROWS if max_rows is None else max_rows
+    exact_max_dim = EXACT_MAX_DIM if exact_max_dim is None else exact_max_dim
     if len(train) < 2:
         raise ValueError(f"PCA needs at least 2 training images, got {len(train)}")
     if len(train) > max_rows:
@@ -138,12 +141,14 @@ def mean_image_mse(train: np.ndarray, test: np.ndarray) -> float:
 
 
 def baseline_metrics(train: np.ndarray, validation: np.ndarray, test: np.ndarray, latent: int,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, pca: PCA | None = None) -> dict:
     """The baseline figures stored with a run (keys METRIC_KEYS): PCA with `latent` components fitted on `train`,
     its test MSE plain and with the reconstruction clipped to [0, 1] (pixels cannot leave it, so clipping only
     helps), its clipped validation MSE (the scale of the loss plot's validation curve), and the mean training
-    image's test MSE. pca_components is below `latent` only when there are fewer training images than that."""
-    pca = fit_pca(train, latent, seed=seed, max_rows=MAX_FIT_ROWS, exact_max_dim=EXACT_MAX_DIM)
+    image's test MSE. pca_components is below `latent` only when there are fewer training images than that.
+    pca: fit_pca(train, latent, seed=seed) when the caller has it already (the PCA start fits it), else fitted here."""
+    if pca is None:
+        pca = fit_pca(train, latent, seed=seed)
     k = pca.max_components
     on_test = pca_test_mse(pca, test, [k])[k]
     return {"pca_test_mse": on_test["mse"], "pca_clipped_test_mse": on_test["mse_clipped"],

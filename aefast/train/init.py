@@ -154,7 +154,7 @@ class StartPlan:
     """What the run starts from: the output activation it uses and what both PCA starts score on validation."""
 
     output: str                      # "linear" or "sigmoid": the output activation the model is built with
-    pca: object                      # aefast.data.pca.PCA of the training images, or None (not needed)
+    pca: object                      # baseline.fit_pca of the training images (code-size axes), or None
     components: int                  # p: the components the PCA path carries
     soft_clip: tuple | None          # (alpha, beta) of the sigmoid start, when fitted
     val_mse: dict                    # {"linear": PCA's validation MSE, "sigmoid": the soft clip's} (those computed)
@@ -163,15 +163,16 @@ class StartPlan:
 def plan_start(config, train_x: np.ndarray, val_x: np.ndarray) -> StartPlan:
     """Resolve output "auto" and prepare the PCA start. output "auto": sigmoid when the sigmoid PCA start (the soft
     clip of PCA) reconstructs the validation images better than the linear one (PCA itself), else linear; a
-    sigmoid output is needed for loss "bce". Needs PCA only for init "pca" or output "auto"."""
-    from ..data.pca import fit_pca
+    sigmoid output is needed for loss "bce". Needs PCA only for init "pca" or output "auto": the run's baseline
+    PCA (baseline.fit_pca with the code size and the run's seed), which the end of the run reuses for its figures."""
+    from .baseline import fit_pca
 
     sizes = config.layer_sizes
     m = (len(sizes) - 1) // 2 - 1
     output = "sigmoid" if config.output == "auto" and config.loss == "bce" else config.output
     if config.init != "pca" and output != "auto":
         return StartPlan(output, None, 0, None, {})
-    pca = fit_pca(train_x)
+    pca = fit_pca(train_x, config.latent, seed=config.seed)
     p = min(sizes[m + 1], *sizes[1:m + 1], pca.max_components)
     val = np.asarray(val_x, np.float64).reshape(len(val_x), -1)
     val_y = pca.reconstruct(val, p)

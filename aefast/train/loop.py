@@ -220,7 +220,8 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
     cfg = run.config
     # PCA at the code size and the mean image, on the same test images (seconds: see aefast/train/baseline.py)
     baseline_started = time.perf_counter()
-    reference = baseline.baseline_metrics(run.data.train, run.data.validation, test_x, cfg.latent, cfg.seed)
+    reference = baseline.baseline_metrics(run.data.train, run.data.validation, test_x, cfg.latent, cfg.seed,
+                                          pca=None if run.start is None else run.start.pca)
     baseline_seconds = round(time.perf_counter() - baseline_started, 3)
     metrics = {
         "test_mse": test_mse,
