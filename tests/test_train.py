@@ -228,9 +228,11 @@ def test_cli_trains_and_refuses_to_overwrite_a_run(mnist_dir, tmp_path, capsys):
             "--val-size", "128", "--test-limit", "128", "--no-xla", "--quiet", "--data-dir", str(mnist_dir),
             "--out", str(tmp_path), "--name", "cli"]
     assert main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()   # --quiet: the final test-MSE line (a warning), the path
-    assert lines[0].startswith("test MSE: autoencoder ") and lines[-1] == str(tmp_path / "cli" / "model.safetensors")
-    assert not any(line.startswith(("epoch ", "training ", "best epoch ", "aefast engine")) for line in lines)
+    # --quiet drops the per-epoch lines only: best epoch, the final test-MSE line (a warning), engine check, path
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("best epoch 1: ") and lines[1].startswith("test MSE: autoencoder ")
+    assert lines[-2].startswith("aefast engine ") and lines[-1] == str(tmp_path / "cli" / "model.safetensors")
+    assert not any(line.startswith(("epoch ", "training ")) for line in lines)
     assert read_model(tmp_path / "cli" / "model.safetensors").training["extra"]["command"].startswith(
         "python -m aefast.train")
     with pytest.raises(SystemExit):

@@ -198,19 +198,22 @@ def test_quiet_mnist_run_prints_the_final_line_and_stores_the_baseline(mnist_dir
     stored = read_model(run / "model.safetensors").metrics
     assert {k: stored[k] for k in baseline.METRIC_KEYS} == {k: metrics[k] for k in baseline.METRIC_KEYS}
     assert stored["test_mse"] == metrics["test_mse"]
-    # --quiet: no epoch lines, the final line (and the warning when PCA wins), then the model's path
-    assert lines[0] == _expected_line(metrics["test_mse"], want)
-    assert lines[-1] == str(run / "model.safetensors")
-    assert lines[1:-1] == ([warning(metrics)] if metrics["test_mse"] >= want["pca_clipped_test_mse"] else [])
+    # --quiet drops the per-epoch lines only: the best epoch, the final line (and the warning when PCA wins), the
+    # engine's check, then the model's path
+    final = _expected_line(metrics["test_mse"], want)
+    assert lines[0].startswith(f"best epoch {metrics['best_epoch']}: val MSE ") and lines[1] == final
+    assert lines[-2].startswith("aefast engine ") and lines[-1] == str(run / "model.safetensors")
+    assert lines[2:-2] == ([warning(metrics)] if metrics["test_mse"] >= want["pca_clipped_test_mse"] else [])
+    assert not any(line.startswith(("epoch ", "training ")) for line in lines)
 
     # aefast info shows the same line
     assert main(["info", str(run / "model.safetensors")]) == 0
     info = capsys.readouterr().out.splitlines()
-    assert f"baseline     {lines[0]}" in info
+    assert f"baseline     {final}" in info
     assert ("baseline     PCA with 4 components fitted on 320 training images; without clipping "
             f"{metrics['pca_test_mse']:#.4g}") in info
     assert main(["info", str(run / "model.safetensors"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["baseline"] == lines[0]
+    assert json.loads(capsys.readouterr().out)["baseline"] == final
 
 
 def _edge_images(path, n=1200, seed=0):

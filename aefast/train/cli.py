@@ -103,8 +103,9 @@ def build_parser(prog: str = "python -m aefast.train") -> argparse.ArgumentParse
                    ", ".join(f"{k}={v}" for k, v in QUICK.items()) + " (explicit flags still win)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved "
                    "settings (combine with no other flag but --distribute)")
-    p.add_argument("--quiet", action="store_true", help="print only the final line (the test MSE beside PCA's and "
-                   "the mean image's), a warning when PCA does better, and the model's path")
+    p.add_argument("--quiet", action="store_true", help="drop the per-epoch lines; still print the best epoch, the "
+                   "test MSE beside PCA's and the mean image's, a warning when PCA does better, the engine's check "
+                   "and the model's path")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up log lines")
     return p
 
@@ -185,13 +186,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: boo
     if not result.chief:
         print(f"aefast.train: worker finished; the chief wrote {result.run_dir}", file=sys.stderr)
         return 0
-    if verbose:   # the loop printed the final test-MSE line and its baseline
-        print(_engine_check(result))
-    else:         # --quiet drops the progress, never the final figure beside its baseline
-        from .baseline import report_lines
+    if not verbose:   # --quiet drops the per-epoch lines only: the loop printed none of these
+        from .loop import summary_lines
 
-        for line in report_lines(result.metrics):
+        for line in summary_lines(result.metrics, result.model_path):
             print(line)
+    print(_engine_check(result))
     print(result.model_path)
     return 0
 

@@ -255,11 +255,17 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
               artifacts.plot_reconstructions(run.run_dir / artifacts.RECONSTRUCTIONS_NAME,
                                              test_x[:N_RECONSTRUCTIONS], recon[:N_RECONSTRUCTIONS],
                                              tuple(cfg.input_shape))]
-    _log(verbose, f"best epoch {run.best_epoch}: val MSE {run.best_val:.6f}, test PSNR "
-                  f"{metrics['test_psnr_db']:.2f} dB, {metrics['wall_seconds']:.0f}s -> {model_path}")
-    for line in baseline.report_lines(metrics):
+    for line in summary_lines(metrics, model_path):
         _log(verbose, line)
     return TrainResult(run.run_dir, model_path, metrics, run.history, run.best_epoch, stopped, files)
+
+
+def summary_lines(metrics: dict, model_path) -> list[str]:
+    """The lines that end a run: the best epoch with its figures, then the test MSE beside PCA's and the mean
+    image's (and a warning when PCA does better: baseline.report_lines). `aefast train --quiet` prints these too."""
+    return [f"best epoch {metrics['best_epoch']}: val MSE {metrics['val_mse']:.6f}, test PSNR "
+            f"{metrics['test_psnr_db']:.2f} dB, {metrics['wall_seconds']:.0f}s -> {model_path}",
+            *baseline.report_lines(metrics)]
 
 
 def _new_run_dir(config: TrainConfig) -> Path:
