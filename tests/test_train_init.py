@@ -71,6 +71,25 @@ def test_linear_output_start_is_pca_on_validation(data, hidden, latent, latent_a
                                atol=1e-4)
 
 
+def test_near_degenerate_components_get_a_bounded_scale_and_the_start_stays_pca():
+    """MNIST's border pixels are almost constant, so its last principal components have standard deviations near
+    1e-7: scaled by 1/sigma, decoder layer 1 held weights near 1e7 and the first epoch from the full-size PCA start
+    (latent 784) ended in NaN. Here 16 of 64 pixels vary by 1e-7 only, and the code keeps all 64 components."""
+    rng = np.random.default_rng(0)
+    x = _real_looking_images(rng)
+    x[:, 48:] = 0.5 + rng.normal(0, 1e-7, (len(x), 16))
+    train_x, val_x = x[:1000], x[1000:]
+    sizes = [64, 100, 64, 100, 64]
+    start = pca_start(_glorot(sizes, rng), sizes, "linear", train_x)
+    pca = fit_pca(train_x)
+    sigma_max = ((train_x - pca.mean) @ pca.axes[0]).std()
+    # decoder layer 1 (kernel 2) scales the code by 1/sigma on the path: at most 100 / sigma_max (init.SCALE_FLOOR)
+    assert np.abs(start[4][:64, :64]).max() <= 100.01 / sigma_max
+    recon = _forward(start, val_x, ["elu", "linear", "elu", "linear"])
+    assert np.mean((recon - val_x) ** 2) == pytest.approx(np.mean((pca.reconstruct(val_x, 64) - val_x) ** 2),
+                                                          rel=1e-3, abs=1e-9)
+
+
 @pytest.mark.parametrize("data", DATA)
 def test_auto_output_start_is_never_worse_than_pca(data):
     rng = np.random.default_rng(1)

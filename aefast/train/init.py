@@ -35,6 +35,8 @@ import numpy as np
 # The per-pixel sigmoid fit: at most this many training images, this many Levenberg-Marquardt iterations.
 SIGMOID_FIT_IMAGES = 2000
 SIGMOID_FIT_ITERATIONS = 20
+# The smallest path scale, relative to the largest component's standard deviation (pca_start).
+SCALE_FLOOR = 1e-2
 # Logit range of the starting output bias (as model.output_bias: a mean pixel of 0 or 1 is clipped to 1e-3).
 _EPS = 1e-3
 
@@ -103,7 +105,12 @@ def pca_start(weights: list[np.ndarray], layer_sizes: list[int], output: str, tr
     axes, mu = pca.axes[:p], pca.mean                         # (p, D), (D,)
     c = (x - mu) @ axes.T                                     # (N, p) PCA codes of the training images
     sigma = c.std(axis=0)
-    sigma = np.where(sigma > 1e-12, sigma, 1.0)               # a direction without variance: any scale works
+    # The path's scale per component. Any positive scale gives the same start (it cancels between the code layer and
+    # decoder layer 1), but training does not forgive a tiny one: Adam moves each weight by about the learning rate
+    # per step whatever its size, so a code weight of sigma ~ 1e-7 (MNIST's last components) is thrown far from its
+    # value and decoder layer 1's 1/sigma ~ 1e7 turns that into NaN within an epoch. Scales below SCALE_FLOOR times
+    # the largest are raised to it.
+    sigma = np.maximum(sigma, SCALE_FLOOR * max(float(sigma.max()), 1e-12))
     off = 1.0 - (c / sigma).min(axis=0)                       # (p,) u + off >= 1 on every training image
 
     w = [np.array(a, dtype=np.float64) for a in weights]
