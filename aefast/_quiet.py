@@ -100,6 +100,12 @@ class _Filter:
             os.close(ack_write)
         self.ack_read = ack_read
         self.pipe = _identity(self.write_fd)
+        if not self.sync():   # not answering (sys.executable is no Python): filtering would block fd 2's writers
+            self.proc.kill()
+            self.proc.wait()
+            os.close(self.write_fd)
+            os.close(self.ack_read)
+            raise OSError(f"the stderr filter process ({sys.executable}) did not answer")
 
     def sync(self) -> bool:
         """Wait until the filter has written everything sent before this call; False if it did not answer."""

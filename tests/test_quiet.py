@@ -82,3 +82,22 @@ def test_the_filter_follows_fd2_and_restores_it(capfd):
             os.write(2, line)
     assert os.fstat(2).st_ino == before
     assert capfd.readouterr().err == b"".join(KEPT_LINES).decode()
+
+
+def test_without_a_working_interpreter_fd2_is_left_unfiltered(monkeypatch, capfd, tmp_path):
+    """sys.executable that is no Python (an embedding program): the filter process never answers, so fd 2 stays as
+    it is rather than becoming a pipe nobody reads."""
+    import aefast._quiet as quiet
+
+    monkeypatch.setattr(quiet, "_SYNC_TIMEOUT_S", 2.0)
+    not_python = tmp_path / "not-python"
+    not_python.write_text("#!/bin/sh\ncat > /dev/null\n")   # reads the pipe, never acknowledges
+    not_python.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(not_python))
+    quiet._close_filter()
+    before = os.fstat(2).st_ino
+    with fd2_filtered():
+        assert os.fstat(2).st_ino == before
+        os.write(2, CHATTER_LINES[1])
+    quiet._close_filter()
+    assert capfd.readouterr().err == CHATTER_LINES[1].decode()
