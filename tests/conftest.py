@@ -109,3 +109,50 @@ def tiny_config(mnist_dir, tmp_path):
                     test_limit=256, xla=False, data_dir=str(mnist_dir), out=str(tmp_path), name="run")
         return TrainConfig(**{**base, **overrides})
     return make
+
+
+# --- Every test leaves the process's signal state as it found it: SIGINT's handler, the main thread's blocked
+# signals and the wakeup fd. A test (or a library it drives) that leaves another SIGINT handler installed changes
+# what Ctrl-C does in every later test; this check fails the test that leaked, restores the state, and so keeps the
+# later tests' outcome independent of the order.
+def _signal_state() -> tuple:
+    import signal
+
+    wakeup_fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup_fd)
+    return signal.getsignal(signal.SIGINT), frozenset(signal.pthread_sigmask(signal.SIG_BLOCK, [])), wakeup_fd
+
+
+def _restore_signal_state(state: tuple) -> None:
+    import signal
+
+    handler, blocked, wakeup_fd = state
+    if handler is not None:   # None: a handler installed from C, which Python cannot reinstall
+        signal.signal(signal.SIGINT, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    signal.set_wakeup_fd(wakeup_fd)
+
+
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler for the test, whatever the process started with: a test that expects Ctrl-C to
+    raise KeyboardInterrupt needs it. The suite does not always start with it: as a background job of a
+    non-interactive shell (`pytest ... &`, `nohup pytest`) SIGINT starts ignored, which Python keeps, and there
+    signal.raise_signal and _thread.interrupt_main do nothing ("DID NOT RAISE KeyboardInterrupt")."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture(autouse=True)
+def _signal_state_unchanged(request):
+    before = _signal_state()
+    yield
+    after = _signal_state()
+    if after != before:
+        _restore_signal_state(before)
+        names = ("SIGINT handler", "blocked signals", "wakeup fd")
+        changed = "; ".join(f"{n}: {b!r} -> {a!r}" for n, b, a in zip(names, before, after) if a != b)
+        pytest.fail(f"{request.node.nodeid} left the signal state changed ({changed}); restored", pytrace=False)

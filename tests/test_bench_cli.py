@@ -152,3 +152,24 @@ def test_bench_output_is_free_of_the_peers_start_up_lines(tmp_path, model_files)
     assert [m for m in CHATTER_MARKERS if m in err["quiet"]] == [], err["quiet"]
     assert "XNNPACK delegate" in err["verbose"] and "consider to run pre-processing" in err["verbose"], err["verbose"]
     assert "compress batch=2: 5 timed" in err["quiet"]   # the runner's own progress lines still show
+
+
+@pytest.mark.slow
+def test_all_peers_in_one_fresh_process_end_cleanly_and_a_crash_shows_its_trace(tmp_path, model_files):
+    """Every peer runtime (TensorFlow, LiteRT, ONNX Runtime, OpenVINO with NNCF, PyTorch) loaded into one fresh
+    process with faulthandler on: the run ends with 0. Were one of them to crash the process (two runtimes' native
+    code in one process), the streaming stderr filter passes faulthandler's dump on, so the failure shows where."""
+    import subprocess
+    missing = [p for p in ("tensorflow", "ai_edge_litert", "onnxruntime", "openvino", "nncf", "torch")
+               if __import__("importlib.util").util.find_spec(p) is None]
+    if missing:
+        pytest.skip(f"peer packages not installed: {', '.join(missing)}")
+    args = [sys.executable, "-X", "faulthandler", "-c", _DRIVER, "--quick", "--peers", "--no-wide", "--batches", "2",
+            "--ops", "reconstruct", "--model", str(model_files["default"]), "--out", str(tmp_path / "out")]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=900,
+                         env={k: v for k, v in os.environ.items() if k != "AEFAST_BENCH_VERBOSE"})
+    assert run.returncode == 0, f"exit {run.returncode}; stderr:\n{run.stderr[-6000:]}"
+    assert "Fatal Python error" not in run.stderr, run.stderr[-6000:]
+    measured = json.loads((tmp_path / "out" / "results.json").read_text())["measurements"]
+    from aefast.bench.__main__ import PEER_SET
+    assert {r["contender"] for r in measured} == set(PEER_SET)

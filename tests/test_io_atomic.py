@@ -8,8 +8,9 @@ import pytest
 from aefast import _io
 
 
-def test_ctrl_c_while_the_temp_file_is_created_leaves_nothing(tmp_path, monkeypatch):
-    """SIGINT raised right after mkstemp created the file (the window before the cleanup's try) must not leak it."""
+@pytest.fixture
+def sigint_after_mkstemp(monkeypatch):
+    """atomic_path's mkstemp raises SIGINT right after it created the file (the window before the cleanup's try)."""
     real_mkstemp = tempfile.mkstemp
 
     def mkstemp_then_sigint(*args, **kwargs):
@@ -21,14 +22,12 @@ def test_ctrl_c_while_the_temp_file_is_created_leaves_nothing(tmp_path, monkeypa
         return result
 
     monkeypatch.setattr(_io.tempfile, "mkstemp", mkstemp_then_sigint)
-    # Python's own handler, whatever an earlier test in this process left installed (in the whole suite this test
-    # saw no KeyboardInterrupt while it passed alone: some earlier test leaves another SIGINT handler behind)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            _io.write_bytes_atomic(tmp_path / "out.bin", b"data")
-    finally:
-        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_the_temp_file_is_created_leaves_nothing(tmp_path, sigint_after_mkstemp, python_sigint_handler):
+    """A Ctrl-C in that window must not leak the temp file."""
+    with pytest.raises(KeyboardInterrupt):
+        _io.write_bytes_atomic(tmp_path / "out.bin", b"data")
     assert sorted(os.listdir(tmp_path)) == []
 
 
@@ -45,3 +44,29 @@ def test_clean_exit_renames_with_the_plain_open_mode(tmp_path):
     assert path.read_text() == "text"
     assert sorted(os.listdir(path.parent)) == ["out.txt"]
     assert path.stat().st_mode & 0o777 == _io._FILE_MODE
+
+
+def test_an_ignored_sigint_stays_ignored_inside_atomic_path(tmp_path, sigint_after_mkstemp):
+    """With SIGINT ignored (a background job, nohup), a SIGINT inside the deferred block is dropped, as it would be
+    without the block: the write completes."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _io.write_bytes_atomic(tmp_path / "out.bin", b"data")
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"] and (tmp_path / "out.bin").read_bytes() == b"data"
+
+
+def test_the_ctrl_c_tests_pass_in_a_run_that_starts_with_sigint_ignored():
+    """The suite's outcome does not depend on how it was started: `pytest ... &` from a non-interactive shell starts
+    with SIGINT ignored (as here, through preexec_fn), and the Ctrl-C tests above must still see KeyboardInterrupt."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", __file__, "-k",
+                          "not starts_with_sigint_ignored"], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -111,16 +111,6 @@ def test_broadcast_views_give_the_same_answer_as_real_copies(engine, dtype):
     np.testing.assert_array_equal(view[5], img)
 
 
-@pytest.fixture
-def python_sigint_handler():
-    """Python's own SIGINT handler for the test: _thread.interrupt_main does nothing while SIGINT is ignored, and it
-    is when the suite runs as a background job of a non-interactive shell (`pytest ... &`: the shell sets SIG_IGN and
-    Python keeps it; the test then failed with "DID NOT RAISE KeyboardInterrupt")."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ctrl_c_during_calls_leaves_the_engine_usable(backend, python_sigint_handler):
     """KeyboardInterrupt lands in the main thread between or after backend calls; the engine (and the C++ thread
