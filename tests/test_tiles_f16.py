@@ -254,3 +254,10 @@ def test_aefast_tune_refuses_an_unknown_precision(capsys):
     with pytest.raises(SystemExit) as info:
         main(["tune", "--precision", "fp64"])
     assert info.value.code == 2 and "invalid choice: 'fp64'" in capsys.readouterr().err
+
+
+def test_q8_cache_entries_keep_the_name_existing_caches_hold():
+    """A cache written before bf16/f16 had tiles names q8 entries "<kernel> k= n= rows="; they stay valid."""
+    assert T.entry_key("avx512vnni", 784, 1000) == "avx512vnni k=784 n=1000 rows=96"
+    assert T.entry_key("avx512bf16", 784, 1000, precision="bf16") == "bf16 avx512bf16 k=784 n=1000 rows=96"
+    assert T.entry_key("avx2", 8, 8, precision="f16") != T.entry_key("avx2", 8, 8)   # shared kernel names apart

@@ -31,7 +31,7 @@ once per CPU and layer shape (later loads read the cache).
 Cache: one JSON file per CPU, `<cache>/tiles/<vendor>-<family>-<model>-<hash>.json`, where <cache> is
 $AEFAST_CACHE_DIR when set, else platformdirs.user_cache_dir("aefast"), and <hash> covers the CPU's feature flags
 (`_core.cpu_features()`, less any AEFAST_CPU_DISABLE) and the file format. Entries are keyed by precision, kernel
-family and layer shape and hold every tile's seconds per call and the choice; an entry whose tile list differs from
+family and layer shape (entry_key) and hold every tile's seconds per call and the choice; an entry whose tile list differs from
 this build's is measured again. Written atomically (aefast._io); a corrupt, unreadable or unwritable cache file gives
 a RuntimeWarning and the measurement is used for this process only: never an error.
 """
@@ -177,7 +177,9 @@ def cache_path(cpu: dict) -> Path:
 
 
 def entry_key(kernel: str, k: int, n: int, rows: int = CALIBRATION_ROWS, precision: str = "q8") -> str:
-    return f"{precision} {kernel} k={k} n={n} rows={rows}"
+    """The cache entry's name: "<kernel> k=K n=N rows=R" for q8 (the form caches written before the other
+    precisions had tiles hold, so they stay valid), "<precision> <kernel> k=K n=N rows=R" for bf16 and f16."""
+    return f"{kernel} k={k} n={n} rows={rows}" if precision == "q8" else f"{precision} {kernel} k={k} n={n} rows={rows}"
 
 
 def builtin_tile(core, kernel: str, precision: str = "q8") -> str:
