@@ -14,8 +14,9 @@ kernel), so a busy moment of a shared machine falls on all of them alike.
 Kernels (--kernels, comma-separated; each is checked against `Network.kernel` where the network names it):
   q8:   avx512vnni (vpdpbusd zmm), avxvnni (VEX vpdpbusd ymm: Network isa "avx2" on a CPU with AVX-VNNI),
         avx2 (vpmaddwd: isa "avx2" with AVX-VNNI removed through AEFAST_CPU_DISABLE)
-  bf16: avx512bf16 (the tile the CPU picks), avx512bf16-fma, avx512bf16-dpbf16 (pinned with AEFAST_BF16_TILES), avx2
-  f32, f16: avx512, avx2; f16 also avx512-ymm (the ymm tiles pinned with AEFAST_F16_TILES=ymm)
+  bf16: avx512bf16 (the built-in tile for this CPU), avx512bf16-fma, avx512bf16-dpbf16, avx512bf16-mixed (that tile
+        pinned: the layer's "tile"), avx2
+  f32, f16: avx512, avx2; f16 also avx512-ymm (the ymm tile pinned; "avx512" pins zmm)
 A kernel whose CPU features or environment differ from this process's gets its own copy of the extension module,
 loaded with that environment (CPU features are read once per loaded module), in this same process.
 The share is of the CPU's best instruction of the arithmetic (zmm vpdpbusd for every q8 kernel, vdpbf16ps, zmm FMA
@@ -31,26 +32,29 @@ import time
 import numpy as np
 
 import aefast._core as core
+from aefast.engine import tiles
 from aefast.model.bits import float_to_bf16_bits
 
 SHAPES = [(784, 1000), (1000, 100), (100, 1000), (1000, 784)]
 PEAK = {"q8": "int8_vpdpbusd", "bf16": "bf16_vdpbf16ps", "f32": "fp32_fma_zmm", "f16": "fp32_fma_zmm"}
-# kernel -> (Network isa, environment of its module copy, the name Network.kernel reports or None)
+# kernel -> (Network isa, environment of its module copy, the name Network.kernel reports or None, the layer's tile:
+# a name, "builtin" (aefast.engine.tiles.builtin_tile) or None for the family default)
 KERNELS = {
-    "q8": {"avx512vnni": ("avx512", {}, "avx512vnni"), "avxvnni": ("avx2", {}, "avxvnni"),
-           "avx2": ("avx2", {"AEFAST_CPU_DISABLE": "avx_vnni"}, "avx2")},
-    "bf16": {"avx512bf16": ("avx512", {}, "avx512bf16"),
-             "avx512bf16-fma": ("avx512", {"AEFAST_BF16_TILES": "fma"}, "avx512bf16"),
-             "avx512bf16-dpbf16": ("avx512", {"AEFAST_BF16_TILES": "dpbf16"}, "avx512bf16"), "avx2": ("avx2", {}, "avx2")},
-    "f32": {"avx512": ("avx512", {}, None), "avx2": ("avx2", {}, None)},
-    "f16": {"avx512": ("avx512", {"AEFAST_F16_TILES": "zmm"}, None),
-            "avx512-ymm": ("avx512", {"AEFAST_F16_TILES": "ymm"}, None), "avx2": ("avx2", {}, None)},
+    "q8": {"avx512vnni": ("avx512", {}, "avx512vnni", None), "avxvnni": ("avx2", {}, "avxvnni", None),
+           "avx2": ("avx2", {"AEFAST_CPU_DISABLE": "avx_vnni"}, "avx2", None)},
+    "bf16": {"avx512bf16": ("avx512", {}, "avx512bf16", "builtin"),
+             "avx512bf16-fma": ("avx512", {}, "avx512bf16", "fma"),
+             "avx512bf16-dpbf16": ("avx512", {}, "avx512bf16", "dpbf16"),
+             "avx512bf16-mixed": ("avx512", {}, "avx512bf16", "mixed"), "avx2": ("avx2", {}, "avx2", None)},
+    "f32": {"avx512": ("avx512", {}, None, None), "avx2": ("avx2", {}, None, None)},
+    "f16": {"avx512": ("avx512", {}, None, "zmm"), "avx512-ymm": ("avx512", {}, None, "ymm"),
+            "avx2": ("avx2", {}, None, None)},
 }
 
 
 def core_with_env(env: dict, cache: dict, tmp: str):
     """The extension module as seen by a process with `env` set: this one if env is empty, else a copy of its file
-    loaded under that environment (its CPU features and pins are read on first use, which happens here)."""
+    loaded under that environment (its CPU features are read on first use, which happens here)."""
     key = tuple(sorted(env.items()))
     if not env:
         return core
@@ -66,11 +70,6 @@ def core_with_env(env: dict, cache: dict, tmp: str):
             module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path, loader=loader))
             loader.exec_module(module)
             module.isas()  # reads the CPU features now, under env
-            for weight, compute in ((np.ones((16, 16), np.float16), "f32"), (np.zeros((16, 16), np.uint16), "bf16")):
-                # Runs one f16 and one bf16 layer: the kernels read AEFAST_F16_TILES / AEFAST_BF16_TILES now.
-                module.Network([dict(weight=weight, bias=np.zeros(16, np.float32), activation="linear",
-                                     compute=compute)], threads=1).forward(np.ones((1, 16), np.float32),
-                                                                           np.empty((1, 16), np.float32))
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -130,8 +129,11 @@ def main(argv=None) -> None:
                 out = np.empty((rows, n), np.float32)
                 calls = {}
                 for name in names:
-                    isa, _, expected = known[name]
-                    net = cores[name].Network([spec], isa=isa, threads=1)
+                    isa, _, expected, tile = known[name]
+                    if tile == "builtin":
+                        family = cores[name].kernel_for(isa, args.compute)
+                        tile = tiles.builtin_tile(cores[name], family, args.compute)
+                    net = cores[name].Network([spec if tile is None else dict(spec, tile=tile)], isa=isa, threads=1)
                     if expected is not None and net.kernel != expected:
                         raise SystemExit(f"{name}: the network runs kernel {net.kernel!r}, not {expected!r} "
                                          f"(does this CPU have it? isas {cores[name].isas()})")

@@ -178,11 +178,16 @@ std::pair<std::size_t, std::size_t> checked_range(const py::object& obj, const s
   return {std::size_t(v[0]), std::size_t(v[1])};
 }
 
-// A q8 tile name of kernel family `kernel` -> its index (q8_tile_index); a clear error listing the valid names.
-std::size_t checked_q8_tile(const std::string& kernel, const py::handle& obj, const std::string& what) {
+// A tile name of `precision`'s kernel family `kernel` -> its index (tile_index); a clear error listing the valid
+// names. precision "" (a layer whose kernel has no tile choice) refuses any tile.
+std::size_t checked_tile(const std::string& precision, const std::string& kernel, const py::handle& obj,
+                         const std::string& what) {
+  if (precision.empty())
+    throw py::value_error(what + " is for q8, bf16 and f16-weight layers only (f32 and int8 weights on the f32 "
+                          "compute have no tile choice)");
   if (!py::isinstance<py::str>(obj)) throw py::type_error(what + " must be a str (a tile name, e.g. '8x32')");
   std::string problem;
-  const long index = aefast::q8_tile_index(kernel, obj.cast<std::string>(), &problem);
+  const long index = aefast::tile_index(precision, kernel, obj.cast<std::string>(), &problem);
   if (index < 0) throw py::value_error(what + ": " + problem);
   return std::size_t(index);
 }
@@ -196,11 +201,6 @@ py::array test_kernel(const std::string& kernel, const std::string& compute_name
   const Compute compute = checked_compute_name(compute_name_arg);
   const std::string problem = aefast::kernel_problem(compute, kernel);
   if (!problem.empty()) throw py::value_error(problem);
-  std::size_t tile = 0;
-  if (!tile_obj.is_none()) {
-    if (compute != Compute::q8) throw py::value_error("tile is for q8 kernels only (the others have one tile each)");
-    tile = checked_q8_tile(kernel, tile_obj, "tile");
-  }
   py::array w = checked_array(w_obj, "weight", 2);
   WeightType wtype;
   if (has_dtype<float>(w)) wtype = WeightType::f32;
@@ -212,6 +212,8 @@ py::array test_kernel(const std::string& kernel, const std::string& compute_name
       (compute == Compute::bf16 && wtype != WeightType::bf16))
     throw py::type_error("weight has dtype " + dtype_of(w) + " for compute '" + compute_name_arg +
                          "'; expected float32/float16/int8 (f32), int8 (q8) or uint16 (bf16)");
+  const std::size_t tile =
+      tile_obj.is_none() ? 0 : checked_tile(aefast::tile_precision(compute, wtype), kernel, tile_obj, "tile");
   const std::size_t k = w.shape(0), n = w.shape(1);
   if (k == 0 || n == 0) throw py::value_error("weight has shape " + shape_of(w) + "; k and n must be >= 1");
   if (compute == Compute::q8 && k > kMaxQ8Inputs)
@@ -378,12 +380,9 @@ class PyNetwork {
       keep_alive.push_back(w);
       keep_alive.push_back(b);
       std::size_t tile = 0;
-      if (layer.contains("tile") && !layer["tile"].is_none()) {
-        if (compute != Compute::q8)
-          throw py::value_error(where + "[\"tile\"] is for q8 layers only; this layer computes in " +
-                                compute_name(compute));
-        tile = checked_q8_tile(kernels.q8->name, layer["tile"], where + "[\"tile\"]");
-      }
+      if (layer.contains("tile") && !layer["tile"].is_none())
+        tile = checked_tile(aefast::tile_precision(compute, type), aefast::tile_kernel(kernels, compute),
+                            layer["tile"], where + "[\"tile\"]");
       specs.push_back({type, w.data(), scale, static_cast<const float*>(b.data()), in, out,
                        checked_activation(layer["activation"], where + "[\"activation\"]"), compute, tile});
     }
@@ -540,23 +539,33 @@ PYBIND11_MODULE(_core, m) {
         "Test hook: runs ONE named dense kernel (kernel_names(compute)) on weight (k, n) packed as a Network packs "
         "it, A rows a[r, :k] (lda = a.shape[1]), rows [begin, end) and panels [begin, end) of 16 columns, into an "
         "output of shape (a.shape[0], ldc) prefilled with NaN (float32; uint16 0xffff when c_bf16), and returns it. "
-        "tile: q8 only, a name of tile_names('q8', kernel) (None: the family's default).");
+        "tile: a name of tile_names(precision, kernel) for q8, bf16 and f16 weights (precision 'q8', 'bf16' or 'f16'; "
+        "None: the family's default).");
   m.def("kernel_for", [](const std::string& isa, const std::string& compute) {
     const aefast::IsaKernels& k = checked_isa(isa);
-    const Compute c = checked_compute_name(compute);
-    return std::string(c == Compute::q8 ? k.q8->name : c == Compute::bf16 ? k.bf16->name : k.f32->name);
+    const Compute c = checked_compute_name(compute == "f16" ? "f32" : compute);
+    return std::string(aefast::tile_kernel(k, c));
   }, py::arg("isa"), py::arg("compute"),
-  "The kernel family a Network built with `isa` runs for `compute` here (what Network.kernel will say).");
-  m.def("tile_names", [](const std::string& compute, const std::string& kernel) {
-    const Compute c = checked_compute_name(compute);
-    const std::string problem = aefast::kernel_problem(c, kernel);
-    if (!problem.empty() && problem.rfind("unknown", 0) == 0) throw py::value_error(problem);
-    return c == Compute::q8 ? aefast::q8_tile_names(kernel) : std::vector<std::string>{};
-  }, py::arg("compute"), py::arg("kernel"),
-  "The register tiles of a kernel family (usable here or not), its default first: a q8 family's names (e.g. '8x32'); "
-  "[] for the f32 and bf16 families, which have no tile choice.");
-  m.def("_time_q8_tiles", [](const std::string& kernel, long long k, long long n, long long rows, long long rounds) {
-    const std::string problem = aefast::kernel_problem(Compute::q8, kernel);
+  "The kernel family a Network built with `isa` runs for `compute` here (what Network.kernel will say); 'f16' "
+  "(f16 weights on the f32 compute) gives the f32 family.");
+  m.def("tile_names", [](const std::string& precision, const std::string& kernel) {
+    if (precision == "f32") {
+      const std::string problem = aefast::kernel_problem(Compute::f32, kernel);
+      if (problem.rfind("unknown", 0) == 0) throw py::value_error(problem);
+      return std::vector<std::string>{};
+    }
+    std::string problem;
+    if (aefast::tile_index(precision, kernel, "", &problem) < 0) throw py::value_error(problem);
+    return aefast::tile_names(precision, kernel);
+  }, py::arg("precision"), py::arg("kernel"),
+  "The register tiles of a kernel family (usable here or not), its default first: precision 'q8' (e.g. '8x32'), "
+  "'bf16' ('dpbf16', 'fma', 'mixed' on avx512bf16) or 'f16' (the f32 families on f16 weights: 'zmm', 'ymm' on "
+  "avx512); [] for 'f32' (f32 and int8 weights), which has no tile choice.");
+  m.def("_time_tiles", [](const std::string& precision, const std::string& kernel, long long k, long long n,
+                          long long rows, long long rounds) {
+    std::string problem;
+    if (aefast::tile_index(precision, kernel, "", &problem) < 0) throw py::value_error(problem);
+    problem = aefast::kernel_problem(checked_compute_name(precision == "f16" ? "f32" : precision), kernel);
     if (!problem.empty()) throw py::value_error(problem);
     if (k < 1 || k > (long long)kMaxQ8Inputs) throw py::value_error("k must be in 1.." + std::to_string(kMaxQ8Inputs));
     if (n < 1 || n > 65536) throw py::value_error("n must be in 1..65536");
@@ -565,16 +574,17 @@ PYBIND11_MODULE(_core, m) {
     std::vector<double> seconds;
     {
       py::gil_scoped_release release;
-      seconds = aefast::time_q8_tiles(kernel, std::size_t(k), std::size_t(n), std::size_t(rows), std::size_t(rounds));
+      seconds = aefast::time_tiles(precision, kernel, std::size_t(k), std::size_t(n), std::size_t(rows),
+                                   std::size_t(rounds));
     }
     py::dict out;
-    const auto names = aefast::q8_tile_names(kernel);
+    const auto names = aefast::tile_names(precision, kernel);
     for (std::size_t i = 0; i < names.size(); ++i) out[py::str(names[i])] = seconds[i];
     return out;
-  }, py::arg("kernel"), py::arg("k"), py::arg("n"), py::arg("rows"), py::arg("rounds") = 5,
-  "Tile calibration timer: {tile: seconds per call} of every tile of q8 kernel family `kernel` on one k x n layer "
-  "over `rows` rows on the calling thread (fixed pseudo-random operands, ELU; fastest of `rounds` interleaved "
-  "rounds).");
+  }, py::arg("precision"), py::arg("kernel"), py::arg("k"), py::arg("n"), py::arg("rows"), py::arg("rounds") = 5,
+  "Tile calibration timer: {tile: seconds per call} of every tile of `precision`'s kernel family `kernel` ('q8', "
+  "'bf16' or 'f16'; usable here) on one k x n layer over `rows` rows on the calling thread (fixed pseudo-random "
+  "operands, ELU; fastest of `rounds` interleaved rounds).");
 
   py::class_<PyNetwork>(m, "Network", "A chain of fused dense layers, weights packed once at construction.")
       .def(py::init<const py::list&, const std::string&, const py::object&>(), py::arg("layers"),
@@ -591,6 +601,6 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("nbytes", [](const PyNetwork& n) { return n.net().nbytes(); })
       .def_property_readonly("layer_sizes", [](const PyNetwork& n) { return n.net().layer_sizes(); })
       .def_property_readonly("tiles", [](const PyNetwork& n) { return n.net().tile_names(); },
-                             "Per layer, the register tile it runs with (q8: a name of tile_names('q8', kernel); "
-                             "'' for f32 and bf16, which have no tile choice).");
+                             "Per layer, the register tile it runs with (q8, bf16 and f16 weights: a name of "
+                             "tile_names(precision, kernel); '' where there is no tile choice).");
 }

@@ -13,21 +13,26 @@ namespace {
 #define AEFAST_AVX2_NEEDS "avx2 fma f16c"
 #define AEFAST_AVX512_NEEDS AEFAST_AVX2_NEEDS " avx512f avx512bw avx512dq avx512vl"
 
+const F16Tile kF16ScalarTile[] = {{"1x1", {dense_f16w_f32x__scalar, dense_f16w_u8x__scalar}}};
+const F16TileTable kF16ScalarTiles = {kF16ScalarTile, 1};
+const F16Tile kF16Avx2Tile[] = {{"ymm", {dense_f16w_f32x__avx2, dense_f16w_u8x__avx2}}};
+const F16TileTable kF16Avx2Tiles = {kF16Avx2Tile, 1};
+
 const F32Kernels kF32Scalar = {"scalar", "",
                                {{dense_f32w_f32x__scalar, dense_f32w_u8x__scalar},
                                 {dense_f16w_f32x__scalar, dense_f16w_u8x__scalar},
                                 {dense_i8w_f32x__scalar, dense_i8w_u8x__scalar}},
-                               elu__scalar};
+                               elu__scalar, &kF16ScalarTiles};
 const F32Kernels kF32Avx2 = {"avx2", AEFAST_AVX2_NEEDS,
                              {{dense_f32w_f32x__avx2, dense_f32w_u8x__avx2},
                               {dense_f16w_f32x__avx2, dense_f16w_u8x__avx2},
                               {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
-                             elu__avx2};
+                             elu__avx2, &kF16Avx2Tiles};
 const F32Kernels kF32Avx512 = {"avx512", AEFAST_AVX512_NEEDS,
                                {{dense_f32w_f32x__avx512, dense_f32w_u8x__avx512},
                                 {dense_f16w_f32x__avx512, dense_f16w_u8x__avx512},
                                 {dense_i8w_f32x__avx2, dense_i8w_u8x__avx2}},
-                               elu__avx512};
+                               elu__avx512, &f16_tiles__avx512};
 const F32Kernels* const kF32[] = {&kF32Avx512, &kF32Avx2, &kF32Scalar};
 
 // q8 tile tables: the VNNI families define theirs beside their tiles; the scalar twin and the vpmaddwd kernel have
@@ -44,9 +49,14 @@ const Q8Kernels kQ8Avx512Vnni = {"avx512vnni", AEFAST_AVX512_NEEDS " avx512vnni"
 const Q8Kernels kQ8AvxVnni = {"avxvnni", AEFAST_AVX2_NEEDS " avx_vnni", &q8_tiles__avxvnni, quantize_rows__avx2};
 const Q8Kernels* const kQ8[] = {&kQ8Avx512Vnni, &kQ8AvxVnni, &kQ8Avx2, &kQ8Scalar};
 
-const Bf16Kernels kBf16Scalar = {"scalar", "", dense_bf16__scalar, to_bf16_rows__scalar};
-const Bf16Kernels kBf16Avx2 = {"avx2", AEFAST_AVX2_NEEDS, dense_bf16__avx2, to_bf16_rows__scalar};
-const Bf16Kernels kBf16Avx512Bf16 = {"avx512bf16", AEFAST_AVX512_NEEDS " avx512bf16", dense_bf16__avx512bf16,
+const Bf16KernelTile kBf16ScalarTile[] = {{"1x1", dense_bf16__scalar}};
+const Bf16TileTable kBf16ScalarTiles = {kBf16ScalarTile, 1};
+const Bf16KernelTile kBf16Avx2Tile[] = {{"ymm", dense_bf16__avx2}};
+const Bf16TileTable kBf16Avx2Tiles = {kBf16Avx2Tile, 1};
+
+const Bf16Kernels kBf16Scalar = {"scalar", "", &kBf16ScalarTiles, to_bf16_rows__scalar};
+const Bf16Kernels kBf16Avx2 = {"avx2", AEFAST_AVX2_NEEDS, &kBf16Avx2Tiles, to_bf16_rows__scalar};
+const Bf16Kernels kBf16Avx512Bf16 = {"avx512bf16", AEFAST_AVX512_NEEDS " avx512bf16", &bf16_tiles__avx512bf16,
                                      to_bf16_rows__avx512bf16};
 const Bf16Kernels* const kBf16[] = {&kBf16Avx512Bf16, &kBf16Avx2, &kBf16Scalar};
 
@@ -164,26 +174,68 @@ const Bf16Kernels* find_bf16_kernels(const std::string& name) {
   return usable(k) ? k : nullptr;
 }
 
-std::vector<std::string> q8_tile_names(const std::string& kernel) {
+namespace {
+
+// The names of a tile table (Q8TileTable, F16TileTable, Bf16TileTable).
+template <class Table>
+std::vector<std::string> names_of(const Table* table) {
   std::vector<std::string> names;
-  if (const Q8Kernels* k = find_named(kQ8, kernel))
-    for (std::size_t i = 0; i < k->tiles->count; ++i) names.emplace_back(k->tiles->tiles[i].name);
+  for (std::size_t i = 0; table && i < table->count; ++i) names.emplace_back(table->tiles[i].name);
   return names;
 }
 
-long q8_tile_index(const std::string& kernel, const std::string& tile, std::string* problem) {
-  const Q8Kernels* k = find_named(kQ8, kernel);
-  if (!k) {
-    *problem = problem_of(kQ8, kernel, "q8 kernel");
+// The tile names of `precision`'s family `kernel`, with *known = whether the precision and the kernel exist.
+std::vector<std::string> family_tiles(const std::string& precision, const std::string& kernel, bool* known) {
+  *known = true;
+  if (precision == "q8")
+    if (const Q8Kernels* k = find_named(kQ8, kernel)) return names_of(k->tiles);
+  if (precision == "bf16")
+    if (const Bf16Kernels* k = find_named(kBf16, kernel)) return names_of(k->tiles);
+  if (precision == "f16")
+    if (const F32Kernels* k = find_named(kF32, kernel)) return names_of(k->f16_tiles);
+  *known = false;
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::string> tile_names(const std::string& precision, const std::string& kernel) {
+  bool known = false;
+  return family_tiles(precision, kernel, &known);
+}
+
+const char* tile_precision(Compute compute, WeightType weight) {
+  if (compute == Compute::q8) return "q8";
+  if (compute == Compute::bf16) return "bf16";
+  return weight == WeightType::f16 ? "f16" : "";
+}
+
+const char* tile_kernel(const IsaKernels& isa, Compute compute) {
+  return compute == Compute::q8 ? isa.q8->name : compute == Compute::bf16 ? isa.bf16->name : isa.f32->name;
+}
+
+std::size_t tile_count(const std::string& precision, const std::string& kernel) {
+  return tile_names(precision, kernel).size();
+}
+
+long tile_index(const std::string& precision, const std::string& kernel, const std::string& tile,
+                std::string* problem) {
+  bool known = false;
+  const std::vector<std::string> names = family_tiles(precision, kernel, &known);
+  if (!known) {
+    if (precision == "q8") *problem = problem_of(kQ8, kernel, "q8 kernel");
+    else if (precision == "bf16") *problem = problem_of(kBf16, kernel, "bf16 kernel");
+    else if (precision == "f16") *problem = problem_of(kF32, kernel, "f16 (f32) kernel");
+    else *problem = "unknown tile precision '" + precision + "' (expected q8, bf16 or f16)";
     return -1;
   }
   if (tile.empty()) return 0;
-  std::string known;
-  for (std::size_t i = 0; i < k->tiles->count; ++i) {
-    if (tile == k->tiles->tiles[i].name) return long(i);
-    known += (known.empty() ? "" : ", ") + std::string(k->tiles->tiles[i].name);
+  std::string list;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (tile == names[i]) return long(i);
+    list += (list.empty() ? "" : ", ") + names[i];
   }
-  *problem = "unknown tile '" + tile + "' for the " + kernel + " q8 kernel (expected one of: " + known + ")";
+  *problem = "unknown tile '" + tile + "' for the " + kernel + " " + precision + " kernel (expected one of: " + list + ")";
   return -1;
 }
 

@@ -17,6 +17,7 @@ struct F32Kernels {
   const char* needs;
   DenseBlockFn dense[3][2];
   EluFn elu;
+  const F16TileTable* f16_tiles;  // the f16-weight tiles; tiles[0].dense == dense[f16]
 };
 // q8: a family of register tiles (dense.h Q8TileTable; tiles[0] the default), all with bit-identical outputs.
 struct Q8Kernels {
@@ -29,8 +30,9 @@ struct Q8Kernels {
 struct Bf16Kernels {
   const char* name;
   const char* needs;
-  Bf16DenseFn dense;
+  const Bf16TileTable* tiles;
   ToBf16RowsFn to_bf16;
+  Bf16DenseFn dense(std::size_t tile) const { return tiles->tiles[tile].dense; }
 };
 
 // One ISA level's kernels: what a Network built with isa=name runs. A level may borrow a lower level's kernel where
@@ -64,10 +66,19 @@ const F32Kernels* find_f32_kernels(const std::string& name);
 const Q8Kernels* find_q8_kernels(const std::string& name);
 const Bf16Kernels* find_bf16_kernels(const std::string& name);
 
-// The tile names of q8 kernel family `kernel` (known, usable here or not), default first; empty if unknown.
-std::vector<std::string> q8_tile_names(const std::string& kernel);
-// The index of tile `tile` in q8 family `kernel`'s table, or -1 with `problem` set to why (unknown kernel, or a tile
-// name it lacks: the message lists the valid ones). "" names the default tile (index 0).
-long q8_tile_index(const std::string& kernel, const std::string& tile, std::string* problem);
+// Register tile families by precision: "q8" (the q8 kernels), "bf16" (the bf16 kernels) and "f16" (the fp32
+// kernels on f16 weights). The tile names of `precision`'s kernel family `kernel` (known, usable here or not), default
+// first; empty if the precision or the kernel is unknown.
+std::vector<std::string> tile_names(const std::string& precision, const std::string& kernel);
+// The index of tile `tile` in that family's table, or -1 with `problem` set to why (unknown precision or kernel, or
+// a tile name it lacks: the message lists the valid ones). "" names the default tile (index 0).
+long tile_index(const std::string& precision, const std::string& kernel, const std::string& tile,
+                std::string* problem);
+// The number of tiles of that family (0 if unknown).
+std::size_t tile_count(const std::string& precision, const std::string& kernel);
+// The tile precision of a layer computing in `compute` on `weight` ("q8", "bf16", "f16"), or "" when its kernel has
+// no tile choice (f32 compute on f32 or int8 weights); and the kernel family that runs it on `isa`.
+const char* tile_precision(Compute compute, WeightType weight);
+const char* tile_kernel(const IsaKernels& isa, Compute compute);
 
 }  // namespace aefast

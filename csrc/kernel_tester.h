@@ -34,16 +34,17 @@ struct KernelTestCase {
   bool clip;
 };
 
-// Runs the dense kernel of family `kernel` (find_*_kernels(kernel) must be non-null) on the case; for q8 with
-// register tile `tile` (an index of q8_tile_names(kernel); 0 for the other computes).
+// Runs the dense kernel of family `kernel` (find_*_kernels(kernel) must be non-null) on the case with register tile
+// `tile` (an index of tile_names(tile_precision(compute, weight_type), kernel); 0 where there is no tile choice).
 void run_kernel_test(const std::string& kernel, std::size_t tile, const KernelTestCase& t);
 
-// Seconds per call of each tile of q8 kernel family `kernel` (usable here) on one layer of k inputs x n outputs over
-// `rows` rows, on the calling thread: weights and codes are fixed pseudo-random values, ELU epilogue, all panels.
-// Tiles are timed in `rounds` interleaved rounds (each round calls every tile once, after one untimed warm-up call
-// of each), and the fastest call of each tile counts, so a burst of other work on a shared machine hits every tile
-// alike and falls out of the minimum. Index i is tile i of the family's table.
-std::vector<double> time_q8_tiles(const std::string& kernel, std::size_t k, std::size_t n, std::size_t rows,
-                                  std::size_t rounds);
+// Seconds per call of each tile of `precision`'s kernel family `kernel` (tile_names(precision, kernel); the family
+// usable here) on one layer of k inputs x n outputs over `rows` rows, on the calling thread: weights and inputs are
+// fixed pseudo-random values (q8: int8 weights, u8 codes; bf16: bf16 weights and inputs; f16: f16 weights, fp32
+// inputs), ELU epilogue, all panels. Tiles are timed in `rounds` interleaved rounds (each round calls every tile
+// once, after one untimed warm-up call of each), and the fastest call of each tile counts, so a burst of other work
+// on a shared machine hits every tile alike and falls out of the minimum. Index i is tile i of the family's table.
+std::vector<double> time_tiles(const std::string& precision, const std::string& kernel, std::size_t k, std::size_t n,
+                               std::size_t rows, std::size_t rounds);
 
 }  // namespace aefast

@@ -13,10 +13,10 @@ Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, st
   compute_ = layers.empty() ? Compute::f32 : layers.front().compute;
   for (const LayerSpec& spec : layers) {
     PackedLayer layer{spec.weight_type, spec.in, spec.out, {}, {}, {}, {}, spec.activation, 0};
-    if (compute_ == Compute::q8) {
-      if (spec.tile >= isa.q8->tiles->count) throw std::invalid_argument("q8 tile index out of range");
-      layer.tile = spec.tile;
-    }
+    if (spec.tile >= std::max<std::size_t>(1, tile_count(tile_precision(compute_, spec.weight_type),
+                                                          tile_kernel(isa, compute_))))
+      throw std::invalid_argument("tile index out of range");
+    layer.tile = spec.tile;
     const std::size_t panels = panel_count(spec.out);
     layer.weights = pack_panels(spec.weight, spec.in, spec.out, element_size(spec.weight_type), group_of(compute_));
     if (compute_ == Compute::q8)
@@ -42,7 +42,10 @@ const char* Network::kernel_name() const {
 
 std::vector<std::string> Network::tile_names() const {
   std::vector<std::string> names;
-  for (const PackedLayer& l : layers_) names.emplace_back(compute_ == Compute::q8 ? isa_.q8->tiles->tiles[l.tile].name : "");
+  for (const PackedLayer& l : layers_) {
+    const char* precision = tile_precision(compute_, l.weight_type);
+    names.emplace_back(*precision ? aefast::tile_names(precision, tile_kernel(isa_, compute_))[l.tile] : "");
+  }
   return names;
 }
 
@@ -74,7 +77,8 @@ void Network::run_layer(std::size_t layer, const void* a, InputType a_type, std:
   const DenseBlock block{a,         lda,    l.weights.data(), l.scale.data(), l.bias.data(), input_scale,
                          l.in,      l.out,  c,                ldc,            0,             rows,
                          panel_begin, panel_end, l.activation, clip};
-  isa_.f32->dense[int(l.weight_type)][int(a_type)](block);
+  if (l.weight_type == WeightType::f16) isa_.f32->f16_tiles->tiles[l.tile].dense[int(a_type)](block);
+  else isa_.f32->dense[int(l.weight_type)][int(a_type)](block);
 }
 
 void Network::run_rows(const void* x, InputType x_type, float* out, std::size_t rows, std::size_t begin,

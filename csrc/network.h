@@ -24,8 +24,9 @@ struct LayerSpec {
   std::size_t in, out;
   Activation activation;
   Compute compute = Compute::f32;
-  // q8: the index of the register tile in the q8 kernel family's table (q8_tile_index; 0 = its default). The
-  // outputs do not depend on it (every tile is bit-identical), only the speed.
+  // q8, bf16, and f32 compute on f16 weights: the index of the register tile in the running kernel family's table
+  // (tile_index(tile_precision(...), ...); 0 = its default). The outputs do not depend on it (every tile of a family
+  // is bit-identical), only the speed.
   std::size_t tile = 0;
 };
 
@@ -46,8 +47,8 @@ class Network {
   std::size_t nbytes() const;
   std::size_t layer_count() const { return layers_.size(); }
   std::vector<std::size_t> layer_sizes() const;
-  // Per layer, the name of the register tile it runs with (q8: a name of q8_tile_names(kernel_name()); "" for the
-  // f32 and bf16 computes, whose kernels have one tile family member each).
+  // Per layer, the name of the register tile it runs with (a name of tile_names(precision, kernel) for q8, bf16
+  // and f16-weight layers; "" for f32 and int8 weights on the f32 compute, which have no tile choice).
   std::vector<std::string> tile_names() const;
 
  private:
@@ -58,7 +59,7 @@ class Network {
     std::vector<float> scale, bias;     // padded to the panel width
     std::vector<std::int32_t> colsum;   // q8 only: sum_k W[k, j], padded to the panel width
     Activation activation;
-    std::size_t tile = 0;               // q8 only: LayerSpec::tile
+    std::size_t tile = 0;               // LayerSpec::tile
   };
   // Activation buffers of one forward() call (all pool slots), reused between calls: see acquire_scratch.
   struct Scratch {

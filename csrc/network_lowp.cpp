@@ -125,7 +125,7 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
                                  last ? static_cast<void*>(out_rows) : static_cast<void*>(s.h[1 - s.cur]),
                                  last ? L.out : round_up(L.out, kPairK), !last, 0, m, pb, pe, L.activation,
                                  clip && last};
-      isa_.bf16->dense(block);
+      isa_.bf16->dense(L.tile)(block);
     }
   };
 

@@ -1,23 +1,19 @@
-"""The AVX-512 fp16-weight kernels (csrc/kernels/avx512.cpp) in both of their tile families, through their edges.
+"""The AVX-512 fp16-weight kernels (csrc/kernels/avx512.cpp) in both of their tiles, through their edges.
 
-f16 weights run on zmm tiles (a 256-bit load and vcvtph2ps zmm per panel and k: 1..6 rows x 4 panels, 7..8 x 2) or,
-on CPUs whose 512-bit units are two 256-bit halves (Zen 4), on ymm tiles (two registers per panel: 1..2 rows x 4,
-3..6 x 2, 7..8 x 1); AEFAST_F16_TILES=zmm|ymm pins the family for a process. Either must give, for every requested
-cell of a NaN-prefilled output,
+f16 weights run on the "zmm" tile (a 256-bit load and vcvtph2ps zmm per panel and k: 1..6 rows x 4 panels, 7..8 x 2)
+or the "ymm" tile (two registers per panel: 1..2 rows x 4, 3..6 x 2, 7..8 x 1; for CPUs whose 512-bit units are two
+256-bit halves, Zen 4); `tile=` picks one per call (tile_names('f16', 'avx512'); the engine's choice reaches C++ the
+same way, aefast/engine/tiles.py). Each must give, for every requested cell of a NaN-prefilled output,
   * exactly the fp32 kernel's result on the same weights widened to float32 (widening is exact and every tile is
     one FMA chain per output in k order), and the AVX2 fp16 kernel's, bit for bit;
   * the scalar twin's within the bound of tests/test_microkernels.py (its check_against_twin);
 and leave every other cell NaN. Driven through the kernel tester's hook `_core._test_kernel` with the existing
-kernel names ("avx512", "avx2", "scalar" of compute "f32"). The family this CPU does not pick runs in a child
-process with the pin.
+kernel names ("avx512", "avx2", "scalar" of compute "f32").
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -38,11 +34,14 @@ COLS = (1, 15, 16, 17, 31, 33, 48, 63, 64, 65, 100)
 KS = (1, 2, 37)
 
 
-def run_case(rng, x, m, n, k, rows, panels, lda, ldc, activation, clip):
+TILES = core.tile_names("f16", "avx512")
+
+
+def run_case(rng, x, m, n, k, rows, panels, lda, ldc, activation, clip, tile):
     case = mk.Case(rng, "f32", "float16", x, k, n, m, lda)
     kw = dict(rows=rows, panels=panels, ldc=ldc, activation=activation, clip=clip)
-    got = case.run("avx512", **kw)
-    label = f"f16/{x} M={m} N={n} K={k} rows={rows} panels={panels} lda={lda} ldc={ldc} {activation} clip={clip}"
+    got = case.run("avx512", tile=tile, **kw)
+    label = f"f16/{tile}/{x} M={m} N={n} K={k} rows={rows} panels={panels} lda={lda} ldc={ldc} {activation} clip={clip}"
     widened = core._test_kernel("avx512", "f32", case.w.astype(np.float32), case.bias, case.a,
                                 input_scale=case.input_scale, **kw)
     np.testing.assert_array_equal(got.view(np.uint32), widened.view(np.uint32),
@@ -63,8 +62,9 @@ def layouts(m, n, k):
     return out
 
 
+@pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("x", ["float32", "uint8"])
-def test_tiles_through_row_column_and_k_edges(x):
+def test_tiles_through_row_column_and_k_edges(x, tile):
     rng = np.random.default_rng(21)
     count = 0
     for m in ROWS:
@@ -73,36 +73,27 @@ def test_tiles_through_row_column_and_k_edges(x):
                 for layout in layouts(m, n, k):
                     activation = mk.ACTIVATIONS[count % len(mk.ACTIVATIONS)]
                     run_case(rng, x, m, n, k, layout["rows"], layout["panels"], layout["lda"], layout["ldc"],
-                             activation, bool(count // len(mk.ACTIVATIONS) % 2))
+                             activation, bool(count // len(mk.ACTIVATIONS) % 2), tile)
                     count += 1
 
 
-def test_tiles_at_layer_sizes():
+@pytest.mark.parametrize("tile", TILES)
+def test_tiles_at_layer_sizes(tile):
     """The default model's layer shapes (K = 784, 1000, 100) at a few batch sizes, both layouts."""
     rng = np.random.default_rng(22)
     for m, k, n in ((1, 784, 1000), (3, 1000, 100), (8, 100, 1000), (17, 1000, 784)):
         for layout in layouts(m, n, k):
             run_case(rng, "float32", m, n, k, layout["rows"], layout["panels"], layout["lda"], layout["ldc"], "elu",
-                     False)
+                     False, tile)
 
 
-def test_a_rows_result_does_not_depend_on_its_tile():
-    """A row's output is the same whichever strip height and tile width its block gives it."""
+@pytest.mark.parametrize("tile", TILES)
+def test_a_rows_result_does_not_depend_on_its_tile(tile):
+    """A row's output is the same whichever strip height and tile width its block gives it, and whichever tile."""
     rng = np.random.default_rng(5)
     case = mk.Case(rng, "f32", "float16", "float32", 300, 130, 40, 300)
     whole = case.run("avx512", activation="elu")
     for begin, end in ((0, 1), (3, 5), (3, 11), (7, 22), (0, 40)):
-        part = case.run("avx512", activation="elu", rows=(begin, end))
+        part = case.run("avx512", activation="elu", rows=(begin, end), tile=tile)
         np.testing.assert_array_equal(part[begin:end].view(np.uint32), whole[begin:end].view(np.uint32),
                                       err_msg=f"rows {begin}..{end}")
-
-
-@pytest.mark.parametrize("family", ["zmm", "ymm"])
-def test_each_tile_family_pinned_in_a_child_process(family):
-    if os.environ.get("AEFAST_F16_TILES"):
-        pytest.skip(f"this process is the child of the pinned run (AEFAST_F16_TILES={os.environ['AEFAST_F16_TILES']})")
-    env = dict(os.environ, AEFAST_F16_TILES=family)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                           "-k", "not pinned_in_a_child"], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"AEFAST_F16_TILES={family}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
-    assert " passed" in done.stdout and "failed" not in done.stdout

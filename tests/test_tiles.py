@@ -40,7 +40,7 @@ def small_model(seed=0, sizes=(40, 37, 9, 37, 40)) -> AutoencoderWeights:
 
 
 class CountingCore:
-    """_core with _time_q8_tiles counted (and the CPU's feature flags optionally replaced)."""
+    """_core with _time_tiles counted as (kernel, k, n) (and the CPU's feature flags optionally replaced)."""
 
     def __init__(self, features=None):
         self.timed = []
@@ -52,9 +52,9 @@ class CountingCore:
     def cpu_features(self):
         return dict(core.cpu_features()) if self._features is None else self._features
 
-    def _time_q8_tiles(self, kernel, k, n, rows, rounds):
-        self.timed.append((kernel, k, n))
-        return core._time_q8_tiles(kernel, k, n, rows, 1)
+    def _time_tiles(self, precision, kernel, k, n, rows, rounds):
+        self.timed.append((kernel, k, n) if precision == "q8" else (precision, kernel, k, n))
+        return core._time_tiles(precision, kernel, k, n, rows, 1)
 
 
 @pytest.fixture
@@ -76,21 +76,26 @@ def test_network_outputs_are_bit_identical_across_every_tile(isa, kernel):
     w = small_model(1, (784, 1000, 100, 1000, 784))
     from aefast.engine.precisions import backend_layers
 
-    layers = backend_layers(w, "int8")
-    default = core.tile_names("q8", kernel)[0]
+    assert_networks_agree_across_tiles(rng, backend_layers(w, "int8"), isa, kernel, core.tile_names("q8", kernel),
+                                       (1, 7, 37, 200))
+
+
+def assert_networks_agree_across_tiles(rng, layers, isa, kernel, names, batches):
+    """Networks of `layers` with every tile of `names` give the bits of names[0]'s, threads 1 and 2."""
+    width = layers[0]["weight"].shape[0]
     for threads in (1, 2):
-        ref_net = core.Network([dict(layer, tile=default) for layer in layers], isa=isa, threads=threads)
-        for batch in (1, 7, 37, 200):
-            x = rng.random((batch, 784), dtype=np.float32)
-            ref = np.full((batch, 784), np.nan, np.float32)
+        ref_net = core.Network([dict(layer, tile=names[0]) for layer in layers], isa=isa, threads=threads)
+        for batch in batches:
+            x = rng.random((batch, width), dtype=np.float32)
+            ref = np.full((batch, layers[-1]["weight"].shape[1]), np.nan, np.float32)
             ref_net.forward(x, ref)
-            for tile in core.tile_names("q8", kernel)[1:]:
+            for tile in names[1:]:
                 net = core.Network([dict(layer, tile=tile) for layer in layers], isa=isa, threads=threads)
-                assert net.tiles == [tile] * 4 and net.kernel == kernel
+                assert net.tiles == [tile] * len(layers) and net.kernel == kernel
                 out = np.full_like(ref, np.nan)
                 net.forward(x, out)
                 np.testing.assert_array_equal(out.view(np.uint32), ref.view(np.uint32),
-                                              err_msg=f"{kernel} {tile} vs {default} batch {batch} threads {threads}")
+                                              err_msg=f"{kernel} {tile} vs {names[0]} batch {batch} threads {threads}")
 
 
 @needs_tiles
@@ -109,10 +114,9 @@ def test_engines_with_pinned_builtin_and_measured_tiles_agree_bit_for_bit(cache)
         np.testing.assert_array_equal(out.view(np.uint32), outs["builtin"].view(np.uint32), err_msg=tiles)
 
 
-def test_fp32_and_bf16_engines_have_no_tile_choice():
-    for precision in ("fp32", "bf16"):
-        e = aefast.load(small_model(), precision=precision, tiles="8x32")   # ignored: no q8 layer
-        assert e.tiles == [""] * 4
+def test_fp32_engines_have_no_tile_choice():
+    e = aefast.load(small_model(), precision="fp32", tiles="8x32")   # ignored: no layer with a tile choice
+    assert e.tiles == [""] * 4
 
 
 # ---- validation ----------------------------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ def test_network_refuses_an_unknown_tile_naming_the_valid_ones():
         core.Network([dict(layers[0], tile=8)])
     f32 = {"weight": np.ones((8, 4), np.float32), "bias": np.zeros(4, np.float32), "activation": "linear",
            "tile": "8x32"}
-    with pytest.raises(ValueError, match=r'\["tile"\] is for q8 layers only'):
+    with pytest.raises(ValueError, match=r'\["tile"\] is for q8, bf16 and f16-weight layers only'):
         core.Network([f32])
 
 
@@ -141,11 +145,11 @@ def test_engine_refuses_a_tile_the_running_kernel_lacks():
     assert ", ".join(core.tile_names("q8", kernel)) in str(info.value)
 
 
-@pytest.mark.parametrize("bad", ["fast", "8x", "avx512vnni:", "avx512vnni:8x32,oops", ""])
+@pytest.mark.parametrize("bad", ["fa-st", "8x 32", "avx512vnni:", "avx512vnni:8x32,oops", "", "q8:8x32:1"])
 def test_bad_tile_settings_are_refused_from_the_argument_and_the_environment(bad, monkeypatch):
     with pytest.raises(ValueError, match=r"tiles is .*expected 'auto'"):
         T.setting_from(bad)
-    monkeypatch.setenv("AEFAST_TILES", bad or "x")
+    monkeypatch.setenv("AEFAST_TILES", bad or "x-y")
     with pytest.raises(ValueError, match=r"AEFAST_TILES is .*expected 'auto'"):
         aefast.load(small_model(), precision="int8")
     with pytest.raises(TypeError, match="tiles must be a str"):
@@ -171,8 +175,9 @@ def test_per_kernel_pins_apply_to_their_kernel_only():
 
 def test_builtin_table_names_real_tiles_and_falls_back_to_the_family_default():
     for (vendor, family, model), choice in T.BUILTIN.items():
-        for kernel, tile in choice.items():
-            assert tile in core.tile_names("q8", kernel), (vendor, family, model, kernel, tile)
+        for key, tile in choice.items():
+            precision, _, kernel = key.rpartition(":")
+            assert tile in core.tile_names(precision or "q8", kernel), (vendor, family, model, key, tile)
 
     class Zen5(CountingCore):
         def cpu_identity(self):
@@ -292,10 +297,11 @@ def test_aefast_tune_measures_every_tile_prints_the_table_and_writes_the_cache(c
     from aefast.engine import DEFAULT_MODEL_PATH
 
     kernel = core.kernel_for("auto", "q8")
-    assert main(["tune", "--rounds", "1"]) == 0
+    assert main(["tune", "--rounds", "1", "--precision", "int8"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert f"int8 kernel {kernel}" in out and "784x1000" in out and "100x1000" in out
+    assert "bf16 kernel" not in out and "fp16 kernel" not in out
     for tile in core.tile_names("q8", kernel):
         assert any(line.startswith(f"{tile} ") for line in lines), tile
     (path,) = cache.iterdir()
@@ -308,10 +314,11 @@ def test_aefast_tune_measures_every_tile_prints_the_table_and_writes_the_cache(c
     T._memo.clear()
     assert aefast.load(DEFAULT_MODEL_PATH, precision="int8", tiles="auto").tiles == choices
 
-    assert main(["tune", "--rounds", "1", "--json"]) == 0
+    assert main(["tune", "--rounds", "1", "--json", "--precision", "int8"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["kernel"] == kernel and len(result["layers"]) == 4
-    for layer in result["layers"]:
+    (family,) = result["families"]
+    assert family["kernel"] == kernel and family["precision"] == "int8" and len(family["layers"]) == 4
+    for layer in family["layers"]:
         assert set(layer["gmacs"]) == set(core.tile_names("q8", kernel)) and all(g > 0 for g in layer["gmacs"].values())
 
 

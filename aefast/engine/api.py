@@ -108,9 +108,9 @@ def _cpp_network_class():
 def _make_network(layers: list[dict], backend: str, isa: str, threads: int, source: str = "<weights>",
                   tiles: str | list[str] = "builtin"):
     """-> (network, backend name). threads: the pool size, from resolve_threads. An activation the chosen backend
-    has no kernel for is an UnsupportedModelError naming `source` and the layer. tiles: the q8 register tiles, a
+    has no kernel for is an UnsupportedModelError naming `source` and the layer. tiles: the register tiles, a
     setting of aefast.engine.tiles (checked by setting_from) or one tile name per layer (a rebuild's exact tiles);
-    only q8 layers on the cpp backend have a choice."""
+    only q8, bf16 and f16-weight layers on the cpp backend have a choice."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cpp, why = _cpp_network_class()
@@ -119,7 +119,7 @@ def _make_network(layers: list[dict], backend: str, isa: str, threads: int, sour
         if cpp is None:
             raise RuntimeError(f"backend='cpp' requested but {why}; use backend='numba' or 'auto'")
         check_engine_activations(activations, "cpp", source)
-        if layers[0].get("compute") == "q8" and hasattr(_backend.core, "tile_names"):
+        if hasattr(_backend.core, "_time_tiles"):
             layers = _with_tiles(layers, isa, tiles)
         return cpp(layers, isa=isa, threads=threads), "cpp"
     if isa not in ("auto", "numba"):  # numba has one code path
@@ -130,17 +130,32 @@ def _make_network(layers: list[dict], backend: str, isa: str, threads: int, sour
     return Network(layers, threads=threads), "numba"
 
 
+def _tile_precision(layer: dict) -> str | None:
+    """The tile family precision of a backend layer dict ("q8", "bf16", "f16"), None when it has no tile choice."""
+    compute = layer.get("compute", "f32")
+    if compute in ("q8", "bf16"):
+        return compute
+    return "f16" if layer["weight"].dtype == np.float16 else None
+
+
 def _with_tiles(layers: list[dict], isa: str, tiles: str | list[str]) -> list[dict]:
-    """The q8 layer dicts with their "tile" key set (new dicts; the arrays are shared)."""
+    """The layer dicts with their "tile" key set where the layer has a tile choice (new dicts; the arrays are
+    shared). tiles: a setting (aefast.engine.tiles) or one name per layer ("" where there is no choice)."""
     from . import tiles as _tiles
 
     core = _backend.core
+    precisions = [_tile_precision(layer) for layer in layers]
     if isinstance(tiles, list):
         names = tiles
     else:
-        kernel = core.kernel_for(isa, "q8")
-        names = _tiles.choose(core, kernel, [layer["weight"].shape for layer in layers], tiles)
-    return [dict(layer, tile=name) for layer, name in zip(layers, names)]
+        names = [""] * len(layers)
+        for precision in dict.fromkeys(p for p in precisions if p):
+            where = [i for i, p in enumerate(precisions) if p == precision]
+            kernel = core.kernel_for(isa, precision)
+            chosen = _tiles.choose(core, kernel, [layers[i]["weight"].shape for i in where], tiles, precision)
+            for i, name in zip(where, chosen):
+                names[i] = name
+    return [dict(layer, tile=name) if p and name else layer for layer, p, name in zip(layers, precisions, names)]
 
 
 def available_backends() -> list[tuple[str, str]]:
@@ -156,8 +171,8 @@ class Engine:
     Attributes: layer_sizes, latent_size, input_shape, pixel_scale, precision, backend ("cpp"/"numba"), isa, kernel,
     threads, nbytes (bytes of weights as the backend holds them), metadata (training, metrics, data_sha256),
     max_code (decompress refuses codes larger in magnitude: beyond it the decoder could overflow float32),
-    tiles (per layer, the register tile it runs with: int8 on the cpp backend, e.g. ["8x32", ...]; "" where the
-    kernel has no tile choice; see aefast/engine/tiles.py).
+    tiles (per layer, the register tile it runs with on the cpp backend: int8 e.g. ["8x32", ...], bf16 e.g.
+    "mixed", fp16 "zmm"; "" where the kernel has no tile choice (fp32); see aefast/engine/tiles.py).
     """
 
     def __init__(self, weights: AutoencoderWeights, precision: str = "fp32", backend: str = "auto",
@@ -321,9 +336,10 @@ def load(source: str | os.PathLike | AutoencoderWeights, precision: str = "fp32"
     threads: None = every CPU this process may use (affinity mask); n in 1..MAX_THREADS = min(n, those CPUs);
     1 = the calling thread only. isa: cpp only: "auto" (the best level this CPU runs) or a level name of
     aefast._core.isas(), e.g. "avx512", "avx2", "scalar".
-    tiles: int8 on the cpp backend: which register tile each layer runs with (results are identical, speed is not):
-    None = $AEFAST_TILES, else "auto" (measured on this CPU at load, cached per CPU and layer shape); "builtin" (the
-    built-in table); a tile name, e.g. "8x32"; or "KERNEL:TILE,...". See aefast/engine/tiles.py.
+    tiles: int8, bf16 and fp16 on the cpp backend: which register tile each layer runs with (results are identical,
+    speed is not): None = $AEFAST_TILES, else "auto" (measured on this CPU at load, cached per CPU and layer shape);
+    "builtin" (the built-in table); a tile name of the family that runs, e.g. "8x32", "fma", "ymm"; or
+    "KEY:TILE,..." with KEY a kernel or a precision ("q8:6x32,bf16:fma,f16:ymm"). See aefast/engine/tiles.py.
     """
     if isinstance(source, AutoencoderWeights):
         return Engine(source, precision, backend, threads, isa, tiles=tiles)

@@ -13,7 +13,6 @@
 // (their merged copies could be picked for code that runs on CPUs without AVX-512).
 #include "avx512.h"
 
-#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstdint>
@@ -174,43 +173,28 @@ void dense_panels(const DenseBlock& b) {
   }
 }
 
-// ---- f16 weights: the zmm or the ymm tile family, chosen once per process ---------------------------------------
-// Zmm (one 256-bit load + vcvtph2ps zmm per panel and k) wherever a 512-bit FMA is one full-width operation; Ymm on
+// ---- f16 weights: the zmm and the ymm tiles ---------------------------------------------------------------------
+// zmm (one 256-bit load + vcvtph2ps zmm per panel and k) wherever a 512-bit FMA is one full-width operation; ymm on
 // CPUs that split it into two 256-bit halves (AMD family 25 with AVX-512, Zen 4), where vcvtph2ps zmm issues at one
 // per 2 cycles and stalls the FMAs (there: batch 1 at 55 GFLOP/s with zmm against 86 with ymm). Measured on the
 // Intel Xeon of this project's machines (family 6 model 167), one core, kernel_bench: zmm against ymm, 1 x 784 x
 // 1000: 62 against 51 GFLOP/s; 16 x 784 x 1000: 149 against 86; 96 x 1000 x 1000: 141 against 78 (fp32 weights:
-// 17, 120, 114: f16 halves the weight bytes the tiles stream from L2 and L3). AEFAST_F16_TILES=ymm|zmm pins the
-// choice (tests and benchmarks); any other value leaves it to the CPU. Both families run every output as one FMA
-// chain in k order, so the choice never changes a result.
-bool f16_ymm_tiles() {
-  static const bool ymm = [] {
-    if (const char* pin = std::getenv("AEFAST_F16_TILES")) {
-      if (std::strcmp(pin, "ymm") == 0) return true;
-      if (std::strcmp(pin, "zmm") == 0) return false;
-    }
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
-    const bool amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163;  // "AuthenticAMD"
-    if (!amd || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-    const unsigned family = ((eax >> 8) & 0xf) + ((eax >> 8 & 0xf) == 0xf ? (eax >> 20) & 0xff : 0);
-    return family == 0x19;
-  }();
-  return ymm;
-}
-
-template <typename A>
-void dense_f16(const DenseBlock& b) {
-  if (f16_ymm_tiles()) return dense_panels<std::uint16_t, A, Ymm>(b);
-  dense_panels<std::uint16_t, A, Zmm>(b);
-}
+// 17, 120, 114: f16 halves the weight bytes the tiles stream from L2 and L3). Which one a layer runs is chosen in
+// Python (aefast/engine/tiles.py: pinned, measured or the built-in table) and passed in as a tile index. Both run
+// every output as one FMA chain in k order, so the choice never changes a result.
 
 }  // namespace
 
+const F16Tile kF16Tiles[] = {
+    {"zmm", {dense_panels<std::uint16_t, float, Zmm>, dense_panels<std::uint16_t, std::uint8_t, Zmm>}},
+    {"ymm", {dense_panels<std::uint16_t, float, Ymm>, dense_panels<std::uint16_t, std::uint8_t, Ymm>}},
+};
+const F16TileTable f16_tiles__avx512 = {kF16Tiles, 2};
+
 void dense_f32w_f32x__avx512(const DenseBlock& b) { dense_panels<float, float>(b); }
 void dense_f32w_u8x__avx512(const DenseBlock& b) { dense_panels<float, std::uint8_t>(b); }
-void dense_f16w_f32x__avx512(const DenseBlock& b) { dense_f16<float>(b); }
-void dense_f16w_u8x__avx512(const DenseBlock& b) { dense_f16<std::uint8_t>(b); }
+void dense_f16w_f32x__avx512(const DenseBlock& b) { dense_panels<std::uint16_t, float, Zmm>(b); }
+void dense_f16w_u8x__avx512(const DenseBlock& b) { dense_panels<std::uint16_t, std::uint8_t, Zmm>(b); }
 
 void elu__avx512(const float* x, float* y, std::size_t n) {
   std::size_t i = 0;

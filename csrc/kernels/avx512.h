@@ -12,5 +12,6 @@ void dense_f32w_u8x__avx512(const DenseBlock& b);
 void dense_f16w_f32x__avx512(const DenseBlock& b);
 void dense_f16w_u8x__avx512(const DenseBlock& b);
 void elu__avx512(const float* x, float* y, std::size_t n);
+extern const F16TileTable f16_tiles__avx512;  // the f16-weight tiles: zmm (the two functions above), ymm
 
 }  // namespace aefast

@@ -6,7 +6,6 @@
 // columns (16 accumulators, 2 weight zmm per k-pair, the row's pair broadcast from memory), as for q8. Weights are
 // packed [panel][K2][16][2] so one k-pair of one panel is one zmm. The epilogue stores float (last layer) or bf16
 // (vcvtneps2bf16, the next layer's input, zero padded to an even width): no separate conversion pass between layers.
-#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -109,7 +108,13 @@ float* row_scratch(std::size_t n) {
 // The same tile in fp32 FMAs on bf16 values widened exactly (a bf16 is the high half of its float): per k-pair and
 // panel the weight zmm gives its even rows by a shift and its odd rows by a mask, and each row's pair is read from its
 // activations widened once per tile; every sum takes the odd product, then the even one, each rounded, as
-// vdpbf16ps (and the AVX2 and scalar kernels) do. For CPUs whose vdpbf16ps issues at half the FMA rate (below).
+// vdpbf16ps (and the AVX2 and scalar kernels) do. vdpbf16ps also treats subnormal operands as zero and flushes a
+// subnormal result of each step to zero (DAZ and FTZ are implied, whatever MXCSR says); the FMAs here run with
+// MXCSR's DAZ and FTZ bits set for the sums (restored before the epilogue, which both tiles run with the caller's
+// MXCSR), so the sums match vdpbf16ps bit for bit there too (tests/test_bf16_tiles.py, subnormal cases). For CPUs whose
+// vdpbf16ps issues at half the FMA rate (below).
+constexpr unsigned kDazFtz = 0x8040;  // MXCSR: FTZ (bit 15) | DAZ (bit 6)
+
 struct Bf16FmaTile {
   template <int MR, int NP>
   static void run(const Bf16DenseBlock& b, std::size_t r0, std::size_t p0) {
@@ -131,6 +136,8 @@ struct Bf16FmaTile {
     __m512 acc[MR][NP];
     zero(acc);
 
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | kDazFtz);
     for (std::size_t q = 0; q < k2; ++q) {
       __m512 w_odd[NP], w_even[NP];
 #pragma GCC unroll 16
@@ -150,6 +157,7 @@ struct Bf16FmaTile {
         for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_fmadd_ps(a_even, w_even[p], acc[r][p]);
       }
     }
+    _mm_setcsr(csr);
     store(b, r0, p0, acc);
   }
 };
@@ -171,40 +179,29 @@ struct MixedTile {
 // Intel Xeon of this project's machines, family 6 model 167: vdpbf16ps 51-53 G multiply-adds/s per core, zmm FMA
 // 103-104). There, one core, one layer of the default model (bench/layer_rates.py --compute bf16, loaded machine):
 // the FMA tile ran 4-8 row tiles at 36-50 G multiply-adds/s against 33-39 with vdpbf16ps, and 1-2 row tiles (their
-// weight stream, a shift and a mask per panel and k-pair for 1-2 rows of FMAs) at 14-30 against 18-31. So on Intel
-// CPUs tiles of >= 4 rows run the FMA tile, the rest vdpbf16ps; elsewhere vdpbf16ps throughout.
-// AEFAST_BF16_TILES=fma (every tile on FMAs) or =dpbf16 (none) pins it (tests and benchmarks); any other value leaves
-// it to the CPU. All give the same sums (the order above).
-enum class Bf16Tiles { dpbf16, fma, mixed };
-
-Bf16Tiles bf16_tiles() {
-  static const Bf16Tiles tiles = [] {
-    if (const char* pin = std::getenv("AEFAST_BF16_TILES")) {
-      if (std::strcmp(pin, "fma") == 0) return Bf16Tiles::fma;
-      if (std::strcmp(pin, "dpbf16") == 0) return Bf16Tiles::dpbf16;
-    }
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return Bf16Tiles::dpbf16;
-    const bool intel = ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;  // "GenuineIntel"
-    return intel ? Bf16Tiles::mixed : Bf16Tiles::dpbf16;
-  }();
-  return tiles;
+// weight stream, a shift and a mask per panel and k-pair for 1-2 rows of FMAs) at 14-30 against 18-31. Hence three
+// tiles: "dpbf16" (vdpbf16ps throughout, the default), "fma" (every tile on FMAs) and "mixed" (tiles of >= 4 rows on
+// FMAs, the rest vdpbf16ps; the built-in choice on Intel). Which one a layer runs is chosen in Python
+// (aefast/engine/tiles.py) and passed in as a tile index. All give the same sums (the order above).
+template <class Tile>
+void dense_bf16_tiles(const Bf16DenseBlock& b) {
+  avx512::run_tiles<Tile>(b, b.k * kPairElems * 2 / kPairK);
+  if (b.c_bf16 && b.n % 2 && b.panel_end * kPanelWidth >= b.n)
+    for (std::size_t r = b.row_begin; r < b.row_end; ++r) static_cast<std::uint16_t*>(b.c)[r * b.ldc + b.n] = 0;
 }
+
+const Bf16KernelTile kBf16Tiles[] = {
+    {"dpbf16", dense_bf16_tiles<Bf16Tile>},
+    {"fma", dense_bf16_tiles<Bf16FmaTile>},
+    {"mixed", dense_bf16_tiles<MixedTile<4>>},
+};
 
 }  // namespace
 
 // Loop order and tile shapes: avx512::run_tiles (8 x 32 main tiles in L2-sized panel groups of K x 32 bytes each),
 // as the q8 kernel.
-void dense_bf16__avx512bf16(const Bf16DenseBlock& b) {
-  const std::size_t panel_bytes = b.k * kPairElems * 2 / kPairK;
-  switch (bf16_tiles()) {
-    case Bf16Tiles::fma: avx512::run_tiles<Bf16FmaTile>(b, panel_bytes); break;
-    case Bf16Tiles::mixed: avx512::run_tiles<MixedTile<4>>(b, panel_bytes); break;
-    case Bf16Tiles::dpbf16: avx512::run_tiles<Bf16Tile>(b, panel_bytes); break;
-  }
-  if (b.c_bf16 && b.n % 2 && b.panel_end * kPanelWidth >= b.n)
-    for (std::size_t r = b.row_begin; r < b.row_end; ++r) static_cast<std::uint16_t*>(b.c)[r * b.ldc + b.n] = 0;
-}
+void dense_bf16__avx512bf16(const Bf16DenseBlock& b) { dense_bf16_tiles<Bf16Tile>(b); }
+const Bf16TileTable bf16_tiles__avx512bf16 = {kBf16Tiles, 3};
 
 void to_bf16_rows__avx512bf16(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, std::uint16_t* y,
                               std::size_t ldy) {

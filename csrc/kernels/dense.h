@@ -135,10 +135,26 @@ struct Q8Tile {
   Q8DenseFn dense;
 };
 // A family's tiles; tiles[0] is the family's default (the tile a Network gets when none is named).
-struct Q8TileTable {
-  const Q8Tile* tiles;
+template <class Tile>
+struct TileTable {
+  const Tile* tiles;
   std::size_t count;
 };
+using Q8TileTable = TileTable<Q8Tile>;
+
+// The tile families of the fp32 kernels on f16 weights (dense[input type], named e.g. "zmm", "ymm") and of the bf16
+// kernels ("dpbf16", "fma", "mixed"): as Q8Tile, every tile of a family gives bit-identical outputs (each output is
+// one chain in k order with the same roundings; tests/test_tiles_f16.py), only the speed differs.
+struct F16Tile {
+  const char* name;
+  DenseBlockFn dense[2];
+};
+using F16TileTable = TileTable<F16Tile>;
+struct Bf16KernelTile {
+  const char* name;
+  Bf16DenseFn dense;
+};
+using Bf16TileTable = TileTable<Bf16KernelTile>;
 
 // A row's quantization from its range (lo = min(0, min x), hi = max(0, max x)): q = clamp(rne(x * inv) + zero, 0,
 // 255) and x ~ (q - zero) * scale. The one definition every ISA's quantize_rows uses, so their codes are bit-identical
