@@ -43,7 +43,7 @@ ACTIVATIONS = ("linear", "elu", "sigmoid", "relu", "leaky_relu(0.1)", "tanh", "e
 
 # (main row tile, k-group, panel group) of each kernel, from its source file.
 ROW_TILE = {("f32", "avx512"): 8, ("f32", "avx2"): 6, ("f32", "scalar"): 1,
-            ("q8", "avx512vnni"): 8, ("q8", "avxvnni"): 6, ("q8", "avx2"): 6, ("q8", "scalar"): 1,
+            ("q8", "avx512vnni"): 8, ("q8", "amx"): 16, ("q8", "avxvnni"): 6, ("q8", "avx2"): 6, ("q8", "scalar"): 1,
             ("bf16", "avx512bf16"): 8, ("bf16", "avx2"): 4, ("bf16", "scalar"): 1}
 K_GROUP = {"f32": 1, "q8": 4, "bf16": 2}
 # Panels per group: fp32 4 (avx2.cpp, avx512.cpp); q8/bf16 8 at small K (avx512_lowp_tiles.h panels_per_group).
