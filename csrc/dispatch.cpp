@@ -52,7 +52,10 @@ const Bf16Kernels kBf16Scalar = {"scalar", "", dense_bf16__scalar, to_bf16_rows_
 const Bf16Kernels kBf16Avx2 = {"avx2", AEFAST_AVX2_NEEDS, dense_bf16__avx2, to_bf16_rows__scalar};
 const Bf16Kernels kBf16Avx512Bf16 = {"avx512bf16", AEFAST_AVX512_NEEDS " avx512bf16", dense_bf16__avx512bf16,
                                      to_bf16_rows__avx512bf16};
-const Bf16Kernels* const kBf16[] = {&kBf16Avx512Bf16, &kBf16Avx2, &kBf16Scalar};
+// fp32 sums in tdpbf16ps's order, not vdpbf16ps's: close to, not bit-identical with, the other bf16 kernels.
+const Bf16Kernels kBf16Amx = {"amx", AEFAST_AVX512_NEEDS " avx512bf16 amx_tile amx_bf16", dense_bf16__amx,
+                              to_bf16_rows__avx512bf16};
+const Bf16Kernels* const kBf16[] = {&kBf16Amx, &kBf16Avx512Bf16, &kBf16Avx2, &kBf16Scalar};
 
 // An ISA level: its name, the CPU features it needs, its fp32 kernels, and the low-precision kernels it may run, best
 // first (the first the CPU can run is used). The level is usable when the CPU has `needs` and its fp32 kernels'.
@@ -65,7 +68,7 @@ struct Level {
 };
 // "amx": the AVX-512 fp32 kernels with the AMX q8 kernel (needs the OS's tile data permission: cpu_features.cpp).
 const Level kLevels[] = {
-    {"amx", "amx_tile amx_int8 avx512vnni", &kF32Avx512, {&kQ8Amx}, {&kBf16Avx512Bf16, &kBf16Avx2}},
+    {"amx", "amx_tile amx_int8 avx512vnni", &kF32Avx512, {&kQ8Amx}, {&kBf16Amx, &kBf16Avx512Bf16, &kBf16Avx2}},
     {"avx512", "", &kF32Avx512, {&kQ8Avx512Vnni, &kQ8AvxVnni, &kQ8Avx2}, {&kBf16Avx512Bf16, &kBf16Avx2}},
     {"avx2", "", &kF32Avx2, {&kQ8AvxVnni, &kQ8Avx2}, {&kBf16Avx2}},
     {"scalar", "", &kF32Scalar, {&kQ8Scalar}, {&kBf16Scalar}},

@@ -162,3 +162,63 @@ def test_amx_problem_is_empty_when_amx_runs_and_explains_a_refusal_otherwise():
     elif problem:
         assert problem.startswith(("the OS refused AMX tile data: ", "XCR0 does not enable"))
         assert problem in core.kernel_problem("q8", "amx")
+
+
+BF16_PROBLEM = core.kernel_problem("bf16", "amx")
+needs_amx_bf16 = pytest.mark.skipif(bool(BF16_PROBLEM), reason=BF16_PROBLEM or "amx bf16 runs here")
+
+
+def to_bf16_bits(x):
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_value(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+
+
+@needs_amx_bf16
+def test_amx_bf16_through_its_edges_within_the_fp32_sum_bound():
+    """tdpbf16ps sums in its own order (not vdpbf16ps's, so not bit-identical to the other bf16 kernels): each
+    output is within 2 (K + 2) u S of the float64 dot product of the same bf16 values (products of bf16 values are
+    exact in fp32; S = sum |a w| scale + |bias|), and every unrequested cell is still NaN. K around the 32-k B tile."""
+    rng = np.random.default_rng(11)
+    u = 2.0 ** -24
+    for m in (1, 15, 16, 17, 33):
+        for n in (1, 15, 16, 17, 33, 129):
+            for k in (1, 2, 31, 32, 33, 63, 64, 65, 784):
+                lda = -(-k // 2) * 2 + 1
+                w = to_bf16_bits(rng.standard_normal((k, n)) / np.sqrt(k))
+                a = to_bf16_bits(rng.standard_normal((m, lda)))
+                a[:, k:] = 0   # the contract's zero padding
+                bias = (0.3 * rng.standard_normal(n)).astype(np.float32)
+                panels = (n + 15) // 16
+                rows, pans = (min(1, m - 1), m), (min(1, panels - 1), panels)
+                got = core._test_kernel("amx", "bf16", w, bias, a, rows=rows, panels=pans, ldc=n + 3,
+                                        activation="linear", input_scale=0.7)
+                av, wv = bf16_value(a[:, :k]), bf16_value(w)
+                want = av @ wv * 0.7 + bias
+                bound = 2 * (k + 2) * u * (np.abs(av) @ np.abs(wv) * 0.7 + np.abs(bias))
+                requested = np.zeros(got.shape, bool)
+                requested[rows[0]:rows[1], pans[0] * 16:min(pans[1] * 16, n)] = True
+                label = f"amx bf16 M={m} N={n} K={k}"
+                assert np.isnan(got[~requested]).all(), label
+                err = np.abs(got[:, :n] - want)[requested[:, :n]]
+                assert (err <= bound[requested[:, :n]]).all(), label
+
+
+@needs_amx_bf16
+def test_amx_bf16_engine_is_independent_of_batch_and_threads_and_close_to_float64():
+    weights = random_weights((784, 100, 20, 100, 784), seed=12)
+    x = np.random.default_rng(13).random((200, 784), dtype=np.float32)
+    one = aefast.load(weights, precision="bf16", backend="cpp", isa="amx", threads=1)
+    two = aefast.load(weights, precision="bf16", backend="cpp", isa="amx", threads=2)
+    assert one.kernel == "amx"
+    full = one.reconstruct(x)
+    np.testing.assert_array_equal(two.reconstruct(x), full)
+    for rows in (1, 3, 16, 17):
+        np.testing.assert_array_equal(one.reconstruct(x[:rows]), full[:rows], err_msg=f"rows {rows}")
+    ref = aefast.load(weights, precision="fp32", backend="cpp", isa="avx512", threads=1).reconstruct(x)
+    other = aefast.load(weights, precision="bf16", backend="cpp", isa="avx512", threads=1).reconstruct(x)
+    # The same bf16 rounding of weights and activations, another summation order: as close to fp32 as avx512bf16.
+    assert np.abs(full - ref).max() <= 2 * np.abs(other - ref).max() + 1e-6

@@ -54,6 +54,8 @@ def expected_dispatch(features: set[str]) -> dict:
         if level == "amx":
             f32, q8 = "avx512", "amx"
             bf16 = "avx512bf16" if "avx512bf16" in features else "avx2"
+            if {"amx_bf16", "avx512bf16"} <= features:
+                bf16 = "amx"
         elif level == "avx512":
             q8 = "avx512vnni" if "avx512vnni" in features else avxvnni
             bf16 = "avx512bf16" if "avx512bf16" in features else "avx2"
@@ -106,7 +108,8 @@ def test_cpu_features_match_proc_cpuinfo():
 
 # "" is this CPU as it is; the others remove what selects each borrowed or lower path.
 @pytest.mark.parametrize("disable", ["", "avx512vnni", "avx512bf16", "avx512vnni,avx512bf16", "avx512vnni,avx_vnni",
-                                     "avx512bw", "avx512bw,avx_vnni", "fma", "amx_tile", "amx_int8"])
+                                     "avx512bw", "avx512bw,avx_vnni", "fma", "amx_tile", "amx_int8",
+                                     "amx_bf16"])
 def test_each_isa_level_runs_the_kernels_the_cpu_flags_select(disable):
     features = cpuinfo_features() - set(disable.split(","))
     want = expected_dispatch(features)

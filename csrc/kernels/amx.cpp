@@ -1,4 +1,5 @@
-// AMX kernels for quantized-activation int8 (q8): uint8 activations x int8 weights -> exact int32 with tdpbusd.
+// AMX kernels: quantized-activation int8 (q8, uint8 activations x int8 weights -> exact int32, tdpbusd) and bf16
+// (bf16 pairs -> fp32 sums, tdpbf16ps; below the q8 part).
 //
 // Built with the AVX-512 flags plus -mavx512vnni -mamx-tile -mamx-int8 (CMakeLists.txt, by file name); call only when
 // dispatch says the CPU has them AND the OS granted the tile data (cpu_features.cpp requests it once per process).
@@ -201,6 +202,129 @@ void dense_q8_amx(const Q8DenseBlock& b) {
   _tile_release();
 }
 
+// ---- bf16: tdpbf16ps (bf16 pairs -> fp32). The packed bf16 weights ([panel][K2][16][2]) are B tiles as they are: a
+// k-pair of a panel is a 64-byte tile row, 16 pairs (32 k) one B tile; an A tile is 16 rows x 32 bf16.
+constexpr std::size_t kPairBytes = kPanelWidth * kPairK * 2;   // one k-pair of one panel: 64 bytes
+constexpr std::size_t kBlockPairs = 16;                         // B tile rows: 32 k
+constexpr std::size_t kPairElems = kPanelWidth * kPairK;        // bf16 values per k-pair of a panel
+
+struct alignas(64) Bf16Scratch {
+  float c[2 * kTileRows][32];
+  std::uint16_t a[2 * kTileRows][2 * kBlockPairs];
+  std::uint16_t b[kMaxGroup][kBlockPairs][kPairElems];
+  std::size_t b_panel0 = 0;
+};
+
+inline void fill_b_rest(const Bf16DenseBlock& b, std::size_t pg, std::size_t pe, Bf16Scratch& s) {
+  const std::size_t k2 = pair_count(b.k), full = k2 / kBlockPairs, rest = k2 - full * kBlockPairs;
+  s.b_panel0 = pg;
+  if (rest == 0) return;
+  for (std::size_t p = pg; p < pe; ++p) {
+    std::memcpy(s.b[p - pg], b.packed_w + p * k2 * kPairElems + full * kBlockPairs * kPairElems, rest * kPairBytes);
+    std::memset(s.b[p - pg][rest], 0, (kBlockPairs - rest) * kPairBytes);
+  }
+}
+
+template <int MT, int NT>
+void amx_bf16_tile(const Bf16DenseBlock& b, std::size_t r0, std::size_t rows, std::size_t p0, Bf16Scratch& s) {
+  const std::size_t k2 = pair_count(b.k);
+  const std::size_t panel_stride = k2 * kPairElems;
+  const std::uint16_t* w = b.packed_w + p0 * panel_stride;
+  const std::uint16_t* a = b.a + r0 * b.lda;
+  const std::size_t tile_rows = MT == 2 ? kTileRows : rows;
+  const std::size_t a1 = tile_rows * b.lda;
+
+  _tile_zero(0);
+  if constexpr (NT == 2) _tile_zero(1);
+  if constexpr (MT == 2) _tile_zero(2);
+  if constexpr (MT == 2 && NT == 2) _tile_zero(3);
+  auto step = [&](const void* a0, const void* a1p, std::size_t lda, const void* b0, const void* b1) {
+    _tile_loadd(6, b0, kPairBytes);
+    if constexpr (NT == 2) _tile_loadd(7, b1, kPairBytes);
+    _tile_loadd(4, a0, lda);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (NT == 2) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (MT == 2) {
+      _tile_loadd(5, a1p, lda);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (NT == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  };
+  const std::size_t full = k2 / kBlockPairs, kblock = 2 * kBlockPairs;
+  for (std::size_t kb = 0; kb < full; ++kb) {
+    const std::uint16_t* wk = w + kb * kBlockPairs * kPairElems;
+    step(a + kb * kblock, a + a1 + kb * kblock, b.lda * 2, wk, wk + panel_stride);
+  }
+  if (full * kBlockPairs < k2) {
+    // A rows are readable and zero padded up to 2 K2 (dense.h), so whole pairs are copied.
+    const std::size_t rest = 2 * (k2 - full * kBlockPairs);
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::memcpy(s.a[r], a + r * b.lda + full * kblock, rest * 2);
+      std::memset(s.a[r] + rest, 0, (kblock - rest) * 2);
+    }
+    const std::size_t pb = p0 - s.b_panel0;
+    step(s.a[0], s.a[tile_rows], kblock * 2, s.b[pb], s.b[pb + NT - 1]);
+  }
+  constexpr std::size_t ldc = sizeof s.c[0];
+  _tile_stored(0, &s.c[0][0], ldc);
+  if constexpr (NT == 2) _tile_stored(1, &s.c[0][16], ldc);
+  if constexpr (MT == 2) _tile_stored(2, &s.c[16][0], ldc);
+  if constexpr (MT == 2 && NT == 2) _tile_stored(3, &s.c[16][16], ldc);
+
+  // The avx512bf16 kernel's epilogue: act(acc * input_scale + bias), clip; float or bf16 bits (round to nearest even).
+  const __m512 input_scale = _mm512_set1_ps(b.input_scale);
+  for (int p = 0; p < NT; ++p) {
+    const std::size_t j = (p0 + p) * kPanelWidth;
+    const __mmask16 mask = lane_mask(long(b.n) - long(j));
+    const __m512 bias = _mm512_loadu_ps(b.bias + j);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t row = r0 + r;
+      const __m512 v = simd::epilogue<avx512::F32x16>(_mm512_loadu_ps(&s.c[r][16 * p]), input_scale, bias,
+                                                      b.activation, b.clip);
+      if (b.c_bf16)
+        _mm256_mask_storeu_epi16(static_cast<std::uint16_t*>(b.c) + row * b.ldc + j, mask,
+                                 (__m256i)_mm512_cvtneps_pbh(v));
+      else
+        _mm512_mask_storeu_ps(static_cast<float*>(b.c) + row * b.ldc + j, mask, v);
+    }
+  }
+}
+
+template <int MT>
+void amx_bf16_strip(const Bf16DenseBlock& b, std::size_t r0, std::size_t rows, std::size_t p, std::size_t p_end,
+                    Bf16Scratch& s) {
+  for (; p + 2 <= p_end; p += 2) amx_bf16_tile<MT, 2>(b, r0, rows, p, s);
+  if (p < p_end) amx_bf16_tile<MT, 1>(b, r0, rows, p, s);
+}
+
+// Every row count runs on AMX (no hand-off to the avx512bf16 kernel for few rows as in q8): its sums are in another
+// order, and a layer's outputs must not depend on the batch size or the thread split.
+template <int MT>
+void dense_bf16_amx(const Bf16DenseBlock& b) {
+  Bf16Scratch s;
+  const std::size_t group = avx512::panels_per_group(b.k * kPairElems * 2 / kPairK);
+  std::size_t config_rows = kTileRows;
+  load_config(config_rows);
+  for (std::size_t pg = b.panel_begin; pg < b.panel_end; pg += group) {
+    const std::size_t pe = std::min(pg + group, b.panel_end);
+    fill_b_rest(b, pg, pe, s);
+    if (config_rows != kTileRows) load_config(config_rows = kTileRows);
+    std::size_t r = b.row_begin;
+    for (; r + MT * kTileRows <= b.row_end; r += MT * kTileRows) amx_bf16_strip<MT>(b, r, MT * kTileRows, pg, pe, s);
+    if (MT == 2 && r + kTileRows <= b.row_end) {
+      amx_bf16_strip<1>(b, r, kTileRows, pg, pe, s);
+      r += kTileRows;
+    }
+    if (r < b.row_end) {
+      load_config(config_rows = b.row_end - r);
+      amx_bf16_strip<1>(b, r, b.row_end - r, pg, pe, s);
+    }
+  }
+  _tile_release();
+  if (b.c_bf16 && b.n % 2 && b.panel_end * kPanelWidth >= b.n)
+    for (std::size_t r = b.row_begin; r < b.row_end; ++r) static_cast<std::uint16_t*>(b.c)[r * b.ldc + b.n] = 0;
+}
+
 // The family: rows x columns of the main tile (C tiles 1 x 2 or 2 x 2). 16x32 first, the default: over 96 rows it
 // measured 1.0-1.3x the rate of 32x32 on the default model's layers (Intel Xeon, family 6 model 167).
 const Q8Tile kTiles[] = {{"16x32", dense_q8_amx<1>}, {"32x32", dense_q8_amx<2>}};
@@ -210,5 +334,7 @@ const Q8Tile kTiles[] = {{"16x32", dense_q8_amx<1>}, {"32x32", dense_q8_amx<2>}}
 const Q8TileTable q8_tiles__amx = {kTiles, sizeof(kTiles) / sizeof(kTiles[0])};
 
 void dense_q8__amx(const Q8DenseBlock& b) { dense_q8_amx<1>(b); }
+
+void dense_bf16__amx(const Bf16DenseBlock& b) { dense_bf16_amx<1>(b); }
 
 }  // namespace aefast
