@@ -13,13 +13,14 @@ kernel), so a busy moment of a shared machine falls on all of them alike.
 
 Kernels (--kernels, comma-separated; each is checked against `Network.kernel` where the network names it):
   q8:   avx512vnni (vpdpbusd zmm), avxvnni (VEX vpdpbusd ymm: Network isa "avx2" on a CPU with AVX-VNNI),
-        avx2 (vpmaddwd: isa "avx2" with AVX-VNNI removed through AEFAST_CPU_DISABLE)
-  bf16: avx512bf16 (the tile the CPU picks), avx512bf16-fma, avx512bf16-dpbf16 (pinned with AEFAST_BF16_TILES), avx2
+        avx2 (vpmaddwd: isa "avx2" with AVX-VNNI removed through AEFAST_CPU_DISABLE), amx (tdpbusd tiles: isa "amx")
+  bf16: avx512bf16 (the tile the CPU picks), avx512bf16-fma, avx512bf16-dpbf16 (pinned with AEFAST_BF16_TILES), avx2,
+        amx (tdpbf16ps tiles: isa "amx")
   f32, f16: avx512, avx2; f16 also avx512-ymm (the ymm tiles pinned with AEFAST_F16_TILES=ymm)
 A kernel whose CPU features or environment differ from this process's gets its own copy of the extension module,
 loaded with that environment (CPU features are read once per loaded module), in this same process.
 The share is of the CPU's best instruction of the arithmetic (zmm vpdpbusd for every q8 kernel, vdpbf16ps, zmm FMA
-for f32/f16), so kernels of narrower instructions show what they leave on the table."""
+for f32/f16), so kernels of narrower instructions show what they leave on the table; AMX kernels exceed 100% of it."""
 import argparse
 import importlib.machinery
 import importlib.util
@@ -38,10 +39,11 @@ PEAK = {"q8": "int8_vpdpbusd", "bf16": "bf16_vdpbf16ps", "f32": "fp32_fma_zmm", 
 # kernel -> (Network isa, environment of its module copy, the name Network.kernel reports or None)
 KERNELS = {
     "q8": {"avx512vnni": ("avx512", {}, "avx512vnni"), "avxvnni": ("avx2", {}, "avxvnni"),
-           "avx2": ("avx2", {"AEFAST_CPU_DISABLE": "avx_vnni"}, "avx2")},
+           "avx2": ("avx2", {"AEFAST_CPU_DISABLE": "avx_vnni"}, "avx2"), "amx": ("amx", {}, "amx")},
     "bf16": {"avx512bf16": ("avx512", {}, "avx512bf16"),
              "avx512bf16-fma": ("avx512", {"AEFAST_BF16_TILES": "fma"}, "avx512bf16"),
-             "avx512bf16-dpbf16": ("avx512", {"AEFAST_BF16_TILES": "dpbf16"}, "avx512bf16"), "avx2": ("avx2", {}, "avx2")},
+             "avx512bf16-dpbf16": ("avx512", {"AEFAST_BF16_TILES": "dpbf16"}, "avx512bf16"), "avx2": ("avx2", {}, "avx2"),
+             "amx": ("amx", {}, "amx")},
     "f32": {"avx512": ("avx512", {}, None), "avx2": ("avx2", {}, None)},
     "f16": {"avx512": ("avx512", {"AEFAST_F16_TILES": "zmm"}, None),
             "avx512-ymm": ("avx512", {"AEFAST_F16_TILES": "ymm"}, None), "avx2": ("avx2", {}, None)},
