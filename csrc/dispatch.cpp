@@ -1,5 +1,7 @@
 #include "dispatch.h"
 
+#include <cstdlib>
+
 #include "kernels/amx.h"
 #include "kernels/avx2.h"
 #include "kernels/avx512.h"
@@ -148,9 +150,20 @@ std::vector<std::string> usable_isas() {
   return names;
 }
 
+// "auto" skips the amx level unless AEFAST_AMX=1: opt-in until the whole test suite has run clean with it on (one
+// full-suite run with amx as the default ended in an unexplained SIGSEGV in a test that runs no kernel; the AMX tests
+// themselves pass). isa="amx" always runs it where the CPU and OS allow.
+bool amx_in_auto() {
+  const char* env = std::getenv("AEFAST_AMX");
+  return env && std::string(env) == "1";
+}
+
 const IsaKernels* find_isa(const std::string& name) {
   const auto& isas = usable_levels();
-  if (name == "auto") return &isas.front();
+  if (name == "auto") {
+    for (const IsaKernels& isa : isas)
+      if (std::string(isa.name) != "amx" || amx_in_auto()) return &isa;
+  }
   for (const IsaKernels& isa : isas)
     if (name == isa.name) return &isa;
   return nullptr;

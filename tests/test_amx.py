@@ -127,7 +127,7 @@ def test_amx_runs_on_every_thread_pool_worker_and_from_python_threads():
 
 def test_dispatch_names_the_amx_kernel_from_the_cpu_flags():
     """amx is the first level exactly when the CPU, XCR0 and the OS give AMX-TILE + AMX-INT8 (and AVX-512 VNNI);
-    otherwise isa_problem names what is missing."""
+    otherwise isa_problem names what is missing. isa="auto" runs it only with AEFAST_AMX=1."""
     f = core.cpu_features()
     has = all(f[name] for name in ("amx_tile", "amx_int8", "avx512vnni", "avx512bw"))
     assert ("amx" in core.isas()) == has
@@ -135,7 +135,14 @@ def test_dispatch_names_the_amx_kernel_from_the_cpu_flags():
     if has:
         assert core.isas()[0] == "amx" and core.isa_problem("amx") == ""
         assert core.kernel_for("amx", "q8") == "amx" and core.kernel_for("amx", "f32") == "avx512"
-        assert aefast.load(random_weights((20, 8, 4, 8, 20), seed=1), precision="int8", backend="cpp").kernel == "amx"
+        # isa="auto" takes amx only with AEFAST_AMX=1 (opt-in), in a fresh process (read at each load).
+        code = ("import aefast; from aefast.engine.reference import random_weights; "
+                "print(aefast.load(random_weights((20, 8, 4, 8, 20), seed=1), precision='int8', backend='cpp').kernel)")
+        for flag, want in (("1", "amx"), ("", "avx512vnni")):
+            done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, AEFAST_AMX=flag),
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip().splitlines()[-1] == want, f"AEFAST_AMX={flag!r}"
     else:
         assert core.isa_problem("amx").startswith("amx: CPU lacks ")
         with pytest.raises(ValueError, match="amx"):
