@@ -13,14 +13,14 @@ kernel), so a busy moment of a shared machine falls on all of them alike.
 
 Kernels (--kernels, comma-separated; each is checked against `Network.kernel` where the network names it):
   q8:   avx512vnni (vpdpbusd zmm), avxvnni (VEX vpdpbusd ymm: Network isa "avx2" on a CPU with AVX-VNNI),
-        avx2 (vpmaddwd: isa "avx2" with AVX-VNNI removed through AEFAST_CPU_DISABLE)
+        avx2 (vpmaddwd: isa "avx2" with AVX-VNNI removed through AEFAST_CPU_DISABLE), amx (tdpbusd tiles: isa "amx")
   bf16: avx512bf16 (the built-in tile for this CPU), avx512bf16-fma, avx512bf16-dpbf16, avx512bf16-mixed (that tile
-        pinned: the layer's "tile"), avx2
+        pinned: the layer's "tile"), avx2, amx (tdpbf16ps tiles: isa "amx")
   f32, f16: avx512, avx2; f16 also avx512-ymm (the ymm tile pinned; "avx512" pins zmm)
 A kernel whose CPU features or environment differ from this process's gets its own copy of the extension module,
 loaded with that environment (CPU features are read once per loaded module), in this same process.
 The share is of the CPU's best instruction of the arithmetic (zmm vpdpbusd for every q8 kernel, vdpbf16ps, zmm FMA
-for f32/f16), so kernels of narrower instructions show what they leave on the table."""
+for f32/f16), so kernels of narrower instructions show what they leave on the table; AMX kernels exceed 100% of it."""
 import argparse
 import importlib.machinery
 import importlib.util
@@ -41,11 +41,12 @@ PEAK = {"q8": "int8_vpdpbusd", "bf16": "bf16_vdpbf16ps", "f32": "fp32_fma_zmm", 
 # a name, "builtin" (aefast.engine.tiles.builtin_tile) or None for the family default)
 KERNELS = {
     "q8": {"avx512vnni": ("avx512", {}, "avx512vnni", None), "avxvnni": ("avx2", {}, "avxvnni", None),
-           "avx2": ("avx2", {"AEFAST_CPU_DISABLE": "avx_vnni"}, "avx2", None)},
+           "avx2": ("avx2", {"AEFAST_CPU_DISABLE": "avx_vnni"}, "avx2", None), "amx": ("amx", {}, "amx", None)},
     "bf16": {"avx512bf16": ("avx512", {}, "avx512bf16", "builtin"),
              "avx512bf16-fma": ("avx512", {}, "avx512bf16", "fma"),
              "avx512bf16-dpbf16": ("avx512", {}, "avx512bf16", "dpbf16"),
-             "avx512bf16-mixed": ("avx512", {}, "avx512bf16", "mixed"), "avx2": ("avx2", {}, "avx2", None)},
+             "avx512bf16-mixed": ("avx512", {}, "avx512bf16", "mixed"), "avx2": ("avx2", {}, "avx2", None),
+             "amx": ("amx", {}, "amx", None)},
     "f32": {"avx512": ("avx512", {}, None, None), "avx2": ("avx2", {}, None, None)},
     "f16": {"avx512": ("avx512", {}, None, "zmm"), "avx512-ymm": ("avx512", {}, None, "ymm"),
             "avx2": ("avx2", {}, None, None)},

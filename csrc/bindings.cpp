@@ -453,8 +453,13 @@ PYBIND11_MODULE(_core, m) {
     d["avx512vnni"] = f.avx512vnni;
     d["avx512bf16"] = f.avx512bf16;
     d["avx_vnni"] = f.avx_vnni;
+    d["amx_tile"] = f.amx_tile;
+    d["amx_int8"] = f.amx_int8;
+    d["amx_bf16"] = f.amx_bf16;
     return d;
-  }, "CPU features detected at run time (CPUID + XGETBV).");
+  }, "CPU features detected at run time (CPUID + XGETBV; AMX also needs the OS's tile data permission).");
+  m.def("amx_problem", [] { return aefast::amx_problem(); },
+        "Why AMX is off although CPUID lists it ('' when on or absent): XCR0 or the OS's refused tile permission.");
   m.def("cpu_identity", [] {
     const auto& id = aefast::cpu_identity();
     py::dict d;
@@ -595,7 +600,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("isa", [](const PyNetwork& n) { return std::string(n.net().isa_name()); })
       .def_property_readonly("kernel", [](const PyNetwork& n) { return std::string(n.net().kernel_name()); },
                              "The kernel that runs the layers: the ISA, or for q8/bf16 the extension used "
-                             "(avx512vnni, avxvnni, avx512bf16, avx2, scalar; see kernel_names).")
+                             "(amx, avx512vnni, avxvnni, avx512bf16, avx2, scalar; see kernel_names).")
       .def_property_readonly("compute", [](const PyNetwork& n) { return std::string(compute_name(n.net().compute())); })
       .def_property_readonly("threads", [](const PyNetwork& n) { return n.net().threads(); })
       .def_property_readonly("nbytes", [](const PyNetwork& n) { return n.net().nbytes(); })

@@ -17,6 +17,12 @@ struct CpuFeatures {
   bool avx512vnni = false;   // vpdpbusd on zmm/ymm (EVEX)
   bool avx512bf16 = false;   // vdpbf16ps, vcvtne2ps2bf16
   bool avx_vnni = false;     // vpdpbusd VEX form (Intel Alder Lake+; an illegal instruction on AMD Zen 4)
+  // AMX (Intel Sapphire Rapids+): set only when CPUID has it, XCR0 enables the tile state (XTILECFG, XTILEDATA) AND
+  // the OS granted this process the tile data (Linux arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), requested
+  // once at detection): without that grant the first tile instruction raises SIGILL.
+  bool amx_tile = false;     // ldtilecfg, tileloadd, tilestored, tilezero
+  bool amx_int8 = false;     // tdpbusd (u8 x s8 -> int32)
+  bool amx_bf16 = false;     // tdpbf16ps (bf16 pairs -> fp32)
 };
 
 // CPUID (and OS support for the YMM/ZMM state via XGETBV), read once, less the features named in the environment
@@ -30,6 +36,10 @@ std::string disabled_features_problem();
 // The names of `needs` (space-separated CpuFeatures field names, e.g. "avx2 fma f16c") that this CPU lacks, joined
 // by ", "; "" when it has them all. An unknown name counts as lacking.
 std::string missing_features(const char* needs);
+
+// Why the AMX features are off although CPUID lists them ("" when they are on, or the CPU lacks them): XCR0 without
+// the tile state, or "the OS refused AMX tile data: <errno text>". missing_features appends it to "amx_tile".
+const std::string& amx_problem();
 
 // Which CPU this is, from CPUID leaf 0 and 1: the vendor string ("GenuineIntel", "AuthenticAMD"; "" off x86) and the
 // display family and model (base + extended fields, as /proc/cpuinfo shows them: Zen 4 family 25, Zen 5 family 26,

@@ -37,7 +37,7 @@ std::size_t Network::nbytes() const {
 }
 
 const char* Network::kernel_name() const {
-  return compute_ == Compute::q8 ? isa_.q8->name : compute_ == Compute::bf16 ? isa_.bf16->name : isa_.name;
+  return compute_ == Compute::q8 ? isa_.q8->name : compute_ == Compute::bf16 ? isa_.bf16->name : isa_.f32->name;
 }
 
 std::vector<std::string> Network::tile_names() const {

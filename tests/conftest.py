@@ -53,7 +53,7 @@ def mnist_dir() -> Path:
 # --- The report names the CPU and, for every ISA and kernel name found in test IDs, how many tests ran or were
 # skipped on it (skips carry their reason, e.g. "avx512: CPU lacks avx512bw"). Test IDs hold the ISA as one
 # '-'-separated parameter, e.g. test_x[avx512-q8-relu].
-_REPORTED_ISAS = ("avx512", "avx2", "scalar", "avx512vnni", "avx512bf16", "avxvnni", "numba")
+_REPORTED_ISAS = ("amx", "avx512", "avx2", "scalar", "avx512vnni", "avx512bf16", "avxvnni", "numba")
 _isa_counts: dict[str, dict[str, int]] = {}
 
 
@@ -69,7 +69,8 @@ def _cpu_line() -> str:
     except OSError:
         return "CPU: /proc/cpuinfo not readable"
     flags = set(fields.get("flags", "").split())
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni") if f in flags]
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+                        "amx_int8", "amx_bf16") if f in flags]
     name, vendor = fields.get("model name", "?"), fields.get("vendor_id", "?")
     return (f"CPU: {name} ({vendor}, family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}); "
             f"{' '.join(simd) or 'no AVX2'}")

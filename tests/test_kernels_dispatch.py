@@ -20,9 +20,12 @@ core = pytest.importorskip("aefast._core")
 # cpu_features() names -> /proc/cpuinfo flag names (Linux reports a flag only when the OS also saves its registers).
 CPUINFO_NAME = {"avx2": "avx2", "fma": "fma", "f16c": "f16c", "avx512f": "avx512f", "avx512bw": "avx512bw",
                 "avx512dq": "avx512dq", "avx512vl": "avx512vl", "avx512vnni": "avx512_vnni",
-                "avx512bf16": "avx512_bf16", "avx_vnni": "avx_vnni"}
+                "avx512bf16": "avx512_bf16", "avx_vnni": "avx_vnni", "amx_tile": "amx_tile",
+                "amx_int8": "amx_int8", "amx_bf16": "amx_bf16"}
 AVX2_NEEDS = ("avx2", "fma", "f16c")
 AVX512_NEEDS = AVX2_NEEDS + ("avx512f", "avx512bw", "avx512dq", "avx512vl")
+# The amx level: the avx512 fp32 kernels, q8 on AMX tiles (its few-row blocks on the VNNI tile).
+AMX_NEEDS = AVX512_NEEDS + ("amx_tile", "amx_int8", "avx512vnni")
 
 
 def cpuinfo_features() -> set[str]:
@@ -37,22 +40,30 @@ def cpuinfo_features() -> set[str]:
 
 def expected_dispatch(features: set[str]) -> dict:
     """What the dispatch contract (csrc/dispatch.cpp) gives for these CPU features."""
+    if "amx_tile" not in features:   # tdpbusd / tdpbf16ps need the tile state: cpu_features() clears them too
+        features = features - {"amx_int8", "amx_bf16"}
     problems, kernels = {}, {}
-    for level, needs in (("avx512", AVX512_NEEDS), ("avx2", AVX2_NEEDS), ("scalar", ())):
+    for level, needs in (("amx", AMX_NEEDS), ("avx512", AVX512_NEEDS), ("avx2", AVX2_NEEDS), ("scalar", ())):
         missing = [n for n in needs if n not in features]
         problems[level] = f"{level}: CPU lacks {', '.join(missing)}" if missing else ""
         if missing:
             continue
         # q8: the best VNNI form the CPU has (EVEX zmm on the avx512 level, VEX ymm AVX-VNNI), else vpmaddwd (avx2).
         avxvnni = "avxvnni" if "avx_vnni" in features else "avx2"
-        if level == "avx512":
+        f32 = level
+        if level == "amx":
+            f32, q8 = "avx512", "amx"
+            bf16 = "avx512bf16" if "avx512bf16" in features else "avx2"
+            if {"amx_bf16", "avx512bf16"} <= features:
+                bf16 = "amx"
+        elif level == "avx512":
             q8 = "avx512vnni" if "avx512vnni" in features else avxvnni
             bf16 = "avx512bf16" if "avx512bf16" in features else "avx2"
         elif level == "avx2":
             q8, bf16 = avxvnni, "avx2"
         else:
             q8 = bf16 = "scalar"
-        kernels[level] = {"f32": level, "q8": q8, "bf16": bf16}
+        kernels[level] = {"f32": f32, "q8": q8, "bf16": bf16}
     return {"isas": list(kernels), "problems": problems, "kernels": kernels}
 
 
@@ -97,7 +108,8 @@ def test_cpu_features_match_proc_cpuinfo():
 
 # "" is this CPU as it is; the others remove what selects each borrowed or lower path.
 @pytest.mark.parametrize("disable", ["", "avx512vnni", "avx512bf16", "avx512vnni,avx512bf16", "avx512vnni,avx_vnni",
-                                     "avx512bw", "avx512bw,avx_vnni", "fma"])
+                                     "avx512bw", "avx512bw,avx_vnni", "fma", "amx_tile", "amx_int8",
+                                     "amx_bf16"])
 def test_each_isa_level_runs_the_kernels_the_cpu_flags_select(disable):
     features = cpuinfo_features() - set(disable.split(","))
     want = expected_dispatch(features)
@@ -106,7 +118,8 @@ def test_each_isa_level_runs_the_kernels_the_cpu_flags_select(disable):
     assert got["problems"] == want["problems"]
     assert got["kernels"] == want["kernels"]
     for isa, kernels in want["kernels"].items():
-        assert got["engine"][isa] == {"fp32": isa, "fp16": isa, "int8": kernels["q8"], "bf16": kernels["bf16"]}
+        assert got["engine"][isa] == {"fp32": kernels["f32"], "fp16": kernels["f32"], "int8": kernels["q8"],
+                                      "bf16": kernels["bf16"]}
 
 
 def test_an_unknown_feature_in_aefast_cpu_disable_is_refused_by_name():
@@ -131,7 +144,8 @@ def test_a_missing_isa_is_skipped_by_name_in_the_test_report():
 def test_q8_and_bf16_networks_name_the_kernel_that_runs():
     """On this process's CPU: the default-level Network reports the kernel the flags select (not the level)."""
     want = expected_dispatch(cpuinfo_features() - set(os.environ.get("AEFAST_CPU_DISABLE", "").split(",")))
-    best = core.isas()[0]
+    # "auto" is the first level, less amx unless AEFAST_AMX=1 (opt-in: csrc/dispatch.cpp find_isa).
+    best = next(i for i in core.isas() if i != "amx" or os.environ.get("AEFAST_AMX") == "1")
     layer = {"weight": np.ones((4, 3), np.int8), "scale": np.ones(3, np.float32), "bias": np.zeros(3, np.float32),
              "activation": "linear", "compute": "q8"}
     assert core.Network([layer]).kernel == want["kernels"][best]["q8"]

@@ -219,13 +219,15 @@ def test_bf16_matches_float64_of_the_rounded_values(isa):
 
 def test_bf16_dot_products_are_bit_identical_across_isas():
     """vdpbf16ps adds the odd pair element's product first, then the even one's, each rounded (as the scalar twin
-    and the AVX2 kernel do): over a wide dynamic range every output bit agrees."""
+    and the AVX2 kernel do): over a wide dynamic range every output bit agrees. The AMX kernel (tdpbf16ps, its own
+    order) is left out: test_bf16_matches_float64_of_the_rounded_values bounds it."""
     rng = np.random.default_rng(8)
+    isas = [isa for isa in ISAS if core.kernel_for(isa, "bf16") != "amx"]
     for k, n in ((3, 17), (101, 33), (784, 100)):
         w = (rng.standard_normal((k, n)) * np.exp(3 * rng.standard_normal((k, n)))).astype(np.float32)
         x = (rng.standard_normal((9, k)) * np.exp(3 * rng.standard_normal((9, k)))).astype(np.float32)
-        outs = [run(core.Network([bf16_layer(w)], isa=isa, threads=1), x) for isa in ISAS]
-        for isa, out in zip(ISAS, outs):
+        outs = [run(core.Network([bf16_layer(w)], isa=isa, threads=1), x) for isa in isas]
+        for isa, out in zip(isas, outs):
             np.testing.assert_array_equal(out.view(np.uint32), outs[-1].view(np.uint32), err_msg=isa)
 
 
