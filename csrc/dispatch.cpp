@@ -65,7 +65,9 @@ const Bf16Kernels kBf16Avx2 = {"avx2", AEFAST_AVX2_NEEDS, &kBf16Avx2Tiles, to_bf
 const Bf16Kernels kBf16Avx512Bf16 = {"avx512bf16", AEFAST_AVX512_NEEDS " avx512bf16", &bf16_tiles__avx512bf16,
                                      to_bf16_rows__avx512bf16};
 // fp32 sums in tdpbf16ps's order, not vdpbf16ps's: close to, not bit-identical with, the other bf16 kernels.
-const Bf16Kernels kBf16Amx = {"amx", AEFAST_AVX512_NEEDS " avx512bf16 amx_tile amx_bf16", dense_bf16__amx,
+const Bf16KernelTile kBf16AmxTile[] = {{"16x32", dense_bf16__amx}};
+const Bf16TileTable kBf16AmxTiles = {kBf16AmxTile, 1};
+const Bf16Kernels kBf16Amx = {"amx", AEFAST_AVX512_NEEDS " avx512bf16 amx_tile amx_bf16", &kBf16AmxTiles,
                               to_bf16_rows__avx512bf16};
 const Bf16Kernels* const kBf16[] = {&kBf16Amx, &kBf16Avx512Bf16, &kBf16Avx2, &kBf16Scalar};
 
