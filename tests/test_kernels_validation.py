@@ -1,6 +1,8 @@
 """Every input check of the aefast._core binding: clear errors, nothing computed on bad input."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,10 @@ def layer(n_in=4, n_out=3, dtype=np.float32, **overrides):
 def test_isas_lists_scalar_last_and_auto_picks_the_first():
     isas = core.isas()
     assert isas[-1] == "scalar" and len(set(isas)) == len(isas)
-    assert core.Network([layer()]).isa == isas[0]
+    # "auto" is the first usable level, except that it passes over "amx" unless AEFAST_AMX=1 (docs/engine.md "AMX")
+    auto = isas[1] if isas[0] == "amx" and os.environ.get("AEFAST_AMX") != "1" else isas[0]
+    assert core.Network([layer()]).isa == auto
+    assert ("amx" in isas) == all(core.cpu_features()[f] for f in ("amx_tile", "amx_int8", "avx512vnni"))
     assert ("avx2" in isas) == all(core.cpu_features()[f] for f in ("avx2", "fma", "f16c"))
     avx512 = ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c")
     assert ("avx512" in isas) == all(core.cpu_features()[f] for f in avx512)

@@ -38,7 +38,10 @@ def test_lazy_names_and_submodules_resolve():
 # cpu_features() key -> the /proc/cpuinfo flag that names the same feature (Linux spells some with an underscore).
 _CPUINFO_FLAGS = {"avx2": "avx2", "fma": "fma", "f16c": "f16c", "avx512f": "avx512f", "avx512bw": "avx512bw",
                   "avx512dq": "avx512dq", "avx512vl": "avx512vl", "avx512vnni": "avx512_vnni",
-                  "avx512bf16": "avx512_bf16", "avx_vnni": "avx_vnni"}
+                  "avx512bf16": "avx512_bf16", "avx_vnni": "avx_vnni",
+                  # the AMX flags also need the OS's tile data permission, which cpu_features() asks for: Linux lists
+                  # them when XCR0 enables the tile state, and a kernel that lists them grants the permission
+                  "amx_tile": "amx_tile", "amx_int8": "amx_int8", "amx_bf16": "amx_bf16"}
 
 
 def _cpuinfo_flags() -> set[str] | None:
