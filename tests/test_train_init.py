@@ -265,3 +265,14 @@ def test_min_steps_makes_an_epoch_several_reshuffled_passes():
     assert all(len(set(three[k * 1408:(k + 1) * 1408].tolist())) == 1408 for k in range(3))
     with pytest.raises(ConfigError, match="min_steps must be an integer >= 0"):
         TrainConfig(min_steps=-1).validate()
+
+
+def test_images_without_any_variance_get_a_start_with_bounded_weights():
+    """Every component of constant images has standard deviation 0: the path scale falls back to 1 (no 1/0 or 1e14
+    weights) and the start reconstructs the constant image."""
+    rng = np.random.default_rng(0)
+    x = np.full((50, 16), 0.5)
+    sizes = [16, 8, 4, 8, 16]
+    start = pca_start(_glorot(sizes, rng), sizes, "linear", x)
+    assert max(float(np.abs(a).max()) for a in start) < 10
+    np.testing.assert_allclose(_forward(start, x, ["elu", "linear", "elu", "linear"]), x, atol=1e-6)

@@ -110,7 +110,8 @@ def pca_start(weights: list[np.ndarray], layer_sizes: list[int], output: str, tr
     # per step whatever its size, so a code weight of sigma ~ 1e-7 (MNIST's last components) is thrown far from its
     # value and decoder layer 1's 1/sigma ~ 1e7 turns that into NaN within an epoch. Scales below SCALE_FLOOR times
     # the largest are raised to it.
-    sigma = np.maximum(sigma, SCALE_FLOOR * max(float(sigma.max()), 1e-12))
+    sigma = np.maximum(sigma, SCALE_FLOOR * float(sigma.max()))
+    sigma = np.where(sigma > 1e-12, sigma, 1.0)               # no direction has variance: any scale works
     off = 1.0 - (c / sigma).min(axis=0)                       # (p,) u + off >= 1 on every training image
 
     w = [np.array(a, dtype=np.float64) for a in weights]
