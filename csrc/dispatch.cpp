@@ -1,6 +1,5 @@
 #include "dispatch.h"
 
-#include <cstdlib>
 
 #include "kernels/amx.h"
 #include "kernels/avx2.h"
@@ -162,19 +161,14 @@ std::vector<std::string> usable_isas() {
   return names;
 }
 
-// "auto" skips the amx level unless AEFAST_AMX=1: opt-in until the whole test suite has run clean with it on (one
-// full-suite run with amx as the default ended in an unexplained SIGSEGV in a test that runs no kernel; the AMX tests
-// themselves pass). isa="amx" always runs it where the CPU and OS allow.
-bool amx_in_auto() {
-  const char* env = std::getenv("AEFAST_AMX");
-  return env && std::string(env) == "1";
-}
-
+// "auto" is the best usable level less amx: AMX is opt-in (docs/engine.md "AMX"); the Python engine passes
+// isa="amx" for its "auto" when the user asks for it (aefast/engine/backend.py resolve_isa, AEFAST_AMX=1). The C++
+// side reads no environment.
 const IsaKernels* find_isa(const std::string& name) {
   const auto& isas = usable_levels();
   if (name == "auto") {
     for (const IsaKernels& isa : isas)
-      if (std::string(isa.name) != "amx" || amx_in_auto()) return &isa;
+      if (std::string(isa.name) != "amx") return &isa;
   }
   for (const IsaKernels& isa : isas)
     if (name == isa.name) return &isa;

@@ -53,7 +53,7 @@ std::string isa_problem(const std::string& name);
 // Names of the ISAs usable on this CPU, best first; "scalar" is always last.
 std::vector<std::string> usable_isas();
 
-// The kernels of a usable ISA by name ("auto" = the best, less "amx" unless AEFAST_AMX=1), or nullptr if the
+// The kernels of a usable ISA by name ("auto" = the best less "amx", which is opt-in), or nullptr if the
 // name is unknown or the CPU cannot run it.
 const IsaKernels* find_isa(const std::string& name);
 

@@ -125,6 +125,25 @@ def test_amx_runs_on_every_thread_pool_worker_and_from_python_threads():
         np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
 
 
+def test_the_core_reads_no_environment_for_auto_and_a_bad_amx_switch_is_an_error(monkeypatch):
+    """The C++ "auto" never takes amx, whatever AEFAST_AMX says: the switch is read and checked in Python
+    (aefast.engine.backend.resolve_isa), which hands "amx" to the core; a value other than 0 / 1 is a ValueError
+    naming the variable, not silently "off"."""
+    from aefast.engine import backend
+
+    monkeypatch.setenv("AEFAST_AMX", "1")
+    layer = {"weight": np.ones((4, 3), np.int8), "scale": np.ones(3, np.float32), "bias": np.zeros(3, np.float32),
+             "activation": "linear", "compute": "q8"}
+    assert core.Network([layer]).isa == next(i for i in core.isas() if i != "amx")
+    assert backend.resolve_isa("auto") == ("amx" if "amx" in core.isas() else "auto")
+    assert backend.resolve_isa("avx2") == "avx2"
+    monkeypatch.setenv("AEFAST_AMX", "0")
+    assert backend.resolve_isa("auto") == "auto"
+    monkeypatch.setenv("AEFAST_AMX", "yes")
+    with pytest.raises(ValueError, match=r"AEFAST_AMX='yes': expected 1 .* or 0 / unset"):
+        aefast.load(random_weights((20, 8, 4, 8, 20), seed=1), precision="int8", backend="cpp")
+
+
 def test_dispatch_names_the_amx_kernel_from_the_cpu_flags():
     """amx is the first level exactly when the CPU, XCR0 and the OS give AMX-TILE + AMX-INT8 (and AVX-512 VNNI);
     otherwise isa_problem names what is missing. isa="auto" runs it only with AEFAST_AMX=1."""

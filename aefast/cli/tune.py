@@ -45,6 +45,10 @@ def tune(model: str, isa: str = "auto", rounds: int | None = None, precision: st
         raise UsageError(f"the compiled core is unavailable ({backend.core_error}); there are no tiles to tune")
     if precision != "all" and precision not in TILE_PRECISION:
         raise UsageError(f"precision is {precision!r}; expected 'all' or one of {', '.join(TILE_PRECISION)}")
+    try:
+        isa = backend.resolve_isa(isa)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     weights = read_any(model)
     shapes = [tuple(int(v) for v in k.shape) for k in weights.kernels]
     families = []

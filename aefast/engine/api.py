@@ -119,6 +119,7 @@ def _make_network(layers: list[dict], backend: str, isa: str, threads: int, sour
         if cpp is None:
             raise RuntimeError(f"backend='cpp' requested but {why}; use backend='numba' or 'auto'")
         check_engine_activations(activations, "cpp", source)
+        isa = _backend.resolve_isa(isa)
         if hasattr(_backend.core, "_time_tiles"):
             layers = _with_tiles(layers, isa, tiles)
         return cpp(layers, isa=isa, threads=threads), "cpp"
