@@ -151,3 +151,10 @@ def test_linear_output_run_reports_served_figures_beside_clipped_pca(tiny_config
     assert f"(Keras {metrics['test_mse']:.6f})" in check
     engine_mse = float(check.split("test MSE ")[1].split()[0])
     assert engine_mse == pytest.approx(metrics["test_mse"], abs=2e-6)
+
+    # aefast info: the same served line, and the unclipped figures of both beside each other
+    assert main(["info", run + "/model.safetensors"]) == 0
+    info = capsys.readouterr().out.splitlines()
+    assert f"baseline     {lines[1]}" in info
+    assert ("baseline     PCA with 8 components fitted on 640 training images; without clipping "
+            f"{metrics['pca_test_mse']:#.4g} (autoencoder {metrics['test_mse_unclipped']:#.4g})") in info
