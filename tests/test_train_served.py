@@ -145,7 +145,9 @@ def test_linear_output_run_reports_served_figures_beside_clipped_pca(tiny_config
     assert {k: saved.metrics[k] for k in ("test_mse", "test_mse_unclipped")} == \
         {k: metrics[k] for k in ("test_mse", "test_mse_unclipped")}
 
-    # the final line and the engine's check: the served figure
+    # the best epoch's line (4 significant digits: figures near 1e-5 and below stay readable), the final line and
+    # the engine's check: the served figure
+    assert lines[0].startswith(f"best epoch {metrics['best_epoch']}: val MSE {metrics['val_mse']:#.4g}, test PSNR ")
     assert lines[1] == summary_line(metrics) and f"autoencoder {metrics['test_mse']:#.4g}," in lines[1]
     check = next(line for line in lines if line.startswith("aefast engine "))
     assert f"(Keras {metrics['test_mse']:.6f})" in check

@@ -280,7 +280,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
 def summary_lines(metrics: dict, model_path) -> list[str]:
     """The lines that end a run: the best epoch with its figures, then the test MSE beside PCA's and the mean
     image's (and a warning when PCA does better: baseline.report_lines). `aefast train --quiet` prints these too."""
-    return [f"best epoch {metrics['best_epoch']}: val MSE {metrics['val_mse']:.6f}, test PSNR "
+    return [f"best epoch {metrics['best_epoch']}: val MSE {metrics['val_mse']:#.4g}, test PSNR "
             f"{metrics['test_psnr_db']:.2f} dB, {metrics['wall_seconds']:.0f}s -> {model_path}",
             *baseline.report_lines(metrics)]
 
