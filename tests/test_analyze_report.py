@@ -57,6 +57,26 @@ def test_findings_follow_the_numbers(results):
     assert "higher than the tutorial at latent 100" in text
 
 
+def test_a_served_figure_level_with_clipped_pca_reads_as_equal(tmp_path, results):
+    """A linear-output row that kept the PCA start: served (clipped) 4.0934e-05 against clipped PCA's 4.093e-05,
+    unclipped 4.962e-05. Findings call it equal, not worse; the report lists the unclipped figure under the table."""
+    import dataclasses
+
+    level = dataclasses.replace(record(500, [1000], 4.0934e-05, 4.95e-05, 4.093e-05, tutorial=0.00043),
+                                test_mse_unclipped=4.962e-05, train_metrics={"best_epoch": 0})
+    text = " ".join(findings([level, *results[1:]]))
+    assert ("The autoencoder equals PCA (clipped to [0, 1]) at latent size 500: its test MSE is within 0.1% of "
+            "PCA's (best epoch 0: no trained epoch improved on the PCA start, so the model computes PCA).") in text
+    assert "PCA is better at latent size 500" not in text and "crossover follows code size" in text
+    worse = dataclasses.replace(level, test_mse=4.955e-05)
+    assert "PCA is better at latent size 500 (the autoencoder's MSE is 1.21x PCA's)" in " ".join(findings([worse]))
+    samples = np.zeros((4, 784), np.uint8)
+    md = write_report(tmp_path, [level, *results[1:]], samples, {"train_images": 1, "test_images": 1}).read_text()
+    assert "Test MSE of the unclipped outputs (linear output layers): `latent500-hidden1000` 4.96e-05." in md
+    assert "Test MSE of the unclipped" not in write_report(tmp_path, results, samples,
+                                                           {"train_images": 1, "test_images": 1}).read_text()
+
+
 def test_write_report_writes_markdown_and_figures(tmp_path, results):
     samples = np.random.default_rng(0).integers(0, 256, size=(4, 784), dtype=np.uint8)
     path = write_report(tmp_path, results, samples,

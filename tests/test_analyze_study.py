@@ -69,6 +69,9 @@ def test_study_writes_report_and_one_result_per_configuration(tiny_study):
         assert f"`{cfg.name}`" in md
         # The engine's test MSE agrees with the trainer's Keras evaluation of the same exported model.
         assert r.test_mse == pytest.approx(r.train_metrics["test_mse"], rel=1e-4)
+        # both served (clipped to [0, 1]); the unclipped figure is kept beside it and can only be higher
+        assert r.test_mse_unclipped == pytest.approx(r.train_metrics["test_mse_unclipped"], rel=1e-4)
+        assert r.test_mse_unclipped >= r.test_mse
         assert r.pca_mse_clipped <= r.pca_mse and r.compress_images_per_s > 0
         assert len(r.history) == 1 and np.array(r.sample_reconstructions).shape == (10, 784)
     assert "300 test images" in md and "256 MNIST training images" in md

@@ -108,7 +108,9 @@ def test_final_line_when_the_autoencoder_beats_pca():
 
 def test_final_line_for_a_tie_small_figures_an_exact_pca_and_a_model_worse_than_the_mean():
     tie = {"test_mse": 0.00286, **FIGURES}
-    assert summary_line(tie).endswith("-> the autoencoder is 1.00x worse than PCA") and warning(tie)
+    assert summary_line(tie).endswith("-> the autoencoder equals PCA (within 0.1%)")
+    assert warning(tie).startswith("warning: the autoencoder does not beat PCA, it equals it (test MSE 0.002860 "
+                                   "against 0.002860, within 0.1%): PCA's code of 64 numbers")
     small = {"test_mse": 5.24e-05, "pca_clipped_test_mse": 4.09e-05, "mean_image_test_mse": 0.0672,
              "pca_components": 500}
     assert summary_line(small) == ("test MSE: autoencoder 5.240e-05, PCA 4.090e-05 (clipped), mean image 0.0672 "

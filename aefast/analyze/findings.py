@@ -5,10 +5,11 @@ the results passed in.
 """
 from __future__ import annotations
 
+from ..train.baseline import EXACT_BELOW, LEVEL_WITHIN, standing
 from .results import ConfigResult
 
-# A PCA error below this is rounding noise: PCA with that many components reconstructs exactly.
-EXACT_MSE = 1e-12
+# A PCA error below this is rounding noise: PCA with that many components reconstructs exactly (the trainer's rule).
+EXACT_MSE = EXACT_BELOW
 
 
 def _fmt_latents(rs: list[ConfigResult]) -> str:
@@ -31,12 +32,23 @@ def _split(results: list[ConfigResult], reference) -> tuple[list[ConfigResult], 
 
 
 def versus_pca(results: list[ConfigResult], test_variance: float | None) -> list[str]:
-    """Where the autoencoder beats the stronger PCA baseline (clipped) and where not, and the reason that applies."""
-    wins, losses = _split(results, lambda r: r.pca_mse_clipped)
+    """Where the autoencoder beats the stronger PCA baseline (clipped), where it equals it and where not, and the
+    reason that applies. Both figures are clipped to [0, 1] (test_mse as served); the trainer's rule decides
+    (aefast.train.baseline.standing: level within LEVEL_WITHIN)."""
+    where = {r.name: standing(r.test_mse, r.pca_mse_clipped) for r in results}
+    wins = [r for r in results if where[r.name] == "better"
+            or (where[r.name] == "exact" and r.test_mse < r.pca_mse_clipped)]
+    level = [r for r in results if where[r.name] == "level"]
+    losses = [r for r in results if r not in wins and r not in level]
     out = []
     if wins:
         out.append(f"The autoencoder beats PCA (clipped to [0, 1]) at latent size {_fmt_latents(wins)}: its test "
                    f"MSE is {_factor_range([r.pca_mse_clipped / r.test_mse for r in wins])} lower.")
+    if level:
+        start = (" (best epoch 0: no trained epoch improved on the PCA start, so the model computes PCA)"
+                 if all(r.train_metrics.get("best_epoch") == 0 for r in level) else "")
+        out.append(f"The autoencoder equals PCA (clipped to [0, 1]) at latent size {_fmt_latents(level)}: its test "
+                   f"MSE is within {LEVEL_WITHIN:.1%} of PCA's{start}.")
     if losses:
         exact = [r for r in losses if r.pca_mse_clipped < EXACT_MSE]
         ratios = [r.test_mse / r.pca_mse_clipped for r in losses if r not in exact]
@@ -47,8 +59,8 @@ def versus_pca(results: list[ConfigResult], test_variance: float | None) -> list
         elif exact:
             text += " (PCA with as many components as pixels reconstructs exactly)"
         out.append(text + ".")
-    if wins and losses:
-        small_win = max(r.latent for r in wins) < min(r.latent for r in losses)
+    if wins and (losses or level):
+        small_win = max(r.latent for r in wins) < min(r.latent for r in losses + level)
         if small_win:
             out.append("The crossover follows code size: with few values per image a linear code must drop most "
                        "directions of variation, while the nonlinear decoder can map a small code onto curved digit "

@@ -64,7 +64,8 @@ def write_report(out_dir: str | os.PathLike, results: list[ConfigResult], sample
         f"Trained on {context['train_images']:,} MNIST training images, scored on {context['test_images']:,} test "
         f"images (pixels scaled to [0, 1]). Command: `{context.get('command', 'python -m aefast.analyze')}`.",
         "",
-        "Test MSE is the mean squared error per pixel of the exported model run by the aefast engine; PSNR is "
+        "Test MSE is the mean squared error per pixel of the exported model run by the aefast engine, its outputs "
+        "clipped to [0, 1] as `aefast reconstruct` serves them (a linear output can leave [0, 1]); PSNR is "
         "10 log10(1 / test MSE). Ratio (dims) is 784 / latent; ratio (bytes) compares the 784-byte uint8 image "
         "with its latent code stored as float16 (2 bytes per value; below 1 the code is larger than the image). "
         "PCA uses as many components as the latent size, fitted on the same training images (SVD, float64); "
@@ -74,6 +75,11 @@ def write_report(out_dir: str | os.PathLike, results: list[ConfigResult], sample
         results_table(results),
         "",
     ]
+    unclipped = [r for r in sorted(results, key=lambda r: (-r.latent, r.hidden))
+                 if r.test_mse_unclipped is not None and r.test_mse_unclipped != r.test_mse]
+    if unclipped:
+        parts += ["Test MSE of the unclipped outputs (linear output layers): " + ", ".join(
+            f"`{r.name}` {_sci(r.test_mse_unclipped)}" for r in unclipped) + ".", ""]
     if pending:
         parts += [f"Not finished yet (rerun the same command to resume): {', '.join(pending)}.", ""]
     parts += ["## Findings", ""] + [f"- {f}" for f in findings(results, context.get("test_variance"))] + [""]

@@ -23,7 +23,9 @@ class ConfigResult:
     """Results of one trained configuration, every number measured by the study.
 
     settings: everything that decides the result (architecture, epochs, image counts, seed); a resumed study
-    reuses this result only if its settings are identical.  history: per-epoch dicts as the trainer wrote them
+    reuses this result only if its settings are identical.  test_mse: the engine's reconstructions clipped to
+    [0, 1], as served (aefast.train.baseline.served_mse); test_mse_unclipped: without the clip (None in results
+    written before it was recorded).  history: per-epoch dicts as the trainer wrote them
     (aefast.train's keys: epoch, train_loss, val_loss, lr, seconds).  sample_reconstructions: (n_samples, 784) uint8 as nested lists, the
     autoencoder's output for the report's fixed test digits.
     """
@@ -44,6 +46,7 @@ class ConfigResult:
     run_dir: str = ""
     model_path: str = ""
     train_metrics: dict = field(default_factory=dict)
+    test_mse_unclipped: float | None = None   # test_mse is served (clipped to [0, 1]); this the raw outputs'
 
     @property
     def psnr_db(self) -> float:

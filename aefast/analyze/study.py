@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..train.baseline import served_mse, unclipped_mse
 from ..train.config import TrainConfig
 from .configs import SweepConfig
 from .pca import fit_pca, pca_test_mse
@@ -113,18 +114,19 @@ def sample_indices(labels: np.ndarray) -> np.ndarray:
 
 def _evaluate(opts: StudyOptions, cfg: SweepConfig, result, test_x: np.ndarray, samples: np.ndarray,
               pca_scores: dict) -> ConfigResult:
-    """Score the exported model with the aefast engine (not Keras): what ships is what is measured."""
+    """Score the exported model with the aefast engine (not Keras): what ships is what is measured, its outputs
+    clipped to [0, 1] as `aefast reconstruct` serves them (baseline.served_mse), beside clipped PCA."""
     import aefast
 
     engine = aefast.load(result.model_path)
-    recon = engine.reconstruct(test_x)  # (N, 784) float32
+    recon = engine.reconstruct(test_x)  # (N, 784) float32, unclipped (a linear output may leave [0, 1])
     target = test_x.astype(np.float64) / 255.0
-    test_mse = float(np.mean((recon.astype(np.float64) - target) ** 2))
     sample_recon = np.clip(np.rint(recon[samples] * 255.0), 0, 255).astype(np.uint8)
     batch = np.resize(test_x, (THROUGHPUT_BATCH, test_x.shape[1]))  # 256 test images (repeated if fewer)
     return ConfigResult(
         name=cfg.name, latent=cfg.latent, hidden=list(cfg.hidden), epochs=len(result.history),
-        settings=settings(opts, cfg), test_mse=test_mse,
+        settings=settings(opts, cfg), test_mse=served_mse(recon, target),
+        test_mse_unclipped=unclipped_mse(recon, target),
         pca_mse=pca_scores[cfg.latent]["mse"], pca_mse_clipped=pca_scores[cfg.latent]["mse_clipped"],
         train_seconds=float(sum(row["seconds"] for row in result.history)),
         compress_images_per_s=measure_compress_throughput(engine, batch, opts.throughput_seconds),

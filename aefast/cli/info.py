@@ -91,9 +91,12 @@ def baseline_lines(metrics: dict) -> list[str]:
                 "or written by another tool)"]
     lines = [summary]
     if isinstance(metrics.get("pca_test_mse"), (int, float)):
+        raw = metrics.get("test_mse_unclipped")   # a linear output's figure before the served clip to [0, 1]
+        model = (f" (autoencoder {raw:#.4g})" if isinstance(raw, (int, float)) and raw != metrics["test_mse"]
+                 else "")
         lines.append(f"PCA with {metrics.get('pca_components', '?')} components fitted on "
                      f"{metrics.get('pca_fit_images', '?')} training images; without clipping "
-                     f"{metrics['pca_test_mse']:#.4g}")
+                     f"{metrics['pca_test_mse']:#.4g}{model}")
     return lines
 
 

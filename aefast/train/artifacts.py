@@ -1,9 +1,11 @@
 """What a run leaves in its directory besides the model and the checkpoint, each file written atomically.
 
   config.json          the TrainConfig (what --resume rebuilds the run from)
-  history.csv          epoch, train_loss, val_loss, lr, seconds (one row per finished epoch)
+  history.csv          epoch, train_loss, val_loss, lr, seconds (one row per finished epoch); val_loss is the
+                       validation MSE of the outputs clipped to [0, 1], as served (baseline.served_mse)
   metrics.json         test MSE/PSNR beside the baseline (PCA at the code size, the mean image), compression
-                       ratio, epochs, wall time, precision, XLA, device, ...
+                       ratio, epochs, wall time, precision, XLA, device, ...; test_mse is served (clipped) like
+                       pca_clipped_test_mse beside it, test_mse_unclipped the raw outputs' figure
   loss.png             train and validation loss per epoch, PCA's validation MSE as a reference line
   reconstructions.png  test images (top row) above their reconstructions (bottom row), in the images' shape
 """

@@ -197,12 +197,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, verbose: boo
 
 
 def _engine_check(result) -> str:
-    """Serve the exported file from aefast's own engine on the same test images and compare with Keras's figure."""
+    """Serve the exported file from aefast's own engine on the same test images and compare with Keras's figure:
+    both clipped to [0, 1] (what `aefast reconstruct` writes; baseline.served_mse)."""
     import json
     import time
 
     import aefast
 
+    from .baseline import served_mse
     from .config import TrainConfig
     from .data import load_training_data
 
@@ -210,9 +212,9 @@ def _engine_check(result) -> str:
     test_x = load_training_data(config).test        # (n, pixels) float32 in [0, 1], as Keras was scored on
     engine = aefast.load(result.model_path)
     start = time.perf_counter()
-    recon = engine.reconstruct(test_x)
+    recon = engine.reconstruct(test_x, clip=True)
     seconds = time.perf_counter() - start
-    mse = float(((recon.astype("float64") - test_x) ** 2).mean())
+    mse = served_mse(recon, test_x)
     return (f"aefast engine ({engine.backend} {engine.isa}, {engine.precision}): test MSE {mse:.6f} "
             f"(Keras {result.metrics['test_mse']:.6f}); reconstructed {len(test_x)} images in "
             f"{seconds * 1e3:.0f} ms ({len(test_x) / seconds:,.0f} images/s)")

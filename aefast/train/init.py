@@ -165,15 +165,15 @@ class StartPlan:
     pca: object                      # baseline.fit_pca of the training images (code-size axes), or None
     components: int                  # p: the components the PCA path carries
     soft_clip: tuple | None          # (alpha, beta) of the sigmoid start, when fitted
-    val_mse: dict                    # {"linear": PCA's validation MSE, "sigmoid": the soft clip's} (those computed)
+    val_mse: dict                    # {"linear": clipped PCA's validation MSE, "sigmoid": the soft clip's}
 
 
 def plan_start(config, train_x: np.ndarray, val_x: np.ndarray) -> StartPlan:
     """Resolve output "auto" and prepare the PCA start. output "auto": sigmoid when the sigmoid PCA start (the soft
-    clip of PCA) reconstructs the validation images better than the linear one (PCA itself), else linear; a
+    clip of PCA) reconstructs the validation images better than the linear one (PCA, served clipped), else linear; a
     sigmoid output is needed for loss "bce". Needs PCA only for init "pca" or output "auto": the run's baseline
     PCA (baseline.fit_pca with the code size and the run's seed), which the end of the run reuses for its figures."""
-    from .baseline import fit_pca
+    from .baseline import fit_pca, served_mse
 
     sizes = config.layer_sizes
     m = (len(sizes) - 1) // 2 - 1
@@ -184,7 +184,7 @@ def plan_start(config, train_x: np.ndarray, val_x: np.ndarray) -> StartPlan:
     p = min(sizes[m + 1], *sizes[1:m + 1], pca.max_components)
     val = np.asarray(val_x, np.float64).reshape(len(val_x), -1)
     val_y = pca.reconstruct(val, p)
-    scores = {"linear": float(np.mean((val_y - val) ** 2))}
+    scores = {"linear": served_mse(val_y, val)}    # PCA as a linear output is served: clipped to [0, 1]
     soft_clip = None
     if output in ("auto", "sigmoid"):
         soft_clip = fit_pca_soft_clip(pca, train_x, p)

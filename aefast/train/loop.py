@@ -6,6 +6,11 @@ the best epoch's model.safetensors (when it improved) and checkpoint.npz, all wr
 early stopping, the last epoch or Ctrl-C all end in `_finish`, which exports the best epoch's float32 master
 weights and writes metrics.json and the plots, so the run directory is always complete and consistent.
 
+Validation and test MSEs are those of the model as served (baseline.served_mse: outputs clipped to [0, 1], what
+`aefast reconstruct` writes), so a linear output is ranked, exported and reported on what it serves and compared
+with clipped PCA like with like; the training loss stays the unclipped MSE (clipping has no gradient outside
+[0, 1]). metrics.json keeps the unclipped test figure as test_mse_unclipped.
+
 Ctrl-C: an epoch counts once its checkpoint is written. Interrupted before that, the run goes back to the last
 checkpointed epoch, and `_finish` rewrites history.csv, model.safetensors, metrics.json and the plots from it, with
 further Ctrl-C deferred until they are written; so every file agrees with the checkpoint. Settings, data and the
@@ -98,9 +103,17 @@ def _load_data(config: TrainConfig) -> TrainingData:
 
 
 def reconstruction_mse(model, x: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean squared pixel error of `model` on x (float64 accumulation) and the reconstructions."""
+    """The served MSE of `model` on x (baseline.served_mse: outputs clipped to [0, 1], float64 accumulation) and the
+    (N, D) float32 reconstructions as the model computed them (unclipped)."""
     recon = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype=np.float32)
-    return float(np.mean(np.square(recon.astype(np.float64) - x))), recon
+    return baseline.served_mse(recon, x), recon
+
+
+def _validation_mse(run: _Run) -> float:
+    """The figure the best epoch is chosen by: the served validation MSE of the trained model's float32 weights
+    (outputs clipped to [0, 1], as aefast serves them; a linear output may overshoot it)."""
+    assign(run.export_model.weights, run.model.get_weights(), "model")
+    return reconstruction_mse(run.export_model, run.data.validation)[0]
 
 
 def _training_record(run: _Run) -> dict:
@@ -138,14 +151,16 @@ def _epoch(run: _Run, epoch: int, verbose: bool, callbacks) -> dict:
         fitted = run.model.fit(batch, batch, batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0,
                                callbacks=progress)
         train_loss = float(fitted.history["loss"][-1])
-        val_loss = float(run.model.evaluate(val_x, val_x, batch_size=EVAL_BATCH, verbose=0,
-                                            return_dict=True)["mse"])
     else:
         # Each worker feeds its slice of every global batch; validation runs locally on the float32 copy, so every
         # worker computes the same figure and takes the same best-epoch / early-stopping decisions.
         train_loss = fit_epoch(run.placement, run.model, batch, cfg.batch_size, 0, progress)
-        assign(run.export_model.weights, run.model.get_weights(), "model")
-        val_loss = reconstruction_mse(run.export_model, val_x)[0]
+    if run.placement.strategy is None and cfg.output == "sigmoid":
+        # a sigmoid output lies in [0, 1]: Keras's MSE on the trained model is already the served figure
+        val_loss = float(run.model.evaluate(val_x, val_x, batch_size=EVAL_BATCH, verbose=0,
+                                            return_dict=True)["mse"])
+    else:
+        val_loss = _validation_mse(run)
     return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
             "seconds": round(time.perf_counter() - started, 3)}
 
@@ -216,7 +231,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
     artifacts.write_history(run.run_dir / artifacts.HISTORY_NAME, run.history)
     assign(run.export_model.weights, run.best_weights, "model")
     test_x = run.data.test
-    test_mse, recon = reconstruction_mse(run.export_model, test_x)
+    test_mse, recon = reconstruction_mse(run.export_model, test_x)   # served: clipped, as clipped PCA beside it
     cfg = run.config
     # PCA at the code size and the mean image, on the same test images (seconds: see aefast/train/baseline.py)
     baseline_started = time.perf_counter()
@@ -225,6 +240,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
     baseline_seconds = round(time.perf_counter() - baseline_started, 3)
     metrics = {
         "test_mse": test_mse,
+        "test_mse_unclipped": baseline.unclipped_mse(recon, test_x),
         **reference,
         "test_psnr_db": artifacts.psnr(test_mse),
         "val_mse": run.best_val,
@@ -246,7 +262,8 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
         "n_val": len(run.data.validation),
         "n_test": len(test_x),
     }
-    model_path = _export_best(run, {"val_mse": run.best_val, "test_mse": test_mse, **reference}, calibrate=True)
+    model_path = _export_best(run, {"val_mse": run.best_val, "test_mse": test_mse,
+                                    "test_mse_unclipped": metrics["test_mse_unclipped"], **reference}, calibrate=True)
     files += [model_path, run.run_dir / artifacts.HISTORY_NAME, run.run_dir / CHECKPOINT_NAME,
               artifacts.write_json(run.run_dir / artifacts.METRICS_NAME, metrics),
               artifacts.plot_loss(run.run_dir / artifacts.LOSS_PLOT_NAME, run.history, run.best_epoch,
@@ -263,7 +280,7 @@ def _finish(run: _Run, stopped: str, verbose: bool) -> TrainResult:
 def summary_lines(metrics: dict, model_path) -> list[str]:
     """The lines that end a run: the best epoch with its figures, then the test MSE beside PCA's and the mean
     image's (and a warning when PCA does better: baseline.report_lines). `aefast train --quiet` prints these too."""
-    return [f"best epoch {metrics['best_epoch']}: val MSE {metrics['val_mse']:.6f}, test PSNR "
+    return [f"best epoch {metrics['best_epoch']}: val MSE {metrics['val_mse']:#.4g}, test PSNR "
             f"{metrics['test_psnr_db']:.2f} dB, {metrics['wall_seconds']:.0f}s -> {model_path}",
             *baseline.report_lines(metrics)]
 
@@ -324,9 +341,10 @@ def _prepare(config: TrainConfig, run_dir: Path, data, placement: Placement) -> 
 
 def _epoch_zero(run: _Run, verbose: bool) -> None:
     """init "pca": the starting model is the first candidate for the best epoch ("epoch 0"), so the exported model's
-    validation MSE is never above the start's. Not committed: an interrupt before epoch 1 keeps nothing, as ever."""
-    assign(run.export_model.weights, run.model.get_weights(), "model")
-    run.initial_val = reconstruction_mse(run.export_model, run.data.validation)[0]
+    validation MSE is never above the start's. Scored like every epoch (served, clipped to [0, 1]): with a linear
+    output the start is PCA, so its figure is clipped PCA's and the exported model is never worse than clipped PCA
+    on validation. Not committed: an interrupt before epoch 1 keeps nothing."""
+    run.initial_val = _validation_mse(run)
     run.best_epoch, run.best_val = 0, run.initial_val
     run.best_weights = [np.array(w) for w in run.model.get_weights()]
     _log(verbose, f"epoch 0 (PCA start, {run.start.components} components, {run.start.output} output): "

@@ -3,8 +3,9 @@
     python -m aefast.train.ship runs/default aefast/models/default.safetensors [--data-dir DIR]
 
 Reads RUN_DIR/model.safetensors (float32 master weights), measures the test MSE of the float32 weights and of
-the float16-rounded weights (both evaluated in float32 by Keras), and writes DEST with the weights stored as
-float16 and both numbers added to its metrics (`test_mse_float32`, `test_mse_float16_storage`).
+the float16-rounded weights (both evaluated in float32 by Keras, outputs clipped to [0, 1] as served:
+baseline.served_mse), and writes DEST with the weights stored as float16 and both numbers added to its metrics
+(`test_mse_float32`, `test_mse_float16_storage`).
 """
 from __future__ import annotations
 
