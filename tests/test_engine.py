@@ -94,6 +94,18 @@ def test_clip_clamps_reconstructions(weights):
     np.testing.assert_allclose(clipped, np.clip(raw, 0, 1), atol=1e-6)
 
 
+@pytest.mark.parametrize("backend_isa", BACKENDS, ids=ids)
+def test_score_is_the_error_of_the_served_clipped_reconstruction(backend_isa):
+    """A linear output that overshoots [0, 1] is scored as aefast serves it (reconstruct(clip=True)), as the
+    trainer's test MSE is: the float64 reference clipped, then the mean squared error per image."""
+    w = random_weights((784, 32, 8, 32, 784), seed=2, last_activation="linear")
+    x = np.random.default_rng(1).random((50, 784)).astype(np.float32)
+    ref = reference_forward(w, x)
+    assert ref.min() < -0.1 or ref.max() > 1.1, "test model should produce values well outside [0, 1]"
+    want = ((np.clip(ref, 0, 1) - x) ** 2).mean(axis=1)
+    assert np.abs(_engine(backend_isa, w).score(x) - want).max() <= FP32_TOL
+
+
 def test_attributes_repr_and_nbytes(weights):
     engines = {p: aefast.load(weights, precision=p, backend="numba", threads=1) for p in ("fp32", "fp16", "int8")}
     e = engines["fp32"]

@@ -278,9 +278,11 @@ class Engine:
         return out[0] if single else out
 
     def score(self, images: ArrayLike) -> np.ndarray:
-        """Per-image mean squared reconstruction error (N,) float32, pixels in [0, 1] scale (anomaly score)."""
+        """Per-image mean squared reconstruction error (N,) float32, pixels in [0, 1] scale (anomaly score), of the
+        reconstruction as served: clipped to [0, 1] like reconstruct(clip=True), `aefast reconstruct` and the
+        trainer's test MSE (a linear output may overshoot; a sigmoid one is unchanged by the clip)."""
         x, single = self._images(images)
-        recon = self._run(x, 0, self._last)
+        recon = self._run(x, 0, self._last, clip=True)
         target = x * np.float32(1.0 / self.pixel_scale) if x.dtype == np.uint8 else x
         recon -= target
         err = np.einsum("ij,ij->i", recon, recon, dtype=np.float64) / max(x.shape[1], 1)
