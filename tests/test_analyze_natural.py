@@ -54,3 +54,10 @@ def test_the_skimage_sets_come_from_the_photos_inside_scikit_image(tmp_path):
     # no test patch repeats a training patch, except a uniform one (astronaut.png has black borders in both regions)
     seen = {p.tobytes() for p in train}
     assert not any(p.tobytes() in seen for p in test if p.min() < p.max())
+
+
+def test_set_values_are_typed_and_hidden_is_always_a_tuple_of_widths():
+    assert natural._value("256", "hidden") == (256,)
+    assert natural._value("1000,500,", "hidden") == (1000, 500)
+    assert natural._value("1e-4", "lr") == 1e-4 and natural._value("8", "epochs") == 8
+    assert natural._value("random", "init") == "random"
