@@ -61,3 +61,10 @@ def test_set_values_are_typed_and_hidden_is_always_a_tuple_of_widths():
     assert natural._value("1000,500,", "hidden") == (1000, 500)
     assert natural._value("1e-4", "lr") == 1e-4 and natural._value("8", "epochs") == 8
     assert natural._value("random", "init") == "random"
+
+
+def test_prepare_without_scikit_image_writes_every_other_set(tmp_path, monkeypatch):
+    pytest.importorskip("sklearn")
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    assert sorted(natural.prepare(tmp_path)) == ["colour", "digits", "gray"]

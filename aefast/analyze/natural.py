@@ -138,12 +138,14 @@ def variant(train_stride: int = TRAIN_STRIDE, augment: bool = False) -> str:
     return (f"-s{train_stride}" if train_stride != TRAIN_STRIDE else "") + ("-aug" if augment else "")
 
 
-def prepare(out: Path, names=tuple(LATENTS), train_stride: int = TRAIN_STRIDE, augment: bool = False
-            ) -> dict[str, dict]:
+def prepare(out: Path, names=None, train_stride: int = TRAIN_STRIDE, augment: bool = False) -> dict[str, dict]:
     """Write the data sets `names` to out/data; returns {name: {"data": path, "test_data": path or None}}.
-    The -skimage sets need scikit-image (skimage_missing)."""
+    The -skimage sets need scikit-image (skimage_missing); names None: every set, the -skimage ones only when
+    scikit-image is there."""
     if not (isinstance(train_stride, int) and train_stride >= 1):
         raise ValueError(f"train_stride must be a positive integer, got {train_stride!r}")
+    if names is None:
+        names = [n for n in LATENTS if not n.endswith("-skimage") or skimage_missing() is None]
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     sets = {}
