@@ -68,3 +68,10 @@ def test_prepare_without_scikit_image_writes_every_other_set(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "skimage", None)
     monkeypatch.setitem(sys.modules, "skimage.data", None)
     assert sorted(natural.prepare(tmp_path)) == ["colour", "digits", "gray"]
+
+
+def test_a_bad_train_stride_on_the_command_line_is_refused_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        natural.main(["--out", str(tmp_path), "--train-stride", "0", "--prepare-only"])
+    assert "--train-stride must be a positive number of pixels, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
