@@ -9,6 +9,7 @@
 // Work split: row blocks that run the whole chain (from 8 rows per thread), or each layer's panels split
 // between threads with all rows (few rows), where the caller quantizes between layers.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/scalar.h"
@@ -22,10 +23,12 @@ constexpr std::size_t kLowpRowsPerThread = 8;
 
 std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-// Carves 64-byte aligned arrays out of one float buffer.
+// Carves 64-byte aligned arrays out of one float buffer (the first at base rounded up to 64 bytes: callers size the
+// buffer with 64 bytes to spare).
 class Carver {
  public:
-  explicit Carver(float* base) : next_(reinterpret_cast<std::uint8_t*>(base)) {}
+  explicit Carver(float* base)
+      : next_(reinterpret_cast<std::uint8_t*>(round_up(reinterpret_cast<std::uintptr_t>(base), 64))) {}
   template <typename T>
   T* take(std::size_t count) {
     T* p = reinterpret_cast<T*>(next_);
