@@ -12,8 +12,9 @@
 //   build/tools/kernel_bench q8 ROWS ROUNDS [amx,avx512vnni]
 // Where an int8 (q8) layer of the default model (784-1000-100-1000-784) spends its time on one row block: per layer
 // and kernel, in interleaved rounds (median of ROUNDS, each the best of 5 calls), the dense kernel with a linear
-// epilogue, with ELU, and the next layer's quantization of its output (quantize_rows: a range pass and a quantization
-// pass per row), in ns per output element and as shares of their sum. Kernels: "amx", "avx512vnni" (the families'
+// epilogue, with ELU, with the ELU of q8 layers (ActivationKind::elu_q8: the cheaper expm1), and the next layer's
+// quantization of its output (quantize_rows: a range pass and a quantization pass per row), in ns per output element
+// and as shares of their sum (ELU as a Network runs it). Kernels: "amx", "avx512vnni" (the families'
 // default tiles), "amx-TILE", "avx512vnni-TILE" (one tile of the family, e.g. amx-32x32, avx512vnni-8x32k4).
 #include <algorithm>
 #include <chrono>
@@ -130,10 +131,11 @@ int q8_breakdown(std::size_t rows, int rounds, const std::string& names) {
                           w_scale.data(), bias.data(), k, n, c.data(), n, 0, rows, 0, panels, Activation{act, 1.0f},
                           false};
     };
-    const Q8DenseBlock linear = block(ActivationKind::linear), elu = block(ActivationKind::elu);
+    const Q8DenseBlock linear = block(ActivationKind::linear), elu = block(ActivationKind::elu),
+                       elu_q8 = block(ActivationKind::elu_q8);
     const std::size_t ldq = quad_count(n) * kQuadK;
-    // Variants per kernel: linear, ELU, quantize_rows of the ELU output.
-    constexpr int kVariants = 3;
+    // Variants per kernel: linear, ELU, quantize_rows of the ELU output, the q8 ELU.
+    constexpr int kVariants = 4;
     std::vector<std::vector<double>> times(chosen.size() * kVariants);
     auto best_of_5 = [](auto call) {
       double best = 1e9;
@@ -152,16 +154,18 @@ int q8_breakdown(std::size_t rows, int rounds, const std::string& names) {
         t[2].push_back(best_of_5([&] {
           quantize_rows__avx512(c.data(), n, rows, n, 1.0f, q.data(), ldq, q_scale.data(), q_zero.data());
         }));
+        t[3].push_back(best_of_5([&] { chosen[i].fn(elu_q8); }));
       }
     const double outputs = double(rows * n);
     for (std::size_t i = 0; i < chosen.size(); ++i) {
       double ns[kVariants];
       for (int v = 0; v < kVariants; ++v) ns[v] = 1e9 * median(times[kVariants * i + v]) / outputs;
       const double total = ns[1] + ns[2];
-      std::printf("%-18s %4zu x %4zu rows %zu, ns/output: linear %.3f (%.0f G/s), ELU +%.3f, quantize_rows %.3f; "
-                  "total %.3f = %.0f%% / %.0f%% / %.0f%%\n",
-                  chosen[i].name.c_str(), k, n, rows, ns[0], double(k) / ns[0], ns[1] - ns[0], ns[2], total,
-                  100 * ns[0] / total, 100 * (ns[1] - ns[0]) / total, 100 * ns[2] / total);
+      std::printf("%-18s %4zu x %4zu rows %zu, ns/output: linear %.3f (%.0f G/s), ELU +%.3f (q8 ELU +%.3f), "
+                  "quantize_rows %.3f; total %.3f = %.0f%% / %.0f%% / %.0f%%; with the q8 ELU %.3f (%.2fx)\n",
+                  chosen[i].name.c_str(), k, n, rows, ns[0], double(k) / ns[0], ns[1] - ns[0], ns[3] - ns[0], ns[2],
+                  total, 100 * ns[0] / total, 100 * (ns[1] - ns[0]) / total, 100 * ns[2] / total, ns[3] + ns[2],
+                  total / (ns[3] + ns[2]));
     }
   }
   return 0;
