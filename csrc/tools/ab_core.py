@@ -171,7 +171,8 @@ def engine_ab(old_build: str, batches: list[int], precisions: list[str], rounds:
         cells = []
         for label in labels:
             old, new = median(samples[(label, "old", n)]), median(samples[(label, "new", n)])
-            cells.append(f"{label} old {n / old:9.0f} new {n / new:9.0f} ({old / new:.2f}x)")
+            best = min(samples[(label, "old", n)]) / min(samples[(label, "new", n)])
+            cells.append(f"{label} old {n / old:9.0f} new {n / new:9.0f} ({old / new:.2f}x, best {best:.2f}x)")
         print(f"batch {n:5d}: " + " | ".join(cells))
     for name in ("old", "new"):
         if "fp16" in precisions and "fp32" in precisions:
