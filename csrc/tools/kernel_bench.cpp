@@ -100,7 +100,7 @@ int q8_breakdown(std::size_t rows, int rounds, const std::string& names) {
   std::vector<Q8Kernel> chosen;
   const CpuFeatures& f = cpu_features();
   const bool vnni = has_avx512_base(f) && f.avx512vnni;
-  // "amx" (its default tile, 16x32) and "amx-TILE" for each tile of the AMX family; likewise "avx512vnni-TILE".
+  // "amx" (the family default tile) and "amx-TILE" for each tile of the AMX family; likewise "avx512vnni-TILE".
   for (std::size_t t = 0; t < q8_tiles__amx.count; ++t)
     if (listed(names, std::string("amx-") + q8_tiles__amx.tiles[t].name) && vnni && f.amx_tile && f.amx_int8)
       chosen.push_back({std::string("amx-") + q8_tiles__amx.tiles[t].name, q8_tiles__amx.tiles[t].dense});
