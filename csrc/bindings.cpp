@@ -197,7 +197,7 @@ py::array test_kernel(const std::string& kernel, const std::string& compute_name
                       double input_scale, const py::object& a_scale_obj, const py::object& a_zero_obj,
                       bool a_tail_safe, const py::object& rows_obj, const py::object& panels_obj,
                       const py::object& ldc_obj, const py::handle& activation_obj, bool clip, bool c_bf16,
-                      const py::object& tile_obj) {
+                      const py::object& tile_obj, bool q8_elu) {
   const Compute compute = checked_compute_name(compute_name_arg);
   const std::string problem = aefast::kernel_problem(compute, kernel);
   if (!problem.empty()) throw py::value_error(problem);
@@ -298,7 +298,12 @@ py::array test_kernel(const std::string& kernel, const std::string& compute_name
                             (min_ldc > n ? " (n + 1: an odd-width bf16 output also gets the zero in column n)" : ""));
     ldc = std::size_t(v);
   }
-  const Activation activation = checked_activation(activation_obj, "activation");
+  Activation activation = checked_activation(activation_obj, "activation");
+  if (q8_elu) {
+    if (compute != Compute::q8 || activation.kind != aefast::ActivationKind::elu)
+      throw py::value_error("q8_elu is for q8 kernels with an ELU activation ('elu' or 'elu(A)')");
+    activation.kind = aefast::ActivationKind::elu_q8;
+  }
   // The output starts as NaN (float) or 0xffff (a bf16 NaN) everywhere: cells the kernel must not write stay so.
   py::array out;
   if (c_bf16) {
@@ -540,12 +545,13 @@ PYBIND11_MODULE(_core, m) {
         py::arg("a_scale") = py::none(), py::arg("a_zero") = py::none(), py::arg("a_tail_safe") = false,
         py::arg("rows") = py::none(), py::arg("panels") = py::none(), py::arg("ldc") = py::none(),
         py::arg("activation") = "linear", py::arg("clip") = false, py::arg("c_bf16") = false,
-        py::arg("tile") = py::none(),
+        py::arg("tile") = py::none(), py::arg("q8_elu") = false,
         "Test hook: runs ONE named dense kernel (kernel_names(compute)) on weight (k, n) packed as a Network packs "
         "it, A rows a[r, :k] (lda = a.shape[1]), rows [begin, end) and panels [begin, end) of 16 columns, into an "
         "output of shape (a.shape[0], ldc) prefilled with NaN (float32; uint16 0xffff when c_bf16), and returns it. "
         "tile: a name of tile_names(precision, kernel) for q8, bf16 and f16 weights (precision 'q8', 'bf16' or 'f16'; "
-        "None: the family's default).");
+        "None: the family's default). q8_elu (q8, ELU): the ELU as a Network's q8 layers compute it (dense.h "
+        "ActivationKind::elu_q8: the cheaper expm1); without it the kernel computes the ELU of the other computes.");
   m.def("kernel_for", [](const std::string& isa, const std::string& compute) {
     const aefast::IsaKernels& k = checked_isa(isa);
     const Compute c = checked_compute_name(compute == "f16" ? "f32" : compute);

@@ -9,6 +9,7 @@
 // Work split: row blocks that run the whole chain (from 8 rows per thread), or each layer's panels split
 // between threads with all rows (few rows), where the caller quantizes between layers.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "kernels/scalar.h"
@@ -22,10 +23,12 @@ constexpr std::size_t kLowpRowsPerThread = 8;
 
 std::size_t round_up(std::size_t value, std::size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-// Carves 64-byte aligned arrays out of one float buffer.
+// Carves 64-byte aligned arrays out of one float buffer (the first at base rounded up to 64 bytes: callers size the
+// buffer with 64 bytes to spare).
 class Carver {
  public:
-  explicit Carver(float* base) : next_(reinterpret_cast<std::uint8_t*>(base)) {}
+  explicit Carver(float* base)
+      : next_(reinterpret_cast<std::uint8_t*>(round_up(reinterpret_cast<std::uintptr_t>(base), 64))) {}
   template <typename T>
   T* take(std::size_t count) {
     T* p = reinterpret_cast<T*>(next_);
@@ -113,10 +116,14 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
     const PackedLayer& L = layers_[l];
     const bool last = l + 1 == end;
     if (q8) {
+      // Every q8 ELU layer, a call's last too (so a chain equals its layers run in separate calls): the cheaper
+      // expm1 (dense.h ActivationKind::elu_q8).
+      Activation activation = L.activation;
+      if (activation.kind == ActivationKind::elu) activation.kind = ActivationKind::elu_q8;
       const Q8DenseBlock block{static_cast<const std::uint8_t*>(s.a), s.lda, s.tail_safe, s.scale[s.cur],
                                s.zero[s.cur], reinterpret_cast<const std::int8_t*>(L.weights.data()),
                                L.colsum.data(), L.scale.data(), L.bias.data(), L.in, L.out,
-                               last ? out_rows : s.staging, L.out, 0, m, pb, pe, L.activation, clip && last};
+                               last ? out_rows : s.staging, L.out, 0, m, pb, pe, activation, clip && last};
       isa_.q8->dense(L.tile)(block);
     } else {
       const Bf16DenseBlock block{static_cast<const std::uint16_t*>(s.a), s.lda,

@@ -110,6 +110,22 @@ def test_q8_row_quantization_matches_its_formula_bit_for_bit(isa):
         np.testing.assert_array_equal(run(net, x), want, err_msg=f"{isa} K={k}")
 
 
+@pytest.mark.parametrize("isa", ALL_ISAS)
+def test_q8_rows_too_narrow_for_a_finite_inverse_quantize_as_the_scalar_twin(isa):
+    """A row whose range hi - lo is below 255 / FLT_MAX (~7.5e-37) has inv = 255 / (hi - lo) = inf, so x * inv is
+    +-inf (x != 0) or NaN (x = 0): the formula's float clamp still gives codes 0 or 255 and the zero point; every ISA
+    must give the scalar twin's codes (the AVX-512 pass converts to integers, which would not clamp +inf alike)."""
+    x = np.zeros((4, 37), np.float32)
+    x[0, ::3] = 1e-38
+    x[1] = np.linspace(-3e-38, 2e-38, 37, dtype=np.float32)
+    x[2, 5:] = -2e-38
+    x[3] = np.linspace(0.5, 1.0, 37, dtype=np.float32)  # an ordinary row beside them
+    layer = q8_layer(np.eye(37, dtype=np.int8))
+    got = run(core.Network([layer], isa=isa, threads=1), x)
+    want = run(core.Network([layer], isa="scalar", threads=1), x)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def q8_chain_reference(layers, x, input_scale=1.0):
     """float64 reference of the same quantized arithmetic: per-row quantization (float32 formula), exact integer
     sums, float64 epilogue and activations."""

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -136,6 +137,51 @@ const Q8TileTable q8_tiles__avx512vnni = {kTiles, sizeof(kTiles) / sizeof(kTiles
 
 void dense_q8__avx512vnni(const Q8DenseBlock& b) { dense_q8_tile<8, 2>(b); }
 
+namespace {
+
+// The quantization half of quantize_rows__scalar for one row x[0, k) whose range gave rq and finite, 16 lanes at a
+// time with the same roundings: rne(x * inv) as an int32 (|x * inv| <= 255 within the row's range, so exact and in
+// range), + zero, clamped below at 0 and above at 255 by the unsigned saturating narrowing: the same code as
+// clamp(rne(x * inv) + zero, 0, 255) in float. A range so narrow that inv overflowed to inf (hi - lo < 7.5e-37) takes
+// the float formula itself (x * inv is then +-inf or NaN, which the integer conversion would not clamp alike).
+void quantize_row(const float* xr, std::size_t k, const RowQuantization& rq, bool finite, float extra_scale,
+                  std::uint8_t* qr, std::size_t ldq, float* scale, std::int32_t* zero) {
+  const std::int32_t z = rq.zero;
+  const __m512 vinv = _mm512_set1_ps(rq.inv);
+  const __m512i vz = _mm512_set1_epi32(z), zeros = _mm512_setzero_si512();
+  if (finite && !std::isfinite(rq.inv)) {
+    const __m512 fz = _mm512_set1_ps(float(z));
+    for (std::size_t i = 0; i < k; i += 16) {
+      const __mmask16 m = lane_mask(long(k - i));
+      __m512 t = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + i), vinv),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), fz);
+      t = _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+      _mm_mask_storeu_epi8(qr + i, m, _mm512_cvtusepi32_epi8(_mm512_cvtps_epu32(t)));
+    }
+  } else if (finite) {
+    std::size_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+      const __m512i t = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + i), vinv),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + i),
+                       _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_add_epi32(t, vz), zeros)));
+    }
+    if (i < k) {
+      const __mmask16 m = lane_mask(long(k - i));
+      const __m512i t = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + i), vinv),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      _mm_mask_storeu_epi8(qr + i, m, _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_add_epi32(t, vz), zeros)));
+    }
+  } else {
+    std::memset(qr, int(z), k);
+  }
+  if (ldq > k) std::memset(qr + k, int(z), ldq - k);
+  *scale = finite ? rq.scale * extra_scale : __builtin_nanf("");
+  *zero = z;
+}
+
+}  // namespace
+
 // The float operations of quantize_rows__scalar, 16 lanes at a time (min/max are exact, so the order of the
 // reduction does not matter; the per-value operations are the same roundings), hence bit-identical results.
 void quantize_rows__avx512(const float* x, std::size_t ldx, std::size_t rows, std::size_t k, float extra_scale,
@@ -152,23 +198,8 @@ void quantize_rows__avx512(const float* x, std::size_t ldx, std::size_t rows, st
       vhi = _mm512_max_ps(vhi, v);
     }
     const bool finite = bad == 0;
-    const float lo = _mm512_reduce_min_ps(vlo), hi = _mm512_reduce_max_ps(vhi);
-    const RowQuantization rq = row_quantization(lo, hi, finite);
-    const float inv = rq.inv, s = rq.scale;
-    const std::int32_t z = rq.zero;
-    std::uint8_t* qr = q + r * ldq;
-    const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(float(z));
-    for (std::size_t i = 0; i < k; i += 16) {
-      const __mmask16 m = lane_mask(long(k - i));
-      const __m512 v = _mm512_maskz_loadu_ps(m, xr + i);
-      __m512 t = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-      if (!finite) t = vz;
-      t = _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
-      _mm_mask_storeu_epi8(qr + i, m, _mm512_cvtusepi32_epi8(_mm512_cvtps_epu32(t)));
-    }
-    if (ldq > k) std::memset(qr + k, int(z), ldq - k);
-    scale[r] = finite ? s * extra_scale : __builtin_nanf("");
-    zero[r] = z;
+    const RowQuantization rq = row_quantization(_mm512_reduce_min_ps(vlo), _mm512_reduce_max_ps(vhi), finite);
+    quantize_row(xr, k, rq, finite, extra_scale, q + r * ldq, ldq, scale + r, zero + r);
   }
 }
 

@@ -11,7 +11,10 @@ namespace aefast {
 // Output channels per packed weight panel (two 8-float AVX2 registers).
 constexpr std::size_t kPanelWidth = 16;
 
-enum class ActivationKind : int { linear = 0, elu = 1, sigmoid = 2, relu = 3, leaky_relu = 4, tanh = 5 };
+enum class ActivationKind : int { linear = 0, elu = 1, sigmoid = 2, relu = 3, leaky_relu = 4, tanh = 5, elu_q8 = 6 };
+// elu_q8 is no model's activation: a Network computing in q8 gives it to its ELU layers (all of them, so a chain
+// equals its single layers run one after another). The same function with a cheaper expm1 on its negative side,
+// accurate to 1e-6 relative, far under the int8 compute's own error (simd_math.h expm1_q8).
 // A layer's activation (aefast/model/activations.py): its kind and alpha, the ELU's alpha (z <= 0: alpha expm1(z))
 // or the leaky ReLU's slope (z <= 0: alpha z); alpha is unused by the other kinds. Built by the binding from the
 // model's activation string ("elu", "elu(0.5)", "leaky_relu(0.01)", ...).

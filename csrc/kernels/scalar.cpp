@@ -5,8 +5,29 @@
 #include <cstring>
 #include <limits>
 
+#include "simd_math.h"
+
 namespace aefast {
 namespace {
+
+// simd_math.h's operations on one float, those expm1_q8 uses: the same roundings as the vector instructions
+// (std::fma is the correctly rounded fused multiply-add), so the twin's elu_q8 is bit-identical to the kernels'.
+struct F32x1 {
+  using T = float;
+  static T set1(float v) { return v; }
+  static T fmadd(T a, T b, T c) { return std::fma(a, b, c); }
+  static T fnmadd(T a, T b, T c) { return std::fma(-a, b, c); }
+  static T mul(T a, T b) { return a * b; }
+  static T sub(T a, T b) { return a - b; }
+  static T max(T a, T b) { return a > b ? a : b; }  // b when either is NaN, as maxps
+  static T shl23(T y) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &y, 4);
+    bits <<= 23;
+    std::memcpy(&y, &bits, 4);
+    return y;
+  }
+};
 
 // IEEE binary16 bits -> float, every case (normal, subnormal, inf, NaN) exact.
 float half_to_float(std::uint16_t h) {
@@ -41,6 +62,7 @@ float activate(float v, Activation activation, bool clip) {
     case ActivationKind::relu: v = v < 0.0f ? 0.0f : v; break;   // NaN stays NaN, as in the SIMD kernels
     case ActivationKind::leaky_relu: v = v > 0.0f ? v : activation.alpha * v; break;
     case ActivationKind::tanh: v = std::tanh(v); break;
+    case ActivationKind::elu_q8: v = v > 0.0f ? v : activation.alpha * simd::expm1_q8<F32x1>(v); break;
   }
   if (clip) v = std::fmin(std::fmax(v, 0.0f), 1.0f);
   return v;

@@ -39,6 +39,7 @@ struct F32x8 {
   }
   static I int_where(M m, int v) { return _mm256_and_si256(_mm256_castps_si256(m), _mm256_set1_epi32(v)); }
   static T mul_where(M m, T x, float c) { return _mm256_mul_ps(x, _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(c), m)); }
+  static T shl23(T y) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(y), 23)); }
 };
 
 inline __m256 elu(__m256 x) { return simd::elu<F32x8>(x); }

@@ -48,6 +48,7 @@ struct F32x16 {
   }
   static I int_where(M m, int v) { return _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(v)); }
   static T mul_where(M m, T x, float c) { return _mm512_mask_mul_ps(x, m, x, _mm512_set1_ps(c)); }
+  static T shl23(T y) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(y), 23)); }
 };
 
 inline __m512 elu(__m512 x) { return simd::elu<F32x16>(x); }
