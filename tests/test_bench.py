@@ -76,6 +76,25 @@ def test_the_machine_is_named_by_family_and_model(tmp_path, monkeypatch):
         "- CPU: AMD EPYC (AuthenticAMD cpu family 25 model 17 stepping 1), 2 usable cores")
 
 
+def test_the_report_names_the_isa_and_kernel_each_aefast_precision_ran(monkeypatch):
+    """results.md says which ISA level and kernel every aefast precision ran and whether AMX was asked for, so a run
+    with AEFAST_AMX=1 and one without cannot be mistaken for each other."""
+    from aefast.bench.report import _machine_lines
+
+    monkeypatch.setenv("AEFAST_AMX", "1")
+    m = machine.describe_machine()
+    assert m["aefast_amx"] == "1"
+    row = {"family": "aefast", "backend": "cpp", "isa": "amx"}
+    results = {"machine": m, "measurements": [
+        dict(row, precision="fp32", kernel="avx512"), dict(row, precision="int8", kernel="amx"),
+        dict(row, precision="int8", kernel="amx"), {"family": "litert", "precision": "int8"},
+        {"family": "aefast", "backend": "numba", "isa": "numba", "precision": "fp32", "kernel": "numba"}]}
+    assert _machine_lines(results)[-1] == "- aefast engines (isa amx; AEFAST_AMX=1): fp32 avx512, int8 amx"
+    monkeypatch.delenv("AEFAST_AMX")
+    results["machine"] = machine.describe_machine()
+    assert _machine_lines(results)[-1] == "- aefast engines (isa amx): fp32 avx512, int8 amx"
+
+
 def test_sgemm_and_copy_measure_plausible_rates():
     s = machine.sgemm_gflops(n=128, repeats=2)
     assert 0 < s["median_gflops"] <= s["best_gflops"] < 1e5

@@ -228,4 +228,5 @@ def describe_machine() -> dict:
         "versions": _versions(),
         "blas": blas_info(),
         "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_ENV},
+        "aefast_amx": os.environ.get("AEFAST_AMX") or None,   # the AMX opt-in (aefast/engine/backend.py)
     }

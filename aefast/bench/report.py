@@ -30,7 +30,24 @@ def _machine_lines(results: dict) -> list[str]:
     return [f"- CPU: {m['cpu_model']}{family}, {m['usable_cores']} usable cores ({m['logical_cores']} logical); "
             f"flags: {flags}; caches: {', '.join(f'{k} {v}' for k, v in m['caches'].items()) or 'unknown'}",
             f"- BLAS (NumPy): {blas}" + (f"; cleared for this run: {cleared}" if cleared else ""),
-            f"- Versions: Python {m['python']}, {versions}"]
+            f"- Versions: Python {m['python']}, {versions}", *_engine_lines(results)]
+
+
+def _engine_lines(results: dict) -> list[str]:
+    """"- aefast engines (isa amx; AEFAST_AMX=1): fp32 avx512, int8 amx, ..." from the measured rows' details: which
+    ISA level and kernel each aefast precision ran, so two runs (AMX on and off) say which is which."""
+    seen: dict[tuple, None] = {}
+    for r in results.get("measurements") or []:
+        if r.get("family") == "aefast" and r.get("backend") == "cpp" and r.get("isa"):
+            seen[(r["isa"], r["precision"], r.get("kernel", "?"))] = None
+    if not seen:
+        return []
+    by_isa: dict[str, list[str]] = {}
+    for isa, precision, kernel in seen:
+        by_isa.setdefault(isa, []).append(f"{precision} {kernel}")
+    amx = (results.get("machine") or {}).get("aefast_amx")
+    switch = f"; AEFAST_AMX={amx}" if amx else ""
+    return [f"- aefast engines (isa {isa}{switch}): {', '.join(kernels)}" for isa, kernels in by_isa.items()]
 
 
 def _load(limits: dict) -> str:

@@ -100,7 +100,7 @@ class BuildContext:
         if not rel <= tol:
             raise Skipped(f"check failed: relative RMS error {rel:.2e} > {tol:.0e} against {ref_name}")
         engine = getattr(fn, "__self__", None)
-        details = {k: getattr(engine, k) for k in ("backend", "isa", "threads", "nbytes") if hasattr(engine, k)}
+        details = {k: getattr(engine, k) for k in ("backend", "isa", "kernel", "threads", "nbytes") if hasattr(engine, k)}
         return Prepared(contender, op, batch, functools.partial(fn, x), rel, max_abs, ref_name, details)
 
 
