@@ -19,8 +19,12 @@ Network::Network(const std::vector<LayerSpec>& layers, const IsaKernels& isa, st
     layer.tile = spec.tile;
     const std::size_t panels = panel_count(spec.out);
     layer.weights = pack_panels(spec.weight, spec.in, spec.out, element_size(spec.weight_type), group_of(compute_));
-    if (compute_ == Compute::q8)
+    if (compute_ == Compute::q8) {
       layer.colsum = column_sums(static_cast<const std::int8_t*>(spec.weight), spec.in, spec.out);
+      // Every q8 ELU layer, a call's last too (so a chain equals its layers run in separate calls), computes the
+      // cheaper expm1 (dense.h ActivationKind::elu_q8).
+      if (layer.activation.kind == ActivationKind::elu) layer.activation.kind = ActivationKind::elu_q8;
+    }
     layer.scale.assign(panels * kPanelWidth, 1.0f);
     if (spec.scale) layer.scale = padded(spec.scale, spec.out, 1.0f);
     layer.bias = padded(spec.bias, spec.out, 0.0f);

@@ -116,14 +116,10 @@ void Network::forward_lowp(const void* x, InputType x_type, float* out, std::siz
     const PackedLayer& L = layers_[l];
     const bool last = l + 1 == end;
     if (q8) {
-      // Every q8 ELU layer, a call's last too (so a chain equals its layers run in separate calls): the cheaper
-      // expm1 (dense.h ActivationKind::elu_q8).
-      Activation activation = L.activation;
-      if (activation.kind == ActivationKind::elu) activation.kind = ActivationKind::elu_q8;
       const Q8DenseBlock block{static_cast<const std::uint8_t*>(s.a), s.lda, s.tail_safe, s.scale[s.cur],
                                s.zero[s.cur], reinterpret_cast<const std::int8_t*>(L.weights.data()),
                                L.colsum.data(), L.scale.data(), L.bias.data(), L.in, L.out,
-                               last ? out_rows : s.staging, L.out, 0, m, pb, pe, activation, clip && last};
+                               last ? out_rows : s.staging, L.out, 0, m, pb, pe, L.activation, clip && last};
       isa_.q8->dense(L.tile)(block);
     } else {
       const Bf16DenseBlock block{static_cast<const std::uint16_t*>(s.a), s.lda,

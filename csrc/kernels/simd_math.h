@@ -65,7 +65,7 @@ inline typename V::T expm1_nonpositive(typename V::T x) {
 // low mantissa bits shifted left by 23 are the float 2^n), and r + r^2 (c2 + r (c3 + r (c4 + r c5))) with c fit to
 // expm1 on |r| <= ln2/2 (relative error 9e-7 there, against 2.1e-10 for expm1_reduced's degree 8). Measured against
 // float64 at 2 million points of [-20, 0) and 40 000 log-spaced ones down to -1e-30: relative error at most 8.7e-7
-// of |expm1(x)| (tested <= 1e-6, tests/test_q8_requant_elu.py), so the error of an ELU output v is below
+// of |expm1(x)| (tested <= 1e-6, tests/test_q8_elu.py), so the error of an ELU output v is below
 // 1e-6 |v| <= 1e-6 |lo| <= 2.6e-4 of its row's quantization step (hi - lo) / 255 (lo = min(0, min of the row)).
 // 16 vector operations against expm1_nonpositive's 25. x > 0 lanes give garbage (callers select x there); x is
 // clamped below at -20 (expm1 rounds to -1 there); NaN stays NaN; -0.0 and tiny x give x up to sign (+0 for -0).
