@@ -36,15 +36,10 @@ def _machine_lines(results: dict) -> list[str]:
 def _engine_lines(results: dict) -> list[str]:
     """"- aefast engines (isa amx; AEFAST_AMX=1): fp32 avx512, int8 amx, ..." from the measured rows' details: which
     ISA level and kernel each aefast precision ran, so two runs (AMX on and off) say which is which."""
-    seen: dict[tuple, None] = {}
+    by_isa: dict[str, dict[str, None]] = {}   # isa -> "precision kernel" in the order measured, once each
     for r in results.get("measurements") or []:
         if r.get("family") == "aefast" and r.get("backend") == "cpp" and r.get("isa"):
-            seen[(r["isa"], r["precision"], r.get("kernel", "?"))] = None
-    if not seen:
-        return []
-    by_isa: dict[str, list[str]] = {}
-    for isa, precision, kernel in seen:
-        by_isa.setdefault(isa, []).append(f"{precision} {kernel}")
+            by_isa.setdefault(r["isa"], {})[f"{r['precision']} {r.get('kernel', '?')}"] = None
     amx = (results.get("machine") or {}).get("aefast_amx")
     switch = f"; AEFAST_AMX={amx}" if amx else ""
     return [f"- aefast engines (isa {isa}{switch}): {', '.join(kernels)}" for isa, kernels in by_isa.items()]

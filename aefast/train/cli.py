@@ -212,7 +212,7 @@ def _engine_check(result) -> str:
     test_x = load_training_data(config).test        # (n, pixels) float32 in [0, 1], as Keras was scored on
     engine = aefast.load(result.model_path)
     start = time.perf_counter()
-    recon = engine.reconstruct(test_x, clip=True)
+    recon = engine.reconstruct(test_x)                # served_mse clips it, as `aefast reconstruct` does
     seconds = time.perf_counter() - start
     mse = served_mse(recon, test_x)
     return (f"aefast engine ({engine.backend} {engine.isa}, {engine.precision}): test MSE {mse:.6f} "
